@@ -1,0 +1,19 @@
+#include "engine/kafka/kafka_config.h"
+
+namespace ultracore::engine {
+
+KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::string>*> layers) {
+  KafkaConf conf(rd_kafka_conf_new());
+  char error[512];
+  for (const auto* layer : layers) {
+    for (const auto& [key, value] : *layer) {
+      if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), error, sizeof(error)) !=
+          RD_KAFKA_CONF_OK) {
+        throw KafkaConfigError("kafka property '" + key + "' = '" + value + "': " + error);
+      }
+    }
+  }
+  return conf;
+}
+
+}  // namespace ultracore::engine

@@ -1,0 +1,33 @@
+#pragma once
+/// @file
+/// librdkafka configuration from the manifest's property maps.
+
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include <librdkafka/rdkafka.h>
+
+namespace ultracore::engine {
+
+class KafkaConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct KafkaConfDeleter {
+  void operator()(rd_kafka_conf_t* conf) const { rd_kafka_conf_destroy(conf); }
+};
+using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter>;
+
+struct KafkaHandleDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
+
+/// Applies `properties` in order over librdkafka's defaults; later maps override earlier ones.
+/// Throws KafkaConfigError naming the property and librdkafka's reason.
+KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::string>*> layers);
+
+}  // namespace ultracore::engine

@@ -1,0 +1,68 @@
+// ultracore-engine: reads the manifest, loads the plugins and materializes every projection.
+
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/manifest/manifest.h"
+#include "engine/plugin/plugin_loader.h"
+#include "engine/runner/engine.h"
+
+namespace {
+
+/// Blocks the stop signals in every thread; main waits for them with sigwait.
+sigset_t blockStopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  return signals;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"UltraCore engine: materializes Kafka topics into PostgreSQL read models"};
+  std::string config = "config/projections.yaml";
+  bool check = false;
+  std::string log_level = "info";
+  app.add_option("-c,--config", config, "the manifest (projections.yaml)")->capture_default_str();
+  app.add_flag("--check", check, "validate the manifest and load the plugins, then exit");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  const sigset_t signals = blockStopSignals();
+  try {
+    ultracore::engine::Engine engine(ultracore::engine::loadManifest(config));
+    engine.loadPlugins();
+    if (check) {
+      std::printf("%s: ok (%zu plugins, %zu projections)\n", config.c_str(),
+                  engine.manifest().plugins.size(), engine.manifest().projections.size());
+      return 0;
+    }
+    engine.start();
+    spdlog::info("engine running {} projection(s); SIGTERM or Ctrl-C stops it",
+                 engine.runners().size());
+    int received = 0;
+    sigwait(&signals, &received);
+    spdlog::info("received {}, stopping", strsignal(received));
+    engine.stop();
+    spdlog::info("stopped");
+    return 0;
+  } catch (const ultracore::engine::ManifestError& e) {
+    std::fprintf(stderr, "ultracore-engine: manifest error: %s\n", e.what());
+  } catch (const ultracore::engine::PluginError& e) {
+    std::fprintf(stderr, "ultracore-engine: plugin error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ultracore-engine: %s\n", e.what());
+  }
+  return 2;
+}

@@ -1,0 +1,772 @@
+#include "engine/manifest/manifest.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "engine/manifest/env_expand.h"
+#include "engine/manifest/suggest.h"
+
+namespace ultracore::engine {
+namespace {
+
+// what() must stay one line even when a message quotes a multi-line value.
+std::string oneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string formatWhat(const SourceLocation& where, const std::string& message) {
+  return where.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) +
+         ": " + oneLine(message);
+}
+
+}  // namespace
+
+ManifestError::ManifestError(SourceLocation where, const std::string& message)
+    : std::runtime_error(formatWhat(where, message)),
+      where_(std::move(where)),
+      message_(message) {}
+
+const char* toString(ErrorPolicy policy) {
+  switch (policy) {
+    case ErrorPolicy::kFail:
+      return "fail";
+    case ErrorPolicy::kSkip:
+      return "skip";
+    case ErrorPolicy::kDeadLetter:
+      return "dead_letter";
+    case ErrorPolicy::kPark:
+      return "park";
+  }
+  return "unknown";
+}
+
+const PluginSpec* Manifest::findPlugin(const std::string& name) const {
+  for (const PluginSpec& plugin : plugins) {
+    if (plugin.name == name) return &plugin;
+  }
+  return nullptr;
+}
+
+const ProjectionSpec* Manifest::findProjection(const std::string& name) const {
+  for (const ProjectionSpec& projection : projections) {
+    if (projection.name == name) return &projection;
+  }
+  return nullptr;
+}
+
+namespace {
+
+constexpr std::size_t kMaxSchemaLength = 48;
+constexpr std::size_t kMaxTopicLength = 249;  // Kafka's own limit
+constexpr long long kMaxBodyBytes = 1LL << 30;
+
+const std::vector<std::string> kTopLevelKeys = {"kafka",  "postgres", "api",
+                                                "admin",  "plugins",  "projections"};
+const std::vector<std::string> kPostgresKeys = {"url"};
+const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes"};
+const std::vector<std::string> kAdminKeys = {"listen", "token"};
+const std::vector<std::string> kPluginKeys = {"name", "library"};
+const std::vector<std::string> kProjectionKeys = {
+    "name",   "plugin", "projection", "topics",   "batch", "on_error",
+    "retries", "schema", "group_id",  "kafka",    "config"};
+const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms"};
+const std::vector<std::pair<std::string, ErrorPolicy>> kErrorPolicies = {
+    {"fail", ErrorPolicy::kFail},
+    {"skip", ErrorPolicy::kSkip},
+    {"dead_letter", ErrorPolicy::kDeadLetter},
+    {"park", ErrorPolicy::kPark}};
+
+/// An operator's value inside a message: quoted, control characters visible, not too long.
+std::string inQuotes(std::string_view value) {
+  constexpr std::size_t kMaxShown = 60;
+  std::string out = "'";
+  for (std::size_t i = 0; i < value.size() && i < kMaxShown; ++i) {
+    const char c = value[i];
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += '?';
+    } else {
+      out += c;
+    }
+  }
+  if (value.size() > kMaxShown) out += "...";
+  return out + "'";
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& name : names) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+bool isLower(char c) { return c >= 'a' && c <= 'z'; }
+bool isDigit(char c) { return c >= '0' && c <= '9'; }
+
+/// Projection and plugin names: [a-z][a-z0-9_]*.
+bool isName(std::string_view name) {
+  if (name.empty() || !isLower(name.front())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return isLower(c) || isDigit(c) || c == '_'; });
+}
+
+/// Schema names: [a-z_][a-z0-9_]*, so they need no quoting in SQL.
+bool isIdentifier(std::string_view name) {
+  if (name.empty() || isDigit(name.front())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return isLower(c) || isDigit(c) || c == '_'; });
+}
+
+bool isTopicName(std::string_view topic) {
+  if (topic.empty() || topic.size() > kMaxTopicLength || topic == "." || topic == "..") {
+    return false;
+  }
+  return std::all_of(topic.begin(), topic.end(), [](char c) {
+    return isLower(c) || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '.' || c == '_' ||
+           c == '-';
+  });
+}
+
+/// host:port with a numeric port (0 lets the OS choose); an IPv6 host needs brackets.
+bool isListenAddress(std::string_view address) {
+  const std::size_t colon = address.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view host = address.substr(0, colon);
+  const std::string_view port = address.substr(colon + 1);
+  if (host.empty() || port.empty() || port.size() > 5) return false;
+  if (!std::all_of(port.begin(), port.end(), isDigit)) return false;
+  if (std::stoi(std::string(port)) > 65535) return false;
+  if (host.front() == '[') return host.size() > 2 && host.back() == ']';
+  return host.find(':') == std::string_view::npos;
+}
+
+std::optional<long long> parseInteger(std::string_view text, bool& out_of_range) {
+  out_of_range = false;
+  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
+  long long value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec == std::errc::invalid_argument || end != text.data() + text.size() || text.empty()) {
+    return std::nullopt;
+  }
+  if (ec == std::errc::result_out_of_range) {
+    out_of_range = true;
+    return std::nullopt;
+  }
+  return value;
+}
+
+/// YAML 1.2 core schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+bool looksLikeFloat(std::string_view text) {
+  std::size_t i = 0;
+  auto digits = [&] {
+    const std::size_t start = i;
+    while (i < text.size() && isDigit(text[i])) ++i;
+    return i - start;
+  };
+  if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+  const std::size_t whole = digits();
+  std::size_t fraction = 0;
+  if (i < text.size() && text[i] == '.') {
+    ++i;
+    fraction = digits();
+  }
+  if (whole == 0 && fraction == 0) return false;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    ++i;
+    if (i < text.size() && (text[i] == '+' || text[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == text.size();
+}
+
+std::string describe(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Scalar:
+      return inQuotes(node.Scalar());
+    default:
+      return "an empty value";
+  }
+}
+
+/// One `key: value` of a YAML map.
+struct Field {
+  std::string name;
+  YAML::Node key;
+  YAML::Node value;
+};
+
+/// A YAML map whose keys were checked against the allowed ones.
+struct Section {
+  SourceLocation where;  ///< the map, or its key when the map is empty: for "missing" errors
+  std::string context;   ///< "in batch", "at top level", ...
+  std::vector<Field> fields;
+
+  const Field* find(std::string_view name) const {
+    for (const Field& field : fields) {
+      if (field.name == name) return &field;
+    }
+    return nullptr;
+  }
+};
+
+class Parser {
+ public:
+  Parser(const std::filesystem::path& file, const EnvLookup& env)
+      : file_(file), file_name_(file.string()), env_(env) {
+    std::error_code ec;
+    const std::filesystem::path absolute = std::filesystem::absolute(file, ec);
+    base_dir_ = ec ? file.parent_path() : absolute.parent_path();
+  }
+
+  Manifest parse(const std::string& text) {
+    std::vector<YAML::Node> documents;
+    try {
+      documents = YAML::LoadAll(text);
+    } catch (const YAML::Exception& e) {
+      fail(at(e.mark), "YAML syntax error: " + e.msg);
+    }
+    if (documents.empty() || documents.front().IsNull()) {
+      fail({file_name_, 1, 1},
+           "manifest is empty; expected a map with postgres, plugins and projections");
+    }
+    for (std::size_t i = 1; i < documents.size(); ++i) {
+      if (!documents[i].IsNull()) {
+        fail(at(documents[i]), "manifest holds more than one YAML document ('---'); use one");
+      }
+    }
+    const YAML::Node& root = documents.front();
+    if (!root.IsMap()) {
+      fail(at(root), "manifest must be a map of sections (" + joined(kTopLevelKeys) +
+                         "), got " + describe(root));
+    }
+    const Section top = openSection(root, at(root), "at top level", kTopLevelKeys);
+
+    Manifest manifest;
+    manifest.file = file_;
+    if (const Field* kafka = top.find("kafka")) {
+      manifest.kafka = properties(*kafka, "'group.id' is set per projection (its group_id); "
+                                          "remove it from the top-level kafka");
+    }
+    parsePostgres(top, manifest);
+    parseApi(top, manifest);
+    parseAdmin(top, manifest);
+    parsePlugins(require(top, "plugins"), manifest);
+    parseProjections(require(top, "projections"), manifest);
+    return manifest;
+  }
+
+ private:
+  // --- locations and errors -------------------------------------------------------------
+
+  SourceLocation at(const YAML::Mark& mark) const {
+    if (mark.line < 0) return {file_name_, 0, 0};
+    return {file_name_, mark.line + 1, mark.column + 1};
+  }
+  SourceLocation at(const YAML::Node& node) const { return at(node.Mark()); }
+  /// An empty value has no position of its own (yaml-cpp gives the next token's): use the key.
+  SourceLocation at(const Field& field) const {
+    return field.value.IsNull() ? at(field.key) : at(field.value);
+  }
+
+  [[noreturn]] void fail(SourceLocation where, const std::string& message) const {
+    throw ManifestError(std::move(where), message);
+  }
+
+  // --- maps -------------------------------------------------------------------------------
+
+  /// The entries of a map in document order; keys must be scalars and unique.
+  std::vector<Field> entries(const YAML::Node& map, const std::string& context) const {
+    std::vector<Field> fields;
+    if (!map.IsMap()) return fields;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar()) {
+        fail(at(key), "keys " + context + " must be plain names, got " + describe(key));
+      }
+      for (const Field& earlier : fields) {
+        if (earlier.name == key.Scalar()) {
+          fail(at(key), "duplicate key " + inQuotes(key.Scalar()) + " " + context +
+                            " (first at line " + std::to_string(at(earlier.key).line) + ")");
+        }
+      }
+      fields.push_back({key.Scalar(), key, it->second});
+    }
+    return fields;
+  }
+
+  Section openSection(const YAML::Node& map, SourceLocation where, std::string context,
+                      const std::vector<std::string>& allowed) const {
+    std::vector<Field> fields = entries(map, context);
+    Section section{std::move(where), std::move(context), std::move(fields)};
+    for (const Field& field : section.fields) {
+      if (std::find(allowed.begin(), allowed.end(), field.name) != allowed.end()) continue;
+      std::string message = "unknown key " + inQuotes(field.name) + " " + section.context;
+      if (const auto nearest = nearestName(field.name, allowed)) {
+        message += "; did you mean '" + *nearest + "'?";
+      } else {
+        message += "; expected one of " + joined(allowed);
+      }
+      fail(at(field.key), message);
+    }
+    return section;
+  }
+
+  /// A field holding a map (an empty value counts as an empty map).
+  Section openSection(const Field& field, std::string context,
+                      const std::vector<std::string>& allowed) const {
+    if (!field.value.IsMap() && !field.value.IsNull()) {
+      fail(at(field), inQuotes(field.name) + " must be a map, got " + describe(field.value));
+    }
+    return openSection(field.value, at(field), std::move(context), allowed);
+  }
+
+  const Field& require(const Section& section, std::string_view name) const {
+    const Field* field = section.find(name);
+    if (!field) {
+      fail(section.where, "missing required key '" + std::string(name) + "' " + section.context);
+    }
+    return *field;
+  }
+
+  // --- scalars ----------------------------------------------------------------------------
+
+  std::string expand(const YAML::Node& scalar) const {
+    try {
+      return expandEnv(scalar.Scalar(), env_);
+    } catch (const EnvExpansionError& e) {
+      fail(at(scalar), e.what());
+    }
+  }
+
+  std::string text(const Field& field) const {
+    if (!field.value.IsScalar()) {
+      fail(at(field), inQuotes(field.name) + " must be a string, got " + describe(field.value));
+    }
+    return expand(field.value);
+  }
+
+  std::string nonEmptyText(const Field& field) const {
+    std::string value = text(field);
+    if (value.empty()) fail(at(field), inQuotes(field.name) + " must not be empty");
+    return value;
+  }
+
+  long long integer(const Field& field, long long min, long long max) const {
+    const std::string what = inQuotes(field.name) + " must be an integer, got ";
+    if (!field.value.IsScalar()) fail(at(field), what + describe(field.value));
+    const std::string value = expand(field.value);
+    bool out_of_range = false;
+    const std::optional<long long> number = parseInteger(value, out_of_range);
+    if (!number && !out_of_range) fail(at(field), what + inQuotes(value));
+    if (out_of_range || *number < min || *number > max) {
+      // An int-wide maximum is no real limit: only mention it to whoever went past it.
+      const bool too_small = out_of_range ? value.front() == '-' : *number < min;
+      std::string range = "between " + std::to_string(min) + " and " + std::to_string(max);
+      if (max == std::numeric_limits<int>::max()) {
+        range = too_small ? "at least " + std::to_string(min) : "at most " + std::to_string(max);
+      }
+      fail(at(field), inQuotes(field.name) + " must be " + range + ", got " + value);
+    }
+    return *number;
+  }
+
+  std::string listenAddress(const Field& field) const {
+    std::string address = text(field);
+    if (!isListenAddress(address)) {
+      fail(at(field), inQuotes(field.name) + " must be host:port (e.g. 127.0.0.1:8000), got " +
+                          inQuotes(address));
+    }
+    return address;
+  }
+
+  /// A map of librdkafka properties: any key, scalar values passed through as strings.
+  /// group.id is refused: each projection's group is its `group_id`.
+  std::map<std::string, std::string> properties(const Field& field,
+                                                const std::string& group_id_message) const {
+    if (!field.value.IsMap() && !field.value.IsNull()) {
+      fail(at(field), inQuotes(field.name) + " must be a map of librdkafka properties, got " +
+                          describe(field.value));
+    }
+    std::map<std::string, std::string> result;
+    for (const Field& property : entries(field.value, "in kafka")) {
+      if (property.name == "group.id") fail(at(property.key), group_id_message);
+      if (!property.value.IsScalar()) {
+        fail(at(property), "kafka property " + inQuotes(property.name) + " must be a string, got " +
+                               describe(property.value));
+      }
+      result[property.name] = expand(property.value);
+    }
+    return result;
+  }
+
+  /// Any YAML as JSON. Quoted scalars are strings; plain ones are typed after expansion as the
+  /// YAML 1.2 core schema does (null, true/false, integer, float, else string).
+  nlohmann::json toJson(const YAML::Node& node) const {
+    switch (node.Type()) {
+      case YAML::NodeType::Sequence: {
+        nlohmann::json array = nlohmann::json::array();
+        for (const YAML::Node& item : node) array.push_back(toJson(item));
+        return array;
+      }
+      case YAML::NodeType::Map: {
+        nlohmann::json object = nlohmann::json::object();
+        for (const Field& field : entries(node, "in config")) {
+          object[field.name] = toJson(field.value);
+        }
+        return object;
+      }
+      case YAML::NodeType::Scalar:
+        return scalarToJson(node);
+      default:
+        return nullptr;
+    }
+  }
+
+  nlohmann::json scalarToJson(const YAML::Node& node) const {
+    std::string value = expand(node);
+    const std::string& tag = node.Tag();
+    if (tag == "!" || tag == "tag:yaml.org,2002:str") return value;
+    if (value.empty() || value == "~" || value == "null" || value == "Null" || value == "NULL") {
+      return nullptr;
+    }
+    if (value == "true" || value == "True" || value == "TRUE") return true;
+    if (value == "false" || value == "False" || value == "FALSE") return false;
+    bool out_of_range = false;
+    if (const auto number = parseInteger(value, out_of_range)) return *number;
+    if (out_of_range && value.front() != '-') {
+      std::string_view digits = value;
+      if (digits.front() == '+') digits.remove_prefix(1);
+      unsigned long long big = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), big);
+      if (ec == std::errc() && end == digits.data() + digits.size()) return big;
+    }
+    if (looksLikeFloat(value)) {
+      std::string_view digits = value;
+      if (digits.front() == '+') digits.remove_prefix(1);
+      double real = 0;
+      const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), real);
+      if (ec == std::errc() && end == digits.data() + digits.size()) return real;
+    }
+    return value;
+  }
+
+  /// The projection or plugin name written in an entry, to name it in messages about it.
+  static std::string entryContext(const YAML::Node& entry, const std::string& kind) {
+    if (entry.IsMap()) {
+      for (auto it = entry.begin(); it != entry.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "name" && it->second.IsScalar() &&
+            isName(it->second.Scalar())) {
+          return "in " + kind + " '" + it->second.Scalar() + "'";
+        }
+      }
+    }
+    return "in " + kind + "s entry";
+  }
+
+  // --- sections ---------------------------------------------------------------------------
+
+  void parsePostgres(const Section& top, Manifest& manifest) const {
+    const Section postgres = openSection(require(top, "postgres"), "in postgres", kPostgresKeys);
+    manifest.postgres_url = nonEmptyText(require(postgres, "url"));
+  }
+
+  void parseApi(const Section& top, Manifest& manifest) const {
+    const Field* field = top.find("api");
+    if (!field) return;
+    const Section api = openSection(*field, "in api", kApiKeys);
+    if (const Field* listen = api.find("listen")) manifest.api_listen = listenAddress(*listen);
+    if (const Field* token = api.find("token")) manifest.api_token = text(*token);
+    if (const Field* max = api.find("max_body_bytes")) {
+      manifest.api_max_body_bytes = static_cast<std::size_t>(integer(*max, 1, kMaxBodyBytes));
+    }
+  }
+
+  void parseAdmin(const Section& top, Manifest& manifest) const {
+    const Field* field = top.find("admin");
+    if (!field) return;
+    const Section admin = openSection(*field, "in admin", kAdminKeys);
+    if (const Field* listen = admin.find("listen")) manifest.admin_listen = listenAddress(*listen);
+    if (const Field* token = admin.find("token")) manifest.admin_token = text(*token);
+  }
+
+  void parsePlugins(const Field& field, Manifest& manifest) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), "'plugins' must be a list of {name, library}, got " + describe(field.value));
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (!entry.IsMap()) {
+        fail(at(entry), "each plugins entry must be a map with name and library, got " +
+                            describe(entry));
+      }
+      const Section section =
+          openSection(entry, at(entry), entryContext(entry, "plugin"), kPluginKeys);
+      PluginSpec plugin;
+      plugin.where = at(entry);
+      const Field& name = require(section, "name");
+      plugin.name = text(name);
+      if (!isName(plugin.name)) {
+        fail(at(name), "plugin name " + inQuotes(plugin.name) +
+                           " must match [a-z][a-z0-9_]* (a lower-case letter, then lower-case "
+                           "letters, digits or '_')");
+      }
+      if (const PluginSpec* first = manifest.findPlugin(plugin.name)) {
+        fail(at(name), "duplicate plugin name " + inQuotes(plugin.name) + " (first at line " +
+                           std::to_string(first->where.line) + ")");
+      }
+      std::filesystem::path library = nonEmptyText(require(section, "library"));
+      if (library.is_relative()) library = base_dir_ / library;
+      plugin.library = library.lexically_normal();
+      manifest.plugins.push_back(std::move(plugin));
+    }
+  }
+
+  void parseProjections(const Field& field, Manifest& manifest) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), "'projections' must be a list, got " + describe(field.value));
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (!entry.IsMap()) {
+        fail(at(entry), "each projections entry must be a map, got " + describe(entry));
+      }
+      manifest.projections.push_back(parseProjection(entry, manifest));
+    }
+  }
+
+  ProjectionSpec parseProjection(const YAML::Node& entry, const Manifest& manifest) const {
+    const Section section =
+        openSection(entry, at(entry), entryContext(entry, "projection"), kProjectionKeys);
+    ProjectionSpec spec;
+    spec.where = at(entry);
+
+    const Field& name = require(section, "name");
+    const Field& plugin = require(section, "plugin");
+    const Field& topics = require(section, "topics");
+
+    spec.name = text(name);
+    if (!isName(spec.name)) {
+      fail(at(name), "projection name " + inQuotes(spec.name) +
+                         " must match [a-z][a-z0-9_]* (a lower-case letter, then lower-case "
+                         "letters, digits or '_')");
+    }
+    if (const ProjectionSpec* first = manifest.findProjection(spec.name)) {
+      fail(at(name), "duplicate projection name " + inQuotes(spec.name) + " (first at line " +
+                         std::to_string(first->where.line) + ")");
+    }
+
+    spec.plugin = text(plugin);
+    spec.plugin_where = at(plugin);
+    if (!manifest.findPlugin(spec.plugin)) {
+      std::vector<std::string> listed;
+      for (const PluginSpec& known : manifest.plugins) listed.push_back(known.name);
+      std::string message = "projection " + inQuotes(spec.name) + " uses plugin " +
+                            inQuotes(spec.plugin) + ", which is not in plugins:";
+      if (const auto nearest = nearestName(spec.plugin, listed)) {
+        message += " did you mean '" + *nearest + "'?";
+      } else {
+        message += listed.empty() ? " (none listed)" : " (listed: " + joined(listed) + ")";
+      }
+      fail(spec.plugin_where, message);
+    }
+
+    if (const Field* projection = section.find("projection")) {
+      spec.projection = nonEmptyText(*projection);
+      spec.projection_where = at(*projection);
+    } else {
+      spec.projection = spec.name;
+      spec.projection_where = spec.where;
+    }
+
+    parseTopics(topics, spec);
+
+    if (const Field* batch = section.find("batch")) {
+      const Section values = openSection(*batch, "in batch", kBatchKeys);
+      if (const Field* max = values.find("max_events")) {
+        spec.batch.max_events = static_cast<int>(integer(*max, 1, 100000));
+      }
+      if (const Field* wait = values.find("max_wait_ms")) {
+        spec.batch.max_wait_ms = static_cast<int>(integer(*wait, 0, 60000));
+      }
+    }
+
+    if (const Field* on_error = section.find("on_error")) {
+      spec.on_error = errorPolicy(*on_error);
+    }
+    if (const Field* retries = section.find("retries")) {
+      spec.retries = static_cast<int>(integer(*retries, 0, std::numeric_limits<int>::max()));
+    }
+
+    if (const Field* schema = section.find("schema")) {
+      spec.schema = text(*schema);
+      checkSchema(*schema, spec, manifest);
+    }
+
+    if (const Field* group = section.find("group_id")) {
+      spec.group_id = nonEmptyText(*group);
+    } else {
+      spec.group_id = "ultracore.projection." + spec.name;
+    }
+    for (const ProjectionSpec& other : manifest.projections) {
+      if (other.group_id == spec.group_id) {
+        const Field* group = section.find("group_id");
+        fail(group ? at(*group) : spec.where,
+             "group_id " + inQuotes(spec.group_id) + " is already used by projection " +
+                 inQuotes(other.name) + " (line " + std::to_string(other.where.line) +
+                 "); each projection needs its own consumer group");
+      }
+    }
+
+    if (const Field* kafka = section.find("kafka")) {
+      spec.kafka = properties(*kafka, "set the consumer group with the projection's 'group_id', "
+                                      "not kafka 'group.id'");
+    }
+    if (const Field* config = section.find("config")) {
+      if (!config->value.IsNull()) spec.config = toJson(config->value);
+    }
+    return spec;
+  }
+
+  void parseTopics(const Field& field, ProjectionSpec& spec) const {
+    if (!field.value.IsSequence()) {
+      std::string message = "'topics' must be a list of topic names, got " + describe(field.value);
+      if (field.value.IsScalar()) message += " (write [" + field.value.Scalar() + "])";
+      fail(at(field), message);
+    }
+    if (field.value.size() == 0) {
+      fail(at(field), "'topics' of projection " + inQuotes(spec.name) + " is empty; list at least "
+                      "one topic");
+    }
+    for (const YAML::Node& item : field.value) {
+      if (!item.IsScalar()) fail(at(item), "each topic must be a string, got " + describe(item));
+      std::string topic = expand(item);
+      if (!isTopicName(topic)) {
+        fail(at(item), inQuotes(topic) + " is not a valid Kafka topic name (letters, digits, '.', "
+                                       "'_', '-'; at most 249 characters)");
+      }
+      if (std::find(spec.topics.begin(), spec.topics.end(), topic) != spec.topics.end()) {
+        fail(at(item), "topic " + inQuotes(topic) + " is listed twice");
+      }
+      spec.topics.push_back(std::move(topic));
+    }
+  }
+
+  ErrorPolicy errorPolicy(const Field& field) const {
+    const std::string value = text(field);
+    std::vector<std::string> names;
+    for (const auto& [name, policy] : kErrorPolicies) {
+      if (name == value) return policy;
+      names.push_back(name);
+    }
+    std::string message =
+        "'on_error' must be one of " + joined(names) + "; got " + inQuotes(value);
+    if (const auto nearest = nearestName(value, names)) {
+      message += "; did you mean '" + *nearest + "'?";
+    }
+    fail(at(field), message);
+  }
+
+  void checkSchema(const Field& field, const ProjectionSpec& spec,
+                   const Manifest& manifest) const {
+    if (!isIdentifier(spec.schema)) {
+      fail(at(field), "schema " + inQuotes(spec.schema) +
+                          " must match [a-z_][a-z0-9_]* (lower-case letters, digits, '_'; "
+                          "not starting with a digit)");
+    }
+    if (spec.schema.size() > kMaxSchemaLength) {
+      fail(at(field), "schema " + inQuotes(spec.schema) + " is " +
+                          std::to_string(spec.schema.size()) + " characters long; at most " +
+                          std::to_string(kMaxSchemaLength));
+    }
+    if (spec.schema.rfind("pg_", 0) == 0) {
+      fail(at(field), "schema " + inQuotes(spec.schema) +
+                          " starts with 'pg_', which PostgreSQL reserves for system schemas");
+    }
+    for (const ProjectionSpec& other : manifest.projections) {
+      if (other.schema == spec.schema) {
+        fail(at(field), "schema " + inQuotes(spec.schema) + " is already used by projection " +
+                            inQuotes(other.name) + " (line " + std::to_string(other.where.line) +
+                            ")");
+      }
+    }
+  }
+
+  std::filesystem::path file_;
+  std::string file_name_;
+  std::filesystem::path base_dir_;
+  const EnvLookup& env_;
+};
+
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+
+}  // namespace
+
+Manifest parseManifest(const std::string& text, const std::filesystem::path& file,
+                       const EnvLookup& env) {
+  return Parser(file, env).parse(text);
+}
+
+Manifest loadManifest(const std::filesystem::path& file) {
+  const SourceLocation where{file.string(), 0, 0};
+  const std::string shown = "manifest file '" + file.string() + "'";
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw ManifestError(where, "cannot read " + shown + ": " +
+                                   std::make_error_code(std::errc::is_a_directory).message());
+  }
+  errno = 0;
+  std::unique_ptr<std::FILE, FileCloser> stream(std::fopen(file.c_str(), "rb"));
+  if (!stream) {
+    const int error = errno;
+    throw ManifestError(where, "cannot open " + shown + ": " +
+                                   std::error_code(error, std::generic_category()).message());
+  }
+  std::string text;
+  char buffer[1 << 16];
+  std::size_t count = 0;
+  while ((count = std::fread(buffer, 1, sizeof buffer, stream.get())) > 0) {
+    text.append(buffer, count);
+  }
+  if (std::ferror(stream.get())) {
+    const int error = errno;
+    throw ManifestError(where, "cannot read " + shown + ": " +
+                                   std::error_code(error, std::generic_category()).message());
+  }
+  return parseManifest(text, file, [](const std::string& name) -> std::optional<std::string> {
+    const char* value = std::getenv(name.c_str());
+    if (!value) return std::nullopt;
+    return std::string(value);
+  });
+}
+
+}  // namespace ultracore::engine

@@ -1,0 +1,106 @@
+#pragma once
+/// @file
+/// The manifest (config/projections.yaml): what the operator edits. Loaded once at start-up on
+/// the main thread; immutable afterwards.
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ultracore::engine {
+
+/// Where a value was written: 1-based line and column.
+struct SourceLocation {
+  std::string file;
+  int line = 0;
+  int column = 0;
+};
+
+/// Thrown for anything wrong in a manifest. what() is one line:
+/// "<file>:<line>:<column>: <message>".
+class ManifestError : public std::runtime_error {
+ public:
+  ManifestError(SourceLocation where, const std::string& message);
+  const SourceLocation& where() const { return where_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  SourceLocation where_;
+  std::string message_;
+};
+
+enum class ErrorPolicy { kFail, kSkip, kDeadLetter, kPark };
+const char* toString(ErrorPolicy policy);
+
+struct PluginSpec {
+  std::string name;
+  std::filesystem::path library;  ///< absolute: resolved against the manifest's folder
+  SourceLocation where;
+};
+
+struct BatchSpec {
+  int max_events = 500;
+  int max_wait_ms = 20;
+};
+
+struct ProjectionSpec {
+  std::string name;
+  std::string plugin;
+  std::string projection;  ///< which of the plugin's projections; defaults to `name`
+  std::vector<std::string> topics;
+  BatchSpec batch;
+  ErrorPolicy on_error = ErrorPolicy::kFail;
+  int retries = 0;            ///< handler retries before on_error applies
+  std::string schema;         ///< empty: the plugin's default schema for that projection
+  std::string group_id;       ///< defaults to "ultracore.projection.<name>"
+  std::map<std::string, std::string> kafka;  ///< per-projection librdkafka overrides
+  nlohmann::json config = nlohmann::json::object();  ///< handed to the plugin as-is
+  SourceLocation where;             ///< the projection's entry
+  SourceLocation plugin_where;      ///< its `plugin:` value
+  SourceLocation projection_where;  ///< its `projection:` value, or the entry when absent
+};
+
+struct Manifest {
+  std::filesystem::path file;
+  std::map<std::string, std::string> kafka;  ///< librdkafka properties, passed through
+  std::string postgres_url;
+  std::string api_listen = "127.0.0.1:8000";
+  std::string admin_listen = "127.0.0.1:9464";
+  std::string api_token;  ///< empty: no auth
+  std::size_t api_max_body_bytes = 1048576;  ///< api.max_body_bytes: largest request body
+  std::string admin_token;                   ///< admin.token; empty: no auth
+  std::vector<PluginSpec> plugins;
+  std::vector<ProjectionSpec> projections;
+
+  const PluginSpec* findPlugin(const std::string& name) const;
+  const ProjectionSpec* findProjection(const std::string& name) const;
+};
+
+/// Looks up an environment variable; std::nullopt when unset.
+///
+/// Every scalar value of the manifest (never a key) is expanded before it is checked:
+/// `${VAR}` is VAR's value and an error naming the value's file:line:column when VAR is unset;
+/// `${VAR:-default}` is `default` when VAR is unset or empty (the default is literal text up to
+/// the first `}`, not expanded again); `$$` is a literal `$` (so `$${VAR}` stays `${VAR}`);
+/// any other `$` is kept as is. Expanded text is not expanded again. An empty EnvLookup means
+/// that no variable is set.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+
+/// Reads and validates a manifest file, expanding from the process environment (getenv).
+/// Throws ManifestError. Checks that need the loaded plugins (does the plugin offer that
+/// projection?) are the plugin loader's, which reports them at `projection_where`.
+Manifest loadManifest(const std::filesystem::path& file);
+
+/// Same, from text; `file` is used for messages and to resolve relative paths.
+Manifest parseManifest(const std::string& text, const std::filesystem::path& file,
+                       const EnvLookup& env);
+
+}  // namespace ultracore::engine

@@ -1,0 +1,83 @@
+#pragma once
+/// @file
+/// Loads plugin libraries with Boost.DLL and creates the objects they offer. Every object a
+/// plugin creates holds its library alive (STYLE.md, "library_holding_deleter").
+/// Load on the main thread at start-up; libraries are never unloaded while objects live.
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ultracore/sdk/plugin.h"
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace ultracore::engine {
+
+enum class PluginErrorCode {
+  kOpenFailed,           ///< dlopen failed (missing file, missing dependency, not a library)
+  kMissingEntryPoint,    ///< no ultracore_plugin_entry symbol
+  kNullDescriptor,       ///< the entry point returned nullptr
+  kAbiMismatch,          ///< descriptor's abi_version differs from the engine's
+  kFingerprintMismatch,  ///< built with another compiler / standard library / JSON library
+  kDuplicateName,        ///< two plugins with one name, or one plugin offering a name twice
+  kUnknownProjection,    ///< the plugin offers no projection of that name
+  kCreateFailed,         ///< the factory threw (caught in the plugin) or reported an error
+  kCreateReturnedNull,   ///< the factory returned nullptr without an error
+  kInvalidDescriptor,    ///< descriptor incomplete: no name, null projections or factory fields
+};
+const char* toString(PluginErrorCode code);
+
+/// One line naming the path, the symbol and the reason.
+class PluginError : public std::runtime_error {
+ public:
+  PluginError(PluginErrorCode code, const std::string& message);
+  PluginErrorCode code() const { return code_; }
+
+ private:
+  PluginErrorCode code_;
+};
+
+/// A loaded library and its validated descriptor.
+class LoadedPlugin {
+ public:
+  LoadedPlugin(std::string name, std::filesystem::path path,
+               std::shared_ptr<boost::dll::shared_library> library,
+               const sdk::PluginDescriptor* descriptor);
+
+  const std::string& name() const { return name_; }
+  const std::filesystem::path& path() const { return path_; }
+  const sdk::PluginDescriptor& descriptor() const { return *descriptor_; }
+  std::vector<std::string> projectionNames() const;
+  const sdk::ProjectionFactory* findProjection(const std::string& name) const;
+
+  /// Creates a projection; the returned pointer keeps the library loaded and destroys the
+  /// object through the plugin's own destroy function. Throws PluginError.
+  std::shared_ptr<sdk::Projection> createProjection(const std::string& projection,
+                                                    const sdk::ProjectionContext& context) const;
+
+ private:
+  std::string name_;
+  std::filesystem::path path_;
+  std::shared_ptr<boost::dll::shared_library> library_;
+  const sdk::PluginDescriptor* descriptor_;
+};
+
+/// The set of plugins named in the manifest, by manifest name.
+class PluginRegistry {
+ public:
+  /// Loads `path` under `name`; validates ABI version and fingerprint before anything else.
+  /// Throws PluginError.
+  const LoadedPlugin& load(const std::string& name, const std::filesystem::path& path);
+  const LoadedPlugin* find(const std::string& name) const;
+
+ private:
+  std::map<std::string, std::shared_ptr<LoadedPlugin>> plugins_;
+};
+
+}  // namespace ultracore::engine

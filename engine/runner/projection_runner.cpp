@@ -1,0 +1,574 @@
+#include "engine/runner/projection_runner.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/connection>
+#include <pqxx/result>
+#include <pqxx/transaction>
+#include <spdlog/spdlog.h>
+
+#include "engine/postgres/pg_errors.h"
+#include "engine/postgres/pg_writer.h"
+#include "engine/postgres/sql_array.h"
+#include "engine/runner/envelope.h"
+
+namespace ultracore::engine {
+namespace {
+
+constexpr auto kIdlePoll = std::chrono::milliseconds(100);
+
+const char* codeName(sdk::StatusCode code) {
+  switch (code) {
+    case sdk::StatusCode::kOk: return "ok";
+    case sdk::StatusCode::kInvalidEvent: return "invalid_event";
+    case sdk::StatusCode::kHandlerError: return "handler_error";
+    case sdk::StatusCode::kDatabaseError: return "database_error";
+    case sdk::StatusCode::kTransient: return "transient";
+    case sdk::StatusCode::kInvalidArgument: return "invalid_argument";
+  }
+  return "unknown";
+}
+
+std::string hexBytes(const std::string& bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "\\x";
+  out.reserve(2 + bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 0xf]);
+  }
+  return out;
+}
+
+std::string headersJson(const KafkaRecord& record) {
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [name, value] : record.headers) {
+    headers.push_back({{"key", name}, {"value", value ? nlohmann::json(*value) : nlohmann::json()}});
+  }
+  return headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+/// "topic[3]@17 event_id=..." for messages about one record.
+std::string describe(const KafkaRecord& record, const std::optional<sdk::Event>& event) {
+  std::string out = record.topic + "[" + std::to_string(record.partition) + "]@" +
+                    std::to_string(record.offset);
+  if (event) out += " event_id=" + event->eventId();
+  return out;
+}
+
+}  // namespace
+
+const char* toString(RunnerState state) {
+  switch (state) {
+    case RunnerState::kStarting: return "starting";
+    case RunnerState::kRunning: return "running";
+    case RunnerState::kWaiting: return "waiting";
+    case RunnerState::kStopped: return "stopped";
+    case RunnerState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+ProjectionRunner::ProjectionRunner(RunnerSettings settings,
+                                   std::shared_ptr<sdk::Projection> projection)
+    : settings_(std::move(settings)),
+      projection_(std::move(projection)),
+      offsets_(settings_.spec.name) {}
+
+ProjectionRunner::~ProjectionRunner() {
+  requestStop();
+  join();
+}
+
+void ProjectionRunner::start() { thread_ = std::thread([this] { run(); }); }
+void ProjectionRunner::requestStop() { stop_ = true; }
+void ProjectionRunner::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::string ProjectionRunner::detail() const {
+  std::lock_guard lock(detail_mutex_);
+  return detail_;
+}
+
+void ProjectionRunner::setState(RunnerState state, const std::string& detail) {
+  const RunnerState previous = state_.exchange(state);
+  {
+    std::lock_guard lock(detail_mutex_);
+    if (previous == state && detail_ == detail) return;
+    detail_ = detail;
+  }
+  if (state == RunnerState::kWaiting) {
+    spdlog::warn("[{}] waiting: {}", name(), detail);
+  } else if (state == RunnerState::kFailed) {
+    spdlog::error("[{}] stopped on error: {}", name(), detail);
+  } else {
+    spdlog::info("[{}] {}{}{}", name(), toString(state), detail.empty() ? "" : ": ", detail);
+  }
+  if (!connection_) return;
+  try {  // Best effort: the status table is for operators, never a reason to fail.
+    pqxx::work txn(*connection_, "ultracore-status");
+    txn.exec_params0(
+        "INSERT INTO ultracore_projection_status (projection, state, detail) VALUES ($1, $2, $3) "
+        "ON CONFLICT (projection) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail, "
+        "updated_at = now()",
+        name(), toString(state), detail);
+    txn.commit();
+  } catch (const std::exception& e) {
+    spdlog::debug("[{}] could not record status: {}", name(), e.what());
+  }
+}
+
+void ProjectionRunner::fail(const std::string& detail) {
+  setState(RunnerState::kFailed, detail);
+  stop_ = true;
+}
+
+bool ProjectionRunner::backoff(int attempt) {
+  const auto delay = std::min(std::chrono::milliseconds(100) * (1 << std::min(attempt, 6)),
+                              std::chrono::milliseconds(5000));
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < until) {
+    if (stop_) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return !stop_;
+}
+
+void ProjectionRunner::connectPostgres() {
+  for (int attempt = 0; !stop_; ++attempt) {
+    try {
+      connection_ = std::make_unique<pqxx::connection>(settings_.postgres_url);
+      return;
+    } catch (...) {
+      setState(RunnerState::kWaiting, statusFromCurrentException().message());
+      connection_.reset();
+      if (!backoff(attempt)) return;
+    }
+  }
+}
+
+void ProjectionRunner::rebalanceTrampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                           rd_kafka_topic_partition_list_t* partitions,
+                                           void* opaque) {
+  static_cast<ProjectionRunner*>(opaque)->onRebalance(err, partitions);
+}
+
+void ProjectionRunner::createConsumer() {
+  const std::map<std::string, std::string> enforced = {
+      {"group.id", settings_.spec.group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      // A stored offset that is no longer in the log must stop the projection, never skip.
+      {"auto.offset.reset", "error"},
+  };
+  KafkaConf conf = makeKafkaConf({&settings_.kafka, &settings_.spec.kafka, &enforced});
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &ProjectionRunner::rebalanceTrampoline);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  char error[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
+  if (rk == nullptr) throw KafkaConfigError(std::string("cannot create consumer: ") + error);
+  conf.release();  // owned by rk now
+  consumer_.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+
+  rd_kafka_topic_partition_list_t* topics =
+      rd_kafka_topic_partition_list_new(static_cast<int>(settings_.spec.topics.size()));
+  for (const auto& topic : settings_.spec.topics) {
+    rd_kafka_topic_partition_list_add(topics, topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  const rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics);
+  rd_kafka_topic_partition_list_destroy(topics);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw KafkaConfigError(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
+  }
+}
+
+void ProjectionRunner::run() {
+  spdlog::info("[{}] starting: topics {}, group '{}', schema '{}', on_error {}", name(),
+               fmt::join(settings_.spec.topics, ","), settings_.spec.group_id, settings_.schema,
+               toString(settings_.spec.on_error));
+  try {
+    connectPostgres();
+    if (!stop_) {
+      createConsumer();
+      setState(RunnerState::kRunning, "");
+      pollLoop();
+    }
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  if (consumer_) {
+    if (state_ != RunnerState::kFailed) flushPending();
+    rd_kafka_consumer_close(consumer_.get());  // revokes: the callback flushes nothing more
+    consumer_.reset();
+  }
+  if (state_ != RunnerState::kFailed) setState(RunnerState::kStopped, "");
+  connection_.reset();
+}
+
+void ProjectionRunner::pollLoop() {
+  const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
+  const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
+  while (!stop_) {
+    auto timeout = kIdlePoll;
+    if (!pending_.empty()) {
+      const auto waited = std::chrono::steady_clock::now() - batch_started_;
+      timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(max_wait - waited),
+                           std::chrono::milliseconds(0), kIdlePoll);
+    }
+    rd_kafka_message_t* message =
+        rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
+    if (message != nullptr) {
+      if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        handleConsumerError(*message);
+      } else if (expected_.count({rd_kafka_topic_name(message->rkt), message->partition}) != 0) {
+        if (pending_.empty()) batch_started_ = std::chrono::steady_clock::now();
+        pending_.push_back(KafkaRecord::copyOf(*message));
+      }
+      rd_kafka_message_destroy(message);
+    }
+    if (pending_.empty()) continue;
+    if (pending_.size() >= max_events ||
+        std::chrono::steady_clock::now() - batch_started_ >= max_wait) {
+      flushPending();
+    }
+  }
+}
+
+void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
+  if (message.err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+  if (message.err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && message.rkt != nullptr) {
+    const TopicPartition tp{rd_kafka_topic_name(message.rkt), message.partition};
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+    rd_kafka_query_watermark_offsets(consumer_.get(), tp.topic.c_str(), tp.partition, &low, &high,
+                                     5000);
+    const auto stored = expected_.count(tp) != 0 ? expected_.at(tp) : -1;
+    fail("stored offset " + std::to_string(stored) + " of " + toString(tp) +
+         " is no longer in the log (log start " + std::to_string(low) + ", log end " +
+         std::to_string(high) +
+         "); refusing to skip events. Rebuild or reset the projection to go on.");
+    return;
+  }
+  const std::string reason = rd_kafka_message_errstr(&message);
+  if (message.err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+      message.err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+    setState(RunnerState::kWaiting, "Kafka unreachable: " + reason);
+    return;
+  }
+  spdlog::warn("[{}] consumer: {} ({})", name(), reason, rd_kafka_err2name(message.err));
+}
+
+void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t* partitions) {
+  const bool cooperative = std::string(rd_kafka_rebalance_protocol(consumer_.get())) == "COOPERATIVE";
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    assignFromStore(partitions);
+    if (cooperative) {
+      rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), partitions);
+      if (error != nullptr) rd_kafka_error_destroy(error);
+    } else {
+      rd_kafka_assign(consumer_.get(), partitions);
+    }
+    return;
+  }
+  // Revoked (or an error): the in-flight batch commits before we let go, or is discarded when
+  // its compare-and-set fails because the partitions already belong to another member.
+  if (state_ != RunnerState::kFailed) flushPending();
+  pending_.clear();
+  for (int i = 0; i < partitions->cnt; ++i) {
+    expected_.erase({partitions->elems[i].topic, partitions->elems[i].partition});
+  }
+  if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+    spdlog::info("[{}] revoked {} partition(s)", name(), partitions->cnt);
+  } else {
+    spdlog::warn("[{}] rebalance error: {}", name(), rd_kafka_err2str(err));
+  }
+  if (cooperative) {
+    rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), partitions);
+    if (error != nullptr) rd_kafka_error_destroy(error);
+  } else {
+    rd_kafka_assign(consumer_.get(), nullptr);
+  }
+}
+
+void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<TopicPartition> wanted;
+  for (int i = 0; i < partitions->cnt; ++i) {
+    wanted.push_back({partitions->elems[i].topic, partitions->elems[i].partition});
+  }
+  std::map<TopicPartition, std::int64_t> stored;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      if (!connection_) connectPostgres();
+      if (!connection_) return;  // stopping
+      stored = offsets_.loadOrInit(*connection_, wanted);
+      break;
+    } catch (...) {
+      setState(RunnerState::kWaiting, statusFromCurrentException().message());
+      connection_.reset();
+      if (!backoff(attempt)) return;
+    }
+  }
+  for (int i = 0; i < partitions->cnt; ++i) {
+    const TopicPartition tp{partitions->elems[i].topic, partitions->elems[i].partition};
+    const std::int64_t next = stored.at(tp);
+    partitions->elems[i].offset = next == OffsetStore::kFromBeginning ? RD_KAFKA_OFFSET_BEGINNING : next;
+    expected_[tp] = next;
+  }
+  spdlog::info("[{}] assigned {} partition(s), resuming from the offsets stored in PostgreSQL",
+               name(), partitions->cnt);
+  if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
+}
+
+ProjectionRunner::Outcome ProjectionRunner::resync() {
+  pending_.clear();
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return Outcome::kResync;
+  }
+  if (assignment->cnt > 0) {
+    assignFromStore(assignment);
+    if (!stop_) {
+      rd_kafka_error_t* error =
+          rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
+      if (error != nullptr) {
+        spdlog::warn("[{}] seek after resync: {}", name(), rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+      }
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(assignment);
+  return stop_ ? Outcome::kStopped : Outcome::kResync;
+}
+
+// ---- batches ----------------------------------------------------------------------------
+
+ProjectionRunner::Outcome ProjectionRunner::flushPending() {
+  if (pending_.empty()) return Outcome::kOk;
+  std::vector<Item> items;
+  items.reserve(pending_.size());
+  for (auto& record : pending_) {
+    Item item{std::move(record), std::nullopt, sdk::Status::ok()};
+    auto envelope = parseEnvelope(item.record.value ? *item.record.value : std::string_view());
+    if (envelope) {
+      item.event.emplace(std::move(envelope.value()),
+                         sdk::RecordPosition{item.record.topic, item.record.partition,
+                                             item.record.offset, item.record.timestamp_ms});
+    } else {
+      item.parse_status = envelope.status();
+    }
+    items.push_back(std::move(item));
+  }
+  pending_.clear();
+  return processRange(items, 0, items.size());
+}
+
+std::vector<OffsetAdvance> ProjectionRunner::advancesFor(std::span<const Item> items) const {
+  std::map<TopicPartition, std::int64_t> next;
+  for (const auto& item : items) {
+    auto& value = next[{item.record.topic, item.record.partition}];
+    value = std::max(value, item.record.offset + 1);
+  }
+  std::vector<OffsetAdvance> advances;
+  for (const auto& [tp, offset] : next) advances.push_back({tp, expected_.at(tp), offset});
+  return advances;
+}
+
+ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& items,
+                                                         std::size_t begin, std::size_t end) {
+  if (begin >= end) return Outcome::kOk;
+  // Records whose envelope did not parse are poison before any plugin sees them.
+  for (std::size_t i = begin; i < end; ++i) {
+    if (items[i].parse_status) continue;
+    if (auto outcome = processRange(items, begin, i); outcome != Outcome::kOk) return outcome;
+    if (auto outcome = handlePoison(items[i], items[i].parse_status, 1); outcome != Outcome::kOk) {
+      return outcome;
+    }
+    return processRange(items, i + 1, end);
+  }
+  for (int attempts = 1;; ++attempts) {
+    bool cas_lost = false;
+    const sdk::Status status =
+        commitEvents(std::span<Item>(items.data() + begin, end - begin), cas_lost);
+    if (cas_lost) {
+      ++counters_.cas_conflicts;
+      spdlog::warn("[{}] offsets in PostgreSQL moved under this batch (another member owns the "
+                   "partition now): discarded it and re-read the stored offsets", name());
+      return resync();
+    }
+    if (status) {
+      if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
+      return Outcome::kOk;
+    }
+    if (status.code() == sdk::StatusCode::kTransient) {
+      setState(RunnerState::kWaiting, status.message());
+      connection_.reset();
+      if (!backoff(attempts - 1)) return Outcome::kStopped;
+      return resync();
+    }
+    // Poison somewhere in the range: split it so every good event still commits once.
+    if (end - begin > 1) {
+      const std::size_t middle = begin + (end - begin) / 2;
+      if (auto outcome = processRange(items, begin, middle); outcome != Outcome::kOk) {
+        return outcome;
+      }
+      return processRange(items, middle, end);
+    }
+    if (attempts <= settings_.spec.retries) {
+      spdlog::warn("[{}] {} failed (attempt {} of {}): {}", name(),
+                   describe(items[begin].record, items[begin].event), attempts,
+                   settings_.spec.retries + 1, status.message());
+      if (!backoff(attempts - 1)) return Outcome::kStopped;
+      continue;
+    }
+    return handlePoison(items[begin], status, attempts);
+  }
+}
+
+sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost) {
+  try {
+    if (!connection_) connectPostgres();
+    if (!connection_) return {sdk::StatusCode::kTransient, "stopping"};
+    pqxx::work txn(*connection_, "ultracore-batch");
+    const auto advances = advancesFor(items);
+    // First, so a zombie blocks on the row lock and then fails here, before any work.
+    if (!offsets_.compareAndAdvance(txn, advances)) {
+      cas_lost = true;
+      return sdk::Status::ok();
+    }
+    std::vector<std::string> ids, aggregates, types, topics, partitions, offsets;
+    for (const auto& item : items) {
+      ids.push_back(item.event->eventId());
+      aggregates.push_back(item.event->aggregateId());
+      types.push_back(item.event->eventType());
+      topics.push_back(item.record.topic);
+      partitions.push_back(std::to_string(item.record.partition));
+      offsets.push_back(std::to_string(item.record.offset));
+    }
+    const auto inserted = txn.exec_params(
+        "INSERT INTO processed_events "
+        "(projection, event_id, aggregate_id, event_type, topic, partition, \"offset\") "
+        "SELECT $1, e, a, t, tp, p, o FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::int[], $7::bigint[]) WITH ORDINALITY AS u(e, a, t, tp, p, o, ord) ORDER BY ord "
+        "ON CONFLICT (projection, event_id) DO NOTHING RETURNING event_id",
+        name(), toArrayLiteral(ids), toArrayLiteral(aggregates), toArrayLiteral(types),
+        toArrayLiteral(topics), toArrayLiteral(partitions), toArrayLiteral(offsets));
+    std::unordered_set<std::string> fresh;
+    for (const auto& row : inserted) fresh.insert(row[0].as<std::string>());
+    std::vector<sdk::Event> events;
+    events.reserve(fresh.size());
+    for (const auto& item : items) {
+      if (fresh.erase(item.event->eventId()) != 0) events.push_back(*item.event);
+    }
+    const std::size_t duplicates = items.size() - events.size();
+    if (!events.empty()) {
+      PgWriter writer(txn, settings_.schema);
+      if (sdk::Status status = projection_->apply(events, writer); !status) return status;
+    }
+    txn.commit();
+    for (const auto& advance : advances) expected_[advance.partition] = advance.next;
+    counters_.events_applied += events.size();
+    counters_.events_duplicate += duplicates;
+    ++counters_.batches_committed;
+    if (duplicates > 0) {
+      spdlog::info("[{}] skipped {} event(s) already applied (same event_id)", name(), duplicates);
+    }
+    commitToKafka(advances);
+    return sdk::Status::ok();
+  } catch (...) {
+    return statusFromCurrentException();
+  }
+}
+
+ProjectionRunner::Outcome ProjectionRunner::handlePoison(Item& item, const sdk::Status& error,
+                                                         int attempts) {
+  ++counters_.events_failed;
+  const std::string where = describe(item.record, item.event);
+  const ErrorPolicy policy = settings_.spec.on_error;
+  spdlog::error("[{}] {} {}: {} (on_error: {})", name(), where, codeName(error.code()),
+                error.message(), toString(policy));
+  if (policy == ErrorPolicy::kFail) {
+    fail("stopped at " + where + ": " + error.message());
+    return Outcome::kStopped;
+  }
+  for (int attempt = 0;; ++attempt) {
+    bool cas_lost = false;
+    const sdk::Status status = commitPoison(item, error, attempts, cas_lost);
+    if (cas_lost) return resync();
+    if (status) return Outcome::kOk;
+    if (status.code() != sdk::StatusCode::kTransient) {
+      fail("could not record failed event " + where + ": " + status.message());
+      return Outcome::kStopped;
+    }
+    setState(RunnerState::kWaiting, status.message());
+    connection_.reset();
+    if (!backoff(attempt)) return Outcome::kStopped;
+    return resync();
+  }
+}
+
+sdk::Status ProjectionRunner::commitPoison(const Item& item, const sdk::Status& error,
+                                           int attempts, bool& cas_lost) {
+  try {
+    if (!connection_) connectPostgres();
+    if (!connection_) return {sdk::StatusCode::kTransient, "stopping"};
+    pqxx::work txn(*connection_, "ultracore-poison");
+    const auto advances = advancesFor(std::span<const Item>(&item, 1));
+    if (!offsets_.compareAndAdvance(txn, advances)) {
+      cas_lost = true;
+      return sdk::Status::ok();
+    }
+    const char* event_id = item.event ? item.event->eventId().c_str() : nullptr;
+    const char* aggregate_id = item.event ? item.event->aggregateId().c_str() : nullptr;
+    const char* event_type = item.event ? item.event->eventType().c_str() : nullptr;
+    if (settings_.spec.on_error == ErrorPolicy::kSkip) {
+      txn.exec_params0(
+          "INSERT INTO ultracore_skipped_events (projection, topic, partition, \"offset\", "
+          "event_id, aggregate_id, event_type, error_code, error) "
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+          name(), item.record.topic, item.record.partition, item.record.offset, event_id,
+          aggregate_id, event_type, codeName(error.code()), error.message());
+    } else {
+      const char* key = nullptr;
+      const char* value = nullptr;
+      const std::string key_hex = item.record.key ? hexBytes(*item.record.key) : std::string();
+      const std::string value_hex = item.record.value ? hexBytes(*item.record.value) : std::string();
+      if (item.record.key) key = key_hex.c_str();
+      if (item.record.value) value = value_hex.c_str();
+      txn.exec_params0(
+          "INSERT INTO ultracore_dead_letters (projection, policy, topic, partition, \"offset\", "
+          "record_key, record_value, headers, timestamp_ms, event_id, aggregate_id, event_type, "
+          "error_code, error, attempts) "
+          "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bytea, $8::jsonb, $9, $10, $11, $12, $13, "
+          "$14, $15) ON CONFLICT DO NOTHING",
+          name(), toString(settings_.spec.on_error), item.record.topic, item.record.partition,
+          item.record.offset, key, value, headersJson(item.record), item.record.timestamp_ms,
+          event_id, aggregate_id, event_type, codeName(error.code()), error.message(), attempts);
+    }
+    txn.commit();
+    for (const auto& advance : advances) expected_[advance.partition] = advance.next;
+    commitToKafka(advances);
+    return sdk::Status::ok();
+  } catch (...) {
+    return statusFromCurrentException();
+  }
+}
+
+void ProjectionRunner::commitToKafka(const std::vector<OffsetAdvance>& advances) {
+  // Only so that standard lag tools see progress; PostgreSQL stays the authority.
+  rd_kafka_topic_partition_list_t* list =
+      rd_kafka_topic_partition_list_new(static_cast<int>(advances.size()));
+  for (const auto& advance : advances) {
+    rd_kafka_topic_partition_list_add(list, advance.partition.topic.c_str(),
+                                      advance.partition.partition)
+        ->offset = advance.next;
+  }
+  rd_kafka_commit(consumer_.get(), list, /*async=*/1);
+  rd_kafka_topic_partition_list_destroy(list);
+}
+
+}  // namespace ultracore::engine

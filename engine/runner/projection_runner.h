@@ -1,0 +1,123 @@
+#pragma once
+/// @file
+/// ProjectionRunner: one manifest projection's consumer, batches and transactions.
+///
+/// Owns its own consumer group member and its own PostgreSQL connection, on its own thread,
+/// so one stuck projection never stops another. PostgreSQL is the authority on offsets: on
+/// every assignment the runner reads them from the offset store, and every batch commits the
+/// projection's rows, processed_events rows and the new offsets (a compare-and-set from the
+/// batch's start) in one transaction.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <pqxx/connection>
+
+#include "engine/kafka/kafka_config.h"
+#include "engine/kafka/kafka_record.h"
+#include "engine/manifest/manifest.h"
+#include "engine/postgres/offset_store.h"
+#include "ultracore/sdk/projection.h"
+
+
+namespace ultracore::engine {
+
+struct RunnerSettings {
+  ProjectionSpec spec;
+  std::string schema;                        ///< resolved schema the projection writes into
+  std::map<std::string, std::string> kafka;  ///< manifest-level librdkafka properties
+  std::string postgres_url;
+};
+
+enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed };
+const char* toString(RunnerState state);
+
+/// Counters readable from any thread.
+struct RunnerCounters {
+  std::atomic<std::uint64_t> events_applied{0};
+  std::atomic<std::uint64_t> events_duplicate{0};
+  std::atomic<std::uint64_t> events_failed{0};
+  std::atomic<std::uint64_t> batches_committed{0};
+  std::atomic<std::uint64_t> cas_conflicts{0};
+};
+
+class ProjectionRunner {
+ public:
+  ProjectionRunner(RunnerSettings settings, std::shared_ptr<sdk::Projection> projection);
+  ~ProjectionRunner();
+  ProjectionRunner(const ProjectionRunner&) = delete;
+  ProjectionRunner& operator=(const ProjectionRunner&) = delete;
+
+  void start();
+  /// Asks the thread to finish its batch, leave the group and end. Does not block.
+  void requestStop();
+  void join();
+
+  const std::string& name() const { return settings_.spec.name; }
+  RunnerState state() const { return state_.load(); }
+  std::string detail() const;
+  const RunnerCounters& counters() const { return counters_; }
+
+ private:
+  /// One consumed record and, when its envelope parsed, the event built from it.
+  struct Item {
+    KafkaRecord record;
+    std::optional<sdk::Event> event;
+    sdk::Status parse_status;
+  };
+  enum class Outcome { kOk, kResync, kStopped };
+
+  void run();
+  void pollLoop();
+  void connectPostgres();
+  void createConsumer();
+  void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  static void rebalanceTrampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  void assignFromStore(rd_kafka_topic_partition_list_t* partitions);
+  void handleConsumerError(const rd_kafka_message_t& message);
+
+  Outcome flushPending();
+  Outcome processRange(std::vector<Item>& items, std::size_t begin, std::size_t end);
+  sdk::Status commitEvents(std::span<Item> items, bool& cas_lost);
+  Outcome handlePoison(Item& item, const sdk::Status& error, int attempts);
+  sdk::Status commitPoison(const Item& item, const sdk::Status& error, int attempts,
+                           bool& cas_lost);
+  Outcome resync();
+  void commitToKafka(const std::vector<OffsetAdvance>& advances);
+  std::vector<OffsetAdvance> advancesFor(std::span<const Item> items) const;
+  /// Sleeps for the backoff of `attempt` unless a stop is requested; false when stopping.
+  bool backoff(int attempt);
+
+  void setState(RunnerState state, const std::string& detail);
+  void fail(const std::string& detail);
+
+  RunnerSettings settings_;
+  std::shared_ptr<sdk::Projection> projection_;
+  OffsetStore offsets_;
+  std::unique_ptr<pqxx::connection> connection_;
+  KafkaHandle consumer_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+
+  std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition
+  std::vector<KafkaRecord> pending_;
+  std::chrono::steady_clock::time_point batch_started_;
+
+  std::atomic<RunnerState> state_{RunnerState::kStarting};
+  mutable std::mutex detail_mutex_;
+  std::string detail_;
+  RunnerCounters counters_;
+};
+
+}  // namespace ultracore::engine

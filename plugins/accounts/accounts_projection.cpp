@@ -1,0 +1,171 @@
+// The accounts read model: accounts.accounts, one row per account with an exact NUMERIC
+// balance (DESIGN.md).
+//
+// A batch is folded per account in memory (in log order); the amounts stay decimal text and
+// are summed by PostgreSQL as NUMERIC, never as floating point. Two set-based statements:
+// one INSERT for accounts opened in the batch, one UPDATE for the others.
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ultracore/sdk/sdk.h"
+#include "ultracore/sdk/writer.h"
+
+namespace ultracore::plugins::accounts {
+namespace {
+
+using sdk::Event;
+using sdk::Params;
+using sdk::Status;
+using sdk::Value;
+
+/// What one batch does to one account.
+struct Change {
+  bool opened = false;  ///< an AccountOpened is in this batch
+  std::string tenant_id, customer_id, account_type, currency, opened_at;
+  std::vector<std::string> amounts;  ///< signed decimal movements, in order
+  std::optional<std::string> status;
+  std::optional<std::int64_t> version;  ///< the last explicit aggregate_version
+  std::int64_t events = 0;              ///< events counted since the last explicit version
+  std::string updated_at;
+};
+
+std::string arrayLiteral(const std::vector<std::string>& values) {
+  // Decimal literals only (validated), so no quoting is needed.
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + values[i];
+  return out + "}";
+}
+
+class AccountsProjection final : public sdk::Projection {
+ public:
+  explicit AccountsProjection(const sdk::ProjectionContext&) {}
+
+  int schemaVersion() const override { return 1; }
+
+  Status setupSchema(sdk::Writer& db) override {
+    return db.exec(
+        "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
+        " account_id   text PRIMARY KEY,"
+        " tenant_id    text NOT NULL DEFAULT 'DEFAULT',"
+        " customer_id  text NOT NULL,"
+        " account_type text NOT NULL,"
+        " currency     text NOT NULL,"
+        " balance      numeric NOT NULL DEFAULT 0,"
+        " status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),"
+        " version      bigint NOT NULL,"
+        " opened_at    timestamptz NOT NULL,"
+        " updated_at   timestamptz NOT NULL);"
+        "CREATE INDEX IF NOT EXISTS accounts_customer_idx ON {schema}.accounts (customer_id);"
+        "CREATE INDEX IF NOT EXISTS accounts_tenant_idx ON {schema}.accounts (tenant_id, account_id)");
+  }
+
+  Status apply(std::span<const Event> events, sdk::Writer& db) override {
+    std::map<std::string, Change> changes;
+    std::vector<std::string> order;
+    for (const Event& event : events) {
+      auto [it, inserted] = changes.try_emplace(event.aggregateId());
+      if (inserted) order.push_back(event.aggregateId());
+      Change& change = it->second;
+      const std::string& type = event.eventType();
+      if (type == "AccountOpened") {
+        if (change.opened || change.events > 0 || change.version) {
+          return Status::handlerError("AccountOpened for account '" + event.aggregateId() +
+                                      "', which already has events");
+        }
+        auto customer = sdk::requiredString(event, "customer_id");
+        if (!customer) return customer.status();
+        auto account_type = sdk::requiredString(event, "account_type");
+        if (!account_type) return account_type.status();
+        auto currency = sdk::requiredString(event, "currency");
+        if (!currency) return currency.status();
+        change.opened = true;
+        change.tenant_id = event.tenantId();
+        change.customer_id = customer.value();
+        change.account_type = account_type.value();
+        change.currency = currency.value();
+        change.opened_at = sdk::occurredAtOrTimestamp(event);
+        change.status = "open";
+      } else if (type == "FundsDeposited" || type == "FundsWithdrawn") {
+        auto amount = sdk::decimalField(event, "amount", /*positive=*/true);
+        if (!amount) return amount.status();
+        change.amounts.push_back(type == "FundsDeposited" ? amount.value() : "-" + amount.value());
+      } else if (type == "AccountClosed") {
+        change.status = "closed";
+      } else {
+        return Status::invalidEvent("unknown event type '" + type +
+                                    "' for the accounts projection");
+      }
+      if (event.aggregateVersion()) {
+        change.version = event.aggregateVersion();
+        change.events = 0;
+      } else {
+        ++change.events;
+      }
+      change.updated_at = sdk::occurredAtOrTimestamp(event);
+    }
+
+    std::vector<Params> opened;
+    std::vector<Params> updated;
+    for (const auto& id : order) {
+      const Change& c = changes.at(id);
+      const std::string amounts = arrayLiteral(c.amounts);
+      if (c.opened) {
+        opened.push_back({id, c.tenant_id, c.customer_id, c.account_type, c.currency, amounts,
+                          c.status, std::to_string(c.version.value_or(0) + c.events),
+                          c.opened_at, c.updated_at});
+      } else {
+        updated.push_back({id, amounts, c.status,
+                           c.version ? Value(std::to_string(*c.version)) : Value(),
+                           std::to_string(c.events), c.updated_at});
+      }
+    }
+
+    if (!opened.empty()) {
+      auto rows = db.execBatch(
+          "INSERT INTO {schema}.accounts (account_id, tenant_id, customer_id, account_type, "
+          "currency, balance, status, version, opened_at, updated_at) "
+          "SELECT id, tenant, customer_id, account_type, currency, "
+          "COALESCE((SELECT sum(x) FROM unnest(amounts::numeric[]) AS x), 0), status, "
+          "version::bigint, opened_at::timestamptz, updated_at::timestamptz "
+          "FROM batch ORDER BY ord ON CONFLICT (account_id) DO NOTHING RETURNING account_id",
+          {"id", "tenant", "customer_id", "account_type", "currency", "amounts", "status",
+           "version", "opened_at", "updated_at"},
+          opened);
+      if (!rows) return rows.status();
+      if (rows->size() != opened.size()) {
+        return Status::handlerError("AccountOpened for an account that already exists");
+      }
+    }
+    if (!updated.empty()) {
+      auto rows = db.execBatch(
+          "UPDATE {schema}.accounts a SET "
+          "balance = a.balance + COALESCE((SELECT sum(x) FROM unnest(b.amounts::numeric[]) AS x), 0), "
+          "status = COALESCE(b.status, a.status), "
+          "version = COALESCE(b.version::bigint, a.version) + b.events::bigint, "
+          "updated_at = b.updated_at::timestamptz "
+          "FROM batch b WHERE a.account_id = b.id RETURNING a.account_id",
+          {"id", "amounts", "status", "version", "events", "updated_at"}, updated);
+      if (!rows) return rows.status();
+      if (rows->size() != updated.size()) {
+        std::string missing;
+        for (const auto& row : updated) {
+          bool found = false;
+          for (const auto& r : rows->rows) found = found || r[0] == row[0];
+          if (!found) missing += " '" + row[0].value_or("") + "'";
+        }
+        return Status::handlerError("event for an unknown account (not opened yet?):" + missing);
+      }
+    }
+    return Status::ok();
+  }
+};
+
+}  // namespace
+}  // namespace ultracore::plugins::accounts
+
+ULTRACORE_PLUGIN(accounts,
+                 ULTRACORE_PROJECTION("accounts", "accounts",
+                                      ultracore::plugins::accounts::AccountsProjection))

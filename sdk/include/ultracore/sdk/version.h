@@ -1,0 +1,32 @@
+#pragma once
+/// @file
+/// The SDK and ABI versions, and the build fingerprint the loader compares before it calls
+/// anything else in a plugin. Header only; no engine dependency.
+
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#define ULTRACORE_SDK_STRINGIFY_DETAIL(x) #x
+#define ULTRACORE_SDK_STRINGIFY(x) ULTRACORE_SDK_STRINGIFY_DETAIL(x)
+
+/// Compiler, C++ standard library, language level and JSON library: the C++ ABI of every type
+/// that crosses the boundary (std::string, std::vector, nlohmann::json) depends on all four.
+#define ULTRACORE_BUILD_FINGERPRINT                                              \
+  "gcc-" __VERSION__ ";libstdc++-" ULTRACORE_SDK_STRINGIFY(__GLIBCXX__) ";cxx-" \
+      ULTRACORE_SDK_STRINGIFY(__cplusplus) ";nlohmann_json-"                    \
+      ULTRACORE_SDK_STRINGIFY(NLOHMANN_JSON_VERSION_MAJOR) "." ULTRACORE_SDK_STRINGIFY( \
+          NLOHMANN_JSON_VERSION_MINOR)
+
+namespace ultracore::sdk {
+
+/// Bumped whenever the descriptor layout or any interface in this SDK changes incompatibly.
+/// The loader refuses a plugin whose descriptor carries another value.
+constexpr std::uint32_t kAbiVersion = 1;
+
+/// Human-facing SDK release; informative, logged by the loader.
+constexpr const char* kSdkVersion = "0.1.0";
+
+constexpr const char* kBuildFingerprint = ULTRACORE_BUILD_FINGERPRINT;
+
+}  // namespace ultracore::sdk

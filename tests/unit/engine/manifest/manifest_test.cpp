@@ -1,0 +1,646 @@
+#include "engine/manifest/manifest.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+
+#include "engine/manifest/env_expand.h"
+#include "engine/manifest/suggest.h"
+
+namespace ultracore::engine {
+namespace {
+
+using ::testing::HasSubstr;
+
+const std::filesystem::path kFile = "/srv/ultracore/config/projections.yaml";
+
+EnvLookup fakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    const auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Manifest parse(const std::string& yaml, std::map<std::string, std::string> vars = {}) {
+  return parseManifest(yaml, kFile, fakeEnv(std::move(vars)));
+}
+
+// Lines 1-5 of most manifests below; the first projection entry starts on line 6.
+const std::string kHead = R"(postgres: {url: "postgresql://pg/uc"}
+plugins:
+  - {name: customers, library: lib/libultracore_customers.so}
+  - {name: accounts, library: /opt/uc/libultracore_accounts.so}
+projections:
+)";
+
+// ---------------------------------------------------------------------------------------------
+// Valid manifests
+
+TEST(Manifest, DesignExampleRoundTripsWithDefaults) {
+  const std::string yaml = R"(kafka:                      # any librdkafka property passes through
+  bootstrap.servers: ${ULTRACORE_KAFKA:-127.0.0.1:9092}
+postgres:
+  url: ${ULTRACORE_PG:-postgresql://postgres@127.0.0.1:5432/ultracore}
+api:   { listen: 127.0.0.1:8000 }
+admin: { listen: 127.0.0.1:9464 }
+plugins:
+  - { name: customers, library: ../build/plugins/customers/libultracore_customers.so }
+  - { name: accounts,  library: ../build/plugins/accounts/libultracore_accounts.so }
+projections:
+  - name: customers
+    plugin: customers
+    topics: [ultracore.customers.events]
+    batch: { max_events: 500, max_wait_ms: 20 }
+    on_error: dead_letter    # fail | skip | dead_letter
+  - name: accounts
+    plugin: accounts
+    topics: [ultracore.accounts.events]
+)";
+  const Manifest m = parse(yaml);
+  EXPECT_EQ(m.file, kFile);
+  EXPECT_EQ(m.kafka, (std::map<std::string, std::string>{{"bootstrap.servers", "127.0.0.1:9092"}}));
+  EXPECT_EQ(m.postgres_url, "postgresql://postgres@127.0.0.1:5432/ultracore");
+  EXPECT_EQ(m.api_listen, "127.0.0.1:8000");
+  EXPECT_EQ(m.admin_listen, "127.0.0.1:9464");
+  EXPECT_EQ(m.api_token, "");
+  EXPECT_EQ(m.admin_token, "");
+  EXPECT_EQ(m.api_max_body_bytes, 1048576u);
+
+  ASSERT_EQ(m.plugins.size(), 2u);
+  EXPECT_EQ(m.plugins[0].name, "customers");
+  EXPECT_EQ(m.plugins[0].library,
+            "/srv/ultracore/build/plugins/customers/libultracore_customers.so");
+  EXPECT_EQ(m.plugins[0].where.file, kFile.string());
+  EXPECT_EQ(m.plugins[0].where.line, 8);
+  EXPECT_EQ(m.plugins[0].where.column, 5);
+  EXPECT_EQ(m.plugins[1].library, "/srv/ultracore/build/plugins/accounts/libultracore_accounts.so");
+
+  ASSERT_EQ(m.projections.size(), 2u);
+  const ProjectionSpec& c = m.projections[0];
+  EXPECT_EQ(c.name, "customers");
+  EXPECT_EQ(c.plugin, "customers");
+  EXPECT_EQ(c.projection, "customers");
+  EXPECT_EQ(c.topics, std::vector<std::string>{"ultracore.customers.events"});
+  EXPECT_EQ(c.batch.max_events, 500);
+  EXPECT_EQ(c.batch.max_wait_ms, 20);
+  EXPECT_EQ(c.on_error, ErrorPolicy::kDeadLetter);
+  EXPECT_EQ(c.retries, 0);
+  EXPECT_EQ(c.schema, "");
+  EXPECT_EQ(c.group_id, "ultracore.projection.customers");
+  EXPECT_TRUE(c.kafka.empty());
+  EXPECT_EQ(c.config, nlohmann::json::object());
+  EXPECT_EQ(c.where.line, 11);
+  EXPECT_EQ(c.where.column, 5);
+  EXPECT_EQ(c.plugin_where.line, 12);
+  EXPECT_EQ(c.plugin_where.column, 13);
+  EXPECT_EQ(c.projection_where.line, 11);  // no projection: -> the entry
+  EXPECT_EQ(c.projection_where.column, 5);
+
+  const ProjectionSpec& a = m.projections[1];
+  EXPECT_EQ(a.on_error, ErrorPolicy::kFail);
+  EXPECT_EQ(a.batch.max_events, 500);
+  EXPECT_EQ(a.batch.max_wait_ms, 20);
+  EXPECT_EQ(a.group_id, "ultracore.projection.accounts");
+
+  EXPECT_EQ(m.findPlugin("accounts"), &m.plugins[1]);
+  EXPECT_EQ(m.findPlugin("nope"), nullptr);
+  EXPECT_EQ(m.findProjection("accounts"), &m.projections[1]);
+  EXPECT_EQ(m.findProjection("nope"), nullptr);
+}
+
+TEST(Manifest, EveryOptionalKey) {
+  const std::string yaml = R"(kafka:
+  bootstrap.servers: broker:9092
+  enable.idempotence: true
+  linger.ms: 5
+postgres:
+  url: postgresql://pg/uc
+api: {listen: "0.0.0.0:0", token: s3cret, max_body_bytes: 4096}
+admin: {listen: "[::1]:9464", token: adm}
+plugins:
+  - name: customers
+    library: /opt/libc.so
+projections:
+  - name: customers_v2
+    plugin: customers
+    projection: customers
+    topics: [a.events, b-events]
+    batch: {max_events: 100000, max_wait_ms: 0}
+    on_error: park
+    retries: 3
+    schema: customers_v2
+    group_id: my.group
+    kafka: {fetch.min.bytes: 1024, auto.offset.reset: earliest}
+    config:
+      greeting: hello
+      quoted: "42"
+      count: 42
+      ratio: 0.5
+      flag: true
+      nothing: ~
+      list: [1, two, {three: 3}]
+      big: 18446744073709551615
+)";
+  const Manifest m = parse(yaml);
+  EXPECT_EQ(m.kafka, (std::map<std::string, std::string>{{"bootstrap.servers", "broker:9092"},
+                                                         {"enable.idempotence", "true"},
+                                                         {"linger.ms", "5"}}));
+  EXPECT_EQ(m.api_listen, "0.0.0.0:0");
+  EXPECT_EQ(m.api_token, "s3cret");
+  EXPECT_EQ(m.api_max_body_bytes, 4096u);
+  EXPECT_EQ(m.admin_listen, "[::1]:9464");
+  EXPECT_EQ(m.admin_token, "adm");
+  ASSERT_EQ(m.projections.size(), 1u);
+  const ProjectionSpec& p = m.projections[0];
+  EXPECT_EQ(p.projection, "customers");
+  EXPECT_EQ(p.projection_where.line, 15);
+  EXPECT_EQ(p.projection_where.column, 17);
+  EXPECT_EQ(p.topics, (std::vector<std::string>{"a.events", "b-events"}));
+  EXPECT_EQ(p.batch.max_events, 100000);
+  EXPECT_EQ(p.batch.max_wait_ms, 0);
+  EXPECT_EQ(p.on_error, ErrorPolicy::kPark);
+  EXPECT_EQ(p.retries, 3);
+  EXPECT_EQ(p.schema, "customers_v2");
+  EXPECT_EQ(p.group_id, "my.group");
+  EXPECT_EQ(p.kafka, (std::map<std::string, std::string>{{"fetch.min.bytes", "1024"},
+                                                         {"auto.offset.reset", "earliest"}}));
+  const nlohmann::json expected = {
+      {"greeting", "hello"}, {"quoted", "42"},  {"count", 42},
+      {"ratio", 0.5},        {"flag", true},    {"nothing", nullptr},
+      {"list", nlohmann::json::array({1, "two", {{"three", 3}}})},
+      {"big", 18446744073709551615ULL}};
+  EXPECT_EQ(p.config, expected);
+}
+
+TEST(Manifest, EmptyListsAndSections) {
+  const Manifest m = parse("postgres: {url: x}\nkafka:\napi:\nplugins: []\nprojections: []\n");
+  EXPECT_TRUE(m.kafka.empty());
+  EXPECT_EQ(m.api_listen, "127.0.0.1:8000");
+  EXPECT_TRUE(m.plugins.empty());
+  EXPECT_TRUE(m.projections.empty());
+}
+
+TEST(Manifest, ToStringNamesEveryPolicy) {
+  EXPECT_STREQ(toString(ErrorPolicy::kFail), "fail");
+  EXPECT_STREQ(toString(ErrorPolicy::kSkip), "skip");
+  EXPECT_STREQ(toString(ErrorPolicy::kDeadLetter), "dead_letter");
+  EXPECT_STREQ(toString(ErrorPolicy::kPark), "park");
+}
+
+TEST(Manifest, ManifestErrorIsOneLine) {
+  const ManifestError e({"a.yaml", 3, 7}, "bad\nthing");
+  EXPECT_STREQ(e.what(), "a.yaml:3:7: bad\\nthing");
+  EXPECT_EQ(e.where().line, 3);
+  EXPECT_EQ(e.message(), "bad\nthing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Library paths
+
+TEST(Manifest, LibraryPathsResolveAgainstTheManifestFolder) {
+  const Manifest m = parseManifest(R"(postgres: {url: x}
+plugins:
+  - {name: a, library: ../build/./plugins/a/liba.so}
+  - {name: b, library: libb.so}
+  - {name: c, library: /abs/../lib/libc.so}
+projections: []
+)",
+                                   "/srv/uc/config/projections.yaml", {});
+  ASSERT_EQ(m.plugins.size(), 3u);
+  EXPECT_EQ(m.plugins[0].library, "/srv/uc/build/plugins/a/liba.so");
+  EXPECT_EQ(m.plugins[1].library, "/srv/uc/config/libb.so");
+  EXPECT_EQ(m.plugins[2].library, "/lib/libc.so");
+  EXPECT_EQ(m.file, "/srv/uc/config/projections.yaml");
+}
+
+TEST(Manifest, RelativeManifestPathStillGivesAbsoluteLibraries) {
+  const Manifest m = parseManifest(
+      "postgres: {url: x}\nplugins: [{name: a, library: lib/liba.so}]\nprojections: []\n",
+      "config/projections.yaml", {});
+  ASSERT_EQ(m.plugins.size(), 1u);
+  EXPECT_TRUE(m.plugins[0].library.is_absolute());
+  EXPECT_EQ(m.plugins[0].library,
+            (std::filesystem::current_path() / "config/lib/liba.so").lexically_normal());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment expansion
+
+TEST(EnvExpansion, SetDefaultAndEscape) {
+  const auto env = fakeEnv({{"HOST", "db"}, {"EMPTY", ""}, {"PORT", "5433"}});
+  EXPECT_EQ(expandEnv("postgresql://${HOST}:${PORT}/x", env), "postgresql://db:5433/x");
+  EXPECT_EQ(expandEnv("${UNSET:-fallback}", env), "fallback");
+  EXPECT_EQ(expandEnv("${HOST:-fallback}", env), "db");
+  EXPECT_EQ(expandEnv("${EMPTY:-fallback}", env), "fallback");
+  EXPECT_EQ(expandEnv("${EMPTY}", env), "");
+  EXPECT_EQ(expandEnv("${UNSET:-}", env), "");
+  EXPECT_EQ(expandEnv("${UNSET:-a:-b}", env), "a:-b");
+  EXPECT_EQ(expandEnv("cost $$5 and $${HOST}", env), "cost $5 and ${HOST}");
+  EXPECT_EQ(expandEnv("a$ b$", env), "a$ b$");
+  EXPECT_EQ(expandEnv("${UNSET:-${HOST}", env), "${HOST");  // the default ends at the first }
+}
+
+TEST(EnvExpansion, Errors) {
+  const auto env = fakeEnv({});
+  EXPECT_THROW(expandEnv("${NOPE}", env), EnvExpansionError);
+  EXPECT_THROW(expandEnv("${NOPE", env), EnvExpansionError);
+  EXPECT_THROW(expandEnv("${1BAD}", env), EnvExpansionError);
+  EXPECT_THROW(expandEnv("${}", env), EnvExpansionError);
+  EXPECT_THROW(expandEnv("${A B}", env), EnvExpansionError);
+  EXPECT_THROW(expandEnv("${HOST}", EnvLookup{}), EnvExpansionError);  // empty lookup: none set
+}
+
+TEST(Manifest, ExpandsEveryScalarValueButNoKey) {
+  const Manifest m = parse(
+      R"(kafka: {"${K}": "${V}"}
+postgres: {url: "postgresql://${PGHOST}/uc"}
+api: {token: "${TOKEN:-}", max_body_bytes: "${BODY}"}
+plugins: [{name: "${PLUGIN}", library: "${LIBDIR}/lib.so"}]
+projections:
+  - name: customers
+    plugin: customers
+    topics: ["${TOPIC}"]
+    batch: {max_events: "${MAX:-7}"}
+    config:
+      n: "${N}"
+      m: ${N}
+      lit: "$${N}"
+)",
+      {{"K", "k"},
+       {"V", "v"},
+       {"PGHOST", "db"},
+       {"BODY", "2048"},
+       {"PLUGIN", "customers"},
+       {"LIBDIR", "/opt"},
+       {"TOPIC", "t.events"},
+       {"N", "12"}});
+  EXPECT_EQ(m.kafka, (std::map<std::string, std::string>{{"${K}", "v"}}));
+  EXPECT_EQ(m.postgres_url, "postgresql://db/uc");
+  EXPECT_EQ(m.api_token, "");
+  EXPECT_EQ(m.api_max_body_bytes, 2048u);
+  EXPECT_EQ(m.plugins.at(0).library, "/opt/lib.so");
+  EXPECT_EQ(m.projections.at(0).topics, std::vector<std::string>{"t.events"});
+  EXPECT_EQ(m.projections.at(0).batch.max_events, 7);
+  // Quoted stays a string; plain is typed after expansion.
+  EXPECT_EQ(m.projections.at(0).config, (nlohmann::json{{"n", "12"}, {"m", 12}, {"lit", "${N}"}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors: substring of the message and the exact line:column.
+
+struct ErrorCase {
+  std::string name;
+  std::string yaml;
+  int line;
+  int column;
+  std::string substring;
+  std::map<std::string, std::string> env = {};
+};
+
+std::ostream& operator<<(std::ostream& out, const ErrorCase& c) { return out << c.name; }
+
+class ManifestErrors : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ManifestErrors, NamesFileLineAndColumn) {
+  const ErrorCase& c = GetParam();
+  try {
+    parse(c.yaml, c.env);
+    FAIL() << "no error for:\n" << c.yaml;
+  } catch (const ManifestError& e) {
+    EXPECT_THAT(e.message(), HasSubstr(c.substring));
+    EXPECT_EQ(e.where().file, kFile.string());
+    EXPECT_EQ(e.where().line, c.line) << e.what();
+    EXPECT_EQ(e.where().column, c.column) << e.what();
+    EXPECT_EQ(std::string(e.what()), kFile.string() + ":" + std::to_string(c.line) + ":" +
+                                         std::to_string(c.column) + ": " + e.message());
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+}
+
+// A projection entry on lines 6.. after kHead, with extra lines appended.
+std::string withProjection(const std::string& extra, const std::string& topics = "[t]") {
+  return kHead + "  - name: customers\n    plugin: customers\n    topics: " + topics + "\n" +
+         extra;
+}
+
+const std::string kMinimal = "postgres: {url: x}\nplugins: []\nprojections: []\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Manifest, ManifestErrors,
+    ::testing::Values(
+        // YAML syntax: yaml-cpp's ParserException mark, made 1-based.
+        ErrorCase{"SyntaxUnclosedFlowMap", "postgres: {url: x\nplugins: []\n", 2, 8,
+                  "YAML syntax error: end of map flow not found"},
+        ErrorCase{"SyntaxBadIndentation", "postgres:\n  url: x\n   bad: 1\n", 3, 7,
+                  "YAML syntax error: illegal map value"},
+        ErrorCase{"EmptyManifest", "# nothing\n", 1, 1, "manifest is empty"},
+        ErrorCase{"RootIsAList", "- a\n- b\n", 1, 1, "manifest must be a map of sections"},
+        ErrorCase{"TwoDocuments", kMinimal + "---\nfoo: 1\n", 5, 1,
+                  "more than one YAML document"},
+
+        // Unknown keys, with a suggestion when one is near.
+        ErrorCase{"UnknownBatchKey", withProjection("    batch: {max_event: 5}\n"), 9, 13,
+                  "unknown key 'max_event' in batch; did you mean 'max_events'?"},
+        ErrorCase{"UnknownProjectionKey", withProjection("    topic: [t]\n"), 9, 5,
+                  "unknown key 'topic' in projection 'customers'; did you mean 'topics'?"},
+        ErrorCase{"UnknownTopLevelKeyNoSuggestion", "zzzzzz: 1\n" + kMinimal, 1, 1,
+                  "unknown key 'zzzzzz' at top level; expected one of kafka, postgres"},
+        ErrorCase{"UnknownTopLevelKeyTypo", kMinimal + "projection: []\n", 4, 1,
+                  "did you mean 'projections'?"},
+        ErrorCase{"UnknownPluginKey",
+                  "postgres: {url: x}\nplugins:\n  - {name: a, libary: x.so}\nprojections: []\n",
+                  3, 15, "unknown key 'libary' in plugin 'a'; did you mean 'library'?"},
+        ErrorCase{"UnknownPostgresKey",
+                  "postgres: {url: x, urls: y}\nplugins: []\nprojections: []\n", 1, 20, "unknown key 'urls' in postgres; did you mean 'url'?"},
+        ErrorCase{"UnknownApiKey", kMinimal + "api: {max_body: 1}\n", 4, 7,
+                  "unknown key 'max_body' in api; did you mean 'max_body_bytes'?"},
+        ErrorCase{"DuplicateKey", withProjection("    plugin: accounts\n"), 9, 5,
+                  "duplicate key 'plugin' in projection 'customers' (first at line 7)"},
+
+        // Wrong types.
+        ErrorCase{"MaxEventsNotAnInteger", withProjection("    batch: {max_events: abc}\n"), 9,
+                  25, "'max_events' must be an integer, got 'abc'"},
+        ErrorCase{"MaxWaitIsAFloat", withProjection("    batch: {max_wait_ms: 1.5}\n"), 9, 26,
+                  "'max_wait_ms' must be an integer, got '1.5'"},
+        ErrorCase{"RetriesIsAList", withProjection("    retries: [1]\n"), 9, 14,
+                  "'retries' must be an integer, got a list"},
+        ErrorCase{"BatchIsAScalar", withProjection("    batch: 5\n"), 9, 12,
+                  "'batch' must be a map, got '5'"},
+        ErrorCase{"UrlIsAMap", "postgres: {url: {a: 1}}\nplugins: []\nprojections: []\n", 1, 17,
+                  "'url' must be a string, got a map"},
+        ErrorCase{"UrlIsEmpty", "postgres: {url: \"\"}\nplugins: []\nprojections: []\n", 1, 17,
+                  "'url' must not be empty"},
+        ErrorCase{"UrlHasNoValue", "postgres:\n  url:\nplugins: []\nprojections: []\n", 2, 3,
+                  "'url' must be a string, got an empty value"},
+        ErrorCase{"TopicsIsAString", withProjection("", "t.events"), 8, 13,
+                  "'topics' must be a list of topic names, got 't.events' (write [t.events])"},
+        ErrorCase{"TopicIsAMap", withProjection("", "[{a: 1}]"), 8, 14,
+                  "each topic must be a string, got a map"},
+        ErrorCase{"PluginsIsAMap", "postgres: {url: x}\nplugins: {a: 1}\nprojections: []\n", 2,
+                  10, "'plugins' must be a list"},
+        ErrorCase{"ProjectionsIsEmptyValue", "postgres: {url: x}\nplugins: []\nprojections:\n",
+                  3, 1, "'projections' must be a list, got an empty value"},
+        ErrorCase{"ProjectionEntryIsAString", kHead + "  - customers\n", 6, 5,
+                  "each projections entry must be a map, got 'customers'"},
+        ErrorCase{"KafkaValueIsAMap", "kafka:\n  a.b: {c: 1}\n" + kMinimal, 2, 8,
+                  "kafka property 'a.b' must be a string, got a map"},
+        ErrorCase{"KafkaIsAList", "kafka: [a]\n" + kMinimal, 1, 8,
+                  "'kafka' must be a map of librdkafka properties"},
+        ErrorCase{"OnErrorUnknown", withProjection("    on_error: dead-letter\n"), 9, 15,
+                  "'on_error' must be one of fail, skip, dead_letter, park; got 'dead-letter'; "
+                  "did you mean 'dead_letter'?"},
+        ErrorCase{"ListenWithoutPort", kMinimal + "api: {listen: localhost}\n", 4, 15,
+                  "'listen' must be host:port"},
+        ErrorCase{"ListenPortTooBig", kMinimal + "admin: {listen: \"127.0.0.1:70000\"}\n", 4,
+                  17, "'listen' must be host:port"},
+        ErrorCase{"ConfigKeyIsAList", withProjection("    config: {[a]: 1}\n"), 9, 14,
+                  "keys in config must be plain names, got a list"},
+
+        // Out of range.
+        ErrorCase{"MaxEventsZero", withProjection("    batch: {max_events: 0}\n"), 9, 25,
+                  "'max_events' must be between 1 and 100000, got 0"},
+        ErrorCase{"MaxEventsTooBig", withProjection("    batch: {max_events: 100001}\n"), 9, 25,
+                  "'max_events' must be between 1 and 100000, got 100001"},
+        ErrorCase{"MaxEventsOverflow",
+                  withProjection("    batch: {max_events: 99999999999999999999}\n"), 9, 25,
+                  "'max_events' must be between 1 and 100000, got 99999999999999999999"},
+        ErrorCase{"MaxWaitNegative", withProjection("    batch: {max_wait_ms: -1}\n"), 9, 26,
+                  "'max_wait_ms' must be between 0 and 60000, got -1"},
+        ErrorCase{"MaxWaitTooBig", withProjection("    batch: {max_wait_ms: 60001}\n"), 9, 26,
+                  "'max_wait_ms' must be between 0 and 60000, got 60001"},
+        ErrorCase{"RetriesNegative", withProjection("    retries: -1\n"), 9, 14,
+                  "'retries' must be at least 0, got -1"},
+        ErrorCase{"RetriesTooBig", withProjection("    retries: 99999999999\n"), 9, 14,
+                  "'retries' must be at most 2147483647, got 99999999999"},
+        ErrorCase{"MaxBodyBytesZero", kMinimal + "api: {max_body_bytes: 0}\n", 4, 23,
+                  "'max_body_bytes' must be between 1 and 1073741824, got 0"},
+
+        // Missing required keys.
+        ErrorCase{"MissingPostgres", "plugins: []\nprojections: []\n", 1, 1,
+                  "missing required key 'postgres' at top level"},
+        ErrorCase{"MissingPostgresUrl", "plugins: []\npostgres: {}\nprojections: []\n", 2, 11,
+                  "missing required key 'url' in postgres"},
+        ErrorCase{"MissingPostgresUrlEmptySection", "plugins: []\npostgres:\nprojections: []\n",
+                  2, 1, "missing required key 'url' in postgres"},
+        ErrorCase{"MissingPlugins", "postgres: {url: x}\nprojections: []\n", 1, 1,
+                  "missing required key 'plugins' at top level"},
+        ErrorCase{"MissingProjections", "postgres: {url: x}\nplugins: []\n", 1, 1,
+                  "missing required key 'projections' at top level"},
+        ErrorCase{"MissingProjectionName", kHead + "  - plugin: customers\n    topics: [t]\n", 6,
+                  5, "missing required key 'name' in projections entry"},
+        ErrorCase{"MissingProjectionPlugin", kHead + "  - name: customers\n    topics: [t]\n", 6,
+                  5, "missing required key 'plugin' in projection 'customers'"},
+        ErrorCase{"MissingProjectionTopics", kHead + "  - {name: customers, plugin: customers}\n",
+                  6, 5, "missing required key 'topics' in projection 'customers'"},
+        ErrorCase{"MissingPluginLibrary",
+                  "postgres: {url: x}\nplugins:\n  - name: a\nprojections: []\n", 3, 5,
+                  "missing required key 'library' in plugin 'a'"},
+        ErrorCase{"MissingPluginName",
+                  "postgres: {url: x}\nplugins:\n  - library: a.so\nprojections: []\n", 3, 5,
+                  "missing required key 'name' in plugins entry"},
+
+        // References and duplicates.
+        ErrorCase{"PluginNotListed",
+                  kHead + "  - name: ledger\n    plugin: ledger\n    topics: [t]\n", 7, 13,
+                  "projection 'ledger' uses plugin 'ledger', which is not in plugins: (listed: "
+                  "customers, accounts)"},
+        ErrorCase{"PluginNotListedTypo",
+                  kHead + "  - name: c\n    plugin: customer\n    topics: [t]\n", 7, 13,
+                  "projection 'c' uses plugin 'customer', which is not in plugins: did you mean "
+                  "'customers'?"},
+        ErrorCase{"DuplicateProjectionName",
+                  withProjection("  - name: customers\n    plugin: accounts\n    topics: [u]\n"),
+                  9, 11, "duplicate projection name 'customers' (first at line 6)"},
+        ErrorCase{"DuplicatePluginName",
+                  "postgres: {url: x}\nplugins:\n  - {name: a, library: a.so}\n"
+                  "  - {name: a, library: b.so}\nprojections: []\n",
+                  4, 12, "duplicate plugin name 'a' (first at line 3)"},
+        ErrorCase{"EmptyTopics", withProjection("", "[]"), 8, 13,
+                  "'topics' of projection 'customers' is empty"},
+        ErrorCase{"DuplicateTopic", withProjection("", "[t, u, t]"), 8, 20,
+                  "topic 't' is listed twice"},
+        ErrorCase{"BadTopicName", withProjection("", "[\"a b\"]"), 8, 14,
+                  "'a b' is not a valid Kafka topic name"},
+        ErrorCase{"SameSchema",
+                  withProjection("    schema: crm\n  - name: accounts\n    plugin: accounts\n"
+                                 "    topics: [u]\n    schema: crm\n"),
+                  13, 13, "schema 'crm' is already used by projection 'customers' (line 6)"},
+        ErrorCase{"SameGroupId",
+                  withProjection("  - name: accounts\n    plugin: accounts\n    topics: [u]\n"
+                                 "    group_id: ultracore.projection.customers\n"),
+                  12, 15,
+                  "group_id 'ultracore.projection.customers' is already used by projection "
+                  "'customers' (line 6)"},
+        ErrorCase{"KafkaGroupIdInProjection", withProjection("    kafka: {group.id: g}\n"), 9, 13,
+                  "not kafka 'group.id'"},
+        ErrorCase{"KafkaGroupIdAtTopLevel", "kafka:\n  group.id: g\n" + kMinimal, 2, 3,
+                  "'group.id' is set per projection"},
+
+        // Names and schema identifiers.
+        ErrorCase{"ProjectionNameUpperCase", kHead + "  - {name: Customers, plugin: customers, "
+                                                     "topics: [t]}\n",
+                  6, 12, "projection name 'Customers' must match [a-z][a-z0-9_]*"},
+        ErrorCase{"PluginNameWithDash",
+                  "postgres: {url: x}\nplugins: [{name: my-plugin, library: a.so}]\n"
+                  "projections: []\n",
+                  2, 18, "plugin name 'my-plugin' must match [a-z][a-z0-9_]*"},
+        ErrorCase{"SchemaNotAnIdentifier", withProjection("    schema: 1crm\n"), 9, 13,
+                  "schema '1crm' must match [a-z_][a-z0-9_]*"},
+        ErrorCase{"SchemaTooLong", withProjection("    schema: " + std::string(49, 'a') + "\n"),
+                  9, 13, "characters long; at most 48"},
+        ErrorCase{"SchemaReserved", withProjection("    schema: pg_crm\n"), 9, 13,
+                  "PostgreSQL reserves"},
+
+        // Environment.
+        ErrorCase{"UnsetVariable",
+                  "postgres:\n  url: postgresql://${PGHOST}/uc\nplugins: []\nprojections: []\n",
+                  2, 8, "environment variable 'PGHOST' is not set"},
+        ErrorCase{"UnsetVariableInTopic", withProjection("", "[ok, \"${TOPIC}\"]"), 8, 18,
+                  "environment variable 'TOPIC' is not set"},
+        ErrorCase{"UnsetVariableInConfig",
+                  withProjection("    config:\n      a:\n        - x\n        - ${NOPE}\n"), 12,
+                  11, "environment variable 'NOPE' is not set"},
+        ErrorCase{"UnterminatedReference", kMinimal + "api: {token: \"${TOKEN\"}\n", 4, 14,
+                  "unterminated '${'"},
+        ErrorCase{"ExpandedValueIsChecked",
+                  withProjection("    batch:\n      max_events: ${N}\n"), 10, 19,
+                  "'max_events' must be an integer, got 'ten'", {{"N", "ten"}}},
+        // '{' and '}' are YAML flow indicators: unquoted ${VAR} inside {...} or [...] breaks
+        // the YAML itself. Block style or quotes work (see ExpandsEveryScalarValueButNoKey).
+        ErrorCase{"UnquotedReferenceInFlowMap", withProjection("    batch: {max_events: ${N}}\n"),
+                  9, 26, "YAML syntax error", {{"N", "5"}}}),
+    [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+// Files
+
+class TempFolder {
+ public:
+  TempFolder() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "manifest_test.XXXXXX");
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+void writeFile(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+TEST(LoadManifest, ReadsAFileAndResolvesLibrariesNextToIt) {
+  TempFolder folder;
+  std::filesystem::create_directories(folder.path() / "config");
+  const auto file = folder.path() / "config" / "projections.yaml";
+  writeFile(file, withProjection("") + "    schema: ${ULTRACORE_MANIFEST_TEST_SCHEMA:-crm}\n");
+  ::setenv("ULTRACORE_MANIFEST_TEST_SCHEMA", "crm_env", 1);
+  const Manifest m = loadManifest(file);
+  ::unsetenv("ULTRACORE_MANIFEST_TEST_SCHEMA");
+  EXPECT_EQ(m.file, file);
+  ASSERT_EQ(m.plugins.size(), 2u);
+  EXPECT_EQ(m.plugins[0].library,
+            folder.path() / "config" / "lib" / "libultracore_customers.so");
+  EXPECT_EQ(m.plugins[1].library, "/opt/uc/libultracore_accounts.so");
+  ASSERT_EQ(m.projections.size(), 1u);
+  EXPECT_EQ(m.projections[0].schema, "crm_env");
+}
+
+TEST(LoadManifest, ErrorsNameTheFile) {
+  TempFolder folder;
+  const auto file = folder.path() / "bad.yaml";
+  writeFile(file, "postgres: {url: x}\nplugins: []\nprojections: []\nbogus: 1\n");
+  try {
+    loadManifest(file);
+    FAIL() << "no error";
+  } catch (const ManifestError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              file.string() + ":4:1: unknown key 'bogus' at top level; expected one of kafka, "
+                              "postgres, api, admin, plugins, projections");
+  }
+}
+
+TEST(LoadManifest, MissingFile) {
+  TempFolder folder;
+  const auto file = folder.path() / "nope.yaml";
+  try {
+    loadManifest(file);
+    FAIL() << "no error";
+  } catch (const ManifestError& e) {
+    EXPECT_EQ(e.where().line, 0);
+    EXPECT_EQ(e.where().column, 0);
+    EXPECT_THAT(e.what(), HasSubstr(file.string() + ":0:0: cannot open manifest file '" +
+                                    file.string() + "': No such file or directory"));
+  }
+}
+
+TEST(LoadManifest, FolderInsteadOfFile) {
+  TempFolder folder;
+  try {
+    loadManifest(folder.path());
+    FAIL() << "no error";
+  } catch (const ManifestError& e) {
+    EXPECT_EQ(e.where().line, 0);
+    EXPECT_EQ(e.where().column, 0);
+    EXPECT_THAT(e.message(), HasSubstr("cannot read manifest file '" + folder.path().string() +
+                                       "': Is a directory"));
+  }
+}
+
+TEST(LoadManifest, PathThroughAFile) {
+  TempFolder folder;
+  const auto file = folder.path() / "plain";
+  writeFile(file, kMinimal);
+  try {
+    loadManifest(file / "projections.yaml");
+    FAIL() << "no error";
+  } catch (const ManifestError& e) {
+    EXPECT_EQ(e.where().line, 0);
+    EXPECT_EQ(e.where().column, 0);
+    EXPECT_THAT(e.message(), HasSubstr("cannot open manifest file '" +
+                                       (file / "projections.yaml").string() +
+                                       "': Not a directory"));
+  }
+}
+
+TEST(LoadManifest, UnreadableFile) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TempFolder folder;
+  const auto file = folder.path() / "secret.yaml";
+  writeFile(file, kMinimal);
+  std::filesystem::permissions(file, std::filesystem::perms::none);
+  try {
+    loadManifest(file);
+    FAIL() << "no error";
+  } catch (const ManifestError& e) {
+    EXPECT_EQ(e.where().line, 0);
+    EXPECT_THAT(e.message(), HasSubstr("Permission denied"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suggestions
+
+TEST(Suggest, NearestNameOnlyWhenClose) {
+  EXPECT_EQ(editDistance("max_event", "max_events"), 1u);
+  EXPECT_EQ(editDistance("libary", "library"), 1u);
+  EXPECT_EQ(editDistance("tpoics", "topics"), 1u);
+  EXPECT_EQ(nearestName("max_event", {"max_events", "max_wait_ms"}), "max_events");
+  EXPECT_EQ(nearestName("zzzzzz", {"kafka", "api"}), std::nullopt);
+  EXPECT_EQ(nearestName("x", {}), std::nullopt);
+}
+
+}  // namespace
+}  // namespace ultracore::engine
