@@ -26,6 +26,8 @@ sigset_t blockStopSignals() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything else: a SIGTERM during start-up must stop the engine cleanly, not kill it.
+  const sigset_t signals = blockStopSignals();
   CLI::App app{"UltraCore engine: materializes Kafka topics into PostgreSQL read models"};
   std::string config = "config/projections.yaml";
   bool check = false;
@@ -39,7 +41,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
-  const sigset_t signals = blockStopSignals();
   try {
     ultracore::engine::Engine engine(ultracore::engine::loadManifest(config));
     engine.loadPlugins();

@@ -5,12 +5,14 @@
 #include <string>
 #include <string_view>
 
+#include "ultracore/sdk/version.h"
+
 namespace ultracore::sdk {
 
 enum class LogLevel : int { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
 /// Owned by the engine; outlives every object the plugin creates. Thread-safe.
-class Logger {
+class ULTRACORE_SDK_API Logger {
  public:
   virtual ~Logger() = default;
   virtual void log(LogLevel level, std::string_view message) noexcept = 0;

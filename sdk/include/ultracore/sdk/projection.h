@@ -5,6 +5,8 @@
 #include <span>
 #include <string>
 
+#include "ultracore/sdk/version.h"
+
 #include <nlohmann/json.hpp>
 
 #include "ultracore/sdk/event.h"
@@ -31,7 +33,7 @@ struct ProjectionContext {
 /// commit atomically with the batch's offsets. A call may be retried with the same events if
 /// the transaction failed, and the engine may split a batch to isolate a failing event: apply
 /// must depend only on the events and on what is in the database, never on batch boundaries.
-class Projection {
+class ULTRACORE_SDK_API Projection {
  public:
   virtual ~Projection() = default;
 

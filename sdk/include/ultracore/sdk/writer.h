@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "ultracore/sdk/status.h"
+#include "ultracore/sdk/version.h"
 
 namespace ultracore::sdk {
 
@@ -43,7 +44,7 @@ struct Rows {
 /// apply); used from the calling thread only. Failures come back as Status: a statement error
 /// aborts the batch's transaction, so after a failed call the projection should return that
 /// Status rather than go on.
-class Writer {
+class ULTRACORE_SDK_API Writer {
  public:
   virtual ~Writer() = default;
 

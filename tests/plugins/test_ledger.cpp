@@ -1,0 +1,68 @@
+// A projection that is not idempotent by nature: it appends every event id to a text column
+// and sums amounts. Applied twice, an event shows twice; lost, it is missing. The crash and
+// rebalance tests compare its table with a clean run.
+//
+// Events: any type; event_data {"amount": <integer>}. An event of type "Poison" is rejected
+// with a handler error (for the error-policy tests).
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ultracore/sdk/sdk.h"
+
+namespace ultracore::tests {
+namespace {
+
+using sdk::Status;
+
+class LedgerProjection final : public sdk::Projection {
+ public:
+  explicit LedgerProjection(const sdk::ProjectionContext&) {}
+
+  int schemaVersion() const override { return 1; }
+
+  Status setupSchema(sdk::Writer& db) override {
+    return db.exec(
+        "CREATE TABLE IF NOT EXISTS {schema}.ledger ("
+        " aggregate_id text PRIMARY KEY, event_ids text NOT NULL, total bigint NOT NULL,"
+        " events integer NOT NULL)");
+  }
+
+  Status apply(std::span<const sdk::Event> events, sdk::Writer& db) override {
+    struct Fold {
+      std::string ids;
+      long long total = 0;
+      int count = 0;
+    };
+    std::map<std::string, Fold> folds;
+    for (const auto& event : events) {
+      if (event.eventType() == "Poison") {
+        return Status::handlerError("poison event " + event.eventId());
+      }
+      const auto amount = event.data().value("amount", 0LL);
+      Fold& fold = folds[event.aggregateId()];
+      fold.ids += (fold.ids.empty() ? "" : ",") + event.eventId();
+      fold.total += amount;
+      ++fold.count;
+    }
+    std::vector<sdk::Params> rows;
+    for (const auto& [id, fold] : folds) {
+      rows.push_back({id, fold.ids, std::to_string(fold.total), std::to_string(fold.count)});
+    }
+    return db.execBatch(
+                 "INSERT INTO {schema}.ledger AS l (aggregate_id, event_ids, total, events) "
+                 "SELECT id, ids, total::bigint, n::int FROM batch "
+                 "ON CONFLICT (aggregate_id) DO UPDATE SET "
+                 "event_ids = l.event_ids || ',' || EXCLUDED.event_ids, "
+                 "total = l.total + EXCLUDED.total, events = l.events + EXCLUDED.events",
+                 {"id", "ids", "total", "n"}, rows)
+        .status();
+  }
+};
+
+}  // namespace
+}  // namespace ultracore::tests
+
+ULTRACORE_PLUGIN(test_ledger,
+                 ULTRACORE_PROJECTION("ledger", "ledger", ultracore::tests::LedgerProjection))
