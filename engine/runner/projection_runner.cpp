@@ -277,7 +277,9 @@ void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
   }
   // Revoked (or an error): the in-flight batch commits before we let go, or is discarded when
   // its compare-and-set fails because the partitions already belong to another member.
+  revoking_ = true;
   if (state_ != RunnerState::kFailed) flushPending();
+  revoking_ = false;
   pending_.clear();
   for (int i = 0; i < partitions->cnt; ++i) {
     expected_.erase({partitions->elems[i].topic, partitions->elems[i].partition});
@@ -326,6 +328,7 @@ void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitio
 
 ProjectionRunner::Outcome ProjectionRunner::resync() {
   pending_.clear();
+  if (revoking_) return Outcome::kResync;  // the partitions are being handed over anyway
   rd_kafka_topic_partition_list_t* assignment = nullptr;
   if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Outcome::kResync;

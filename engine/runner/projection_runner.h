@@ -109,6 +109,7 @@ class ProjectionRunner {
   KafkaHandle consumer_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  bool revoking_ = false;  ///< inside the revoke callback: never seek partitions being taken away
 
   std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition
   std::vector<KafkaRecord> pending_;
