@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/http/api_server.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
 #include "engine/runner/engine.h"
@@ -32,10 +33,15 @@ int main(int argc, char** argv) {
   std::string config = "config/projections.yaml";
   bool check = false;
   std::string log_level = "info";
+  std::string role = "all";
   app.add_option("-c,--config", config, "the manifest (projections.yaml)")->capture_default_str();
   app.add_flag("--check", check, "validate the manifest and load the plugins, then exit");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--role", role,
+                 "all: projections and the HTTP API; api or projections: only that part")
+      ->check(CLI::IsMember({"all", "api", "projections"}))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
@@ -49,17 +55,30 @@ int main(int argc, char** argv) {
                   engine.manifest().plugins.size(), engine.manifest().projections.size());
       return 0;
     }
-    engine.start();
+    std::unique_ptr<ultracore::engine::ApiServer> api;
+    if (role == "api") {
+      engine.applyMigrations();
+    } else {
+      engine.start();
+    }
+    if (role != "projections") {
+      api = std::make_unique<ultracore::engine::ApiServer>(engine.manifest(), engine.plugins(),
+                                                           engine.projectionSchemas());
+      api->start();
+    }
     spdlog::info("engine running {} projection(s); SIGTERM or Ctrl-C stops it",
                  engine.runners().size());
     int received = 0;
     sigwait(&signals, &received);
     spdlog::info("received {}, stopping", strsignal(received));
+    if (api) api->stop();
     engine.stop();
     spdlog::info("stopped");
     return 0;
   } catch (const ultracore::engine::ManifestError& e) {
     std::fprintf(stderr, "ultracore-engine: manifest error: %s\n", e.what());
+  } catch (const ultracore::engine::ApiStartupError& e) {
+    std::fprintf(stderr, "ultracore-engine: api error: %s\n", e.what());
   } catch (const ultracore::engine::PluginError& e) {
     std::fprintf(stderr, "ultracore-engine: plugin error: %s\n", e.what());
   } catch (const std::exception& e) {

@@ -54,6 +54,15 @@ struct LibraryHoldingDeleter {
   void operator()(sdk::Projection* projection) const noexcept { destroy(projection); }
 };
 
+/// The same for an Api.
+struct ApiLibraryHoldingDeleter {
+  std::shared_ptr<dll::shared_library> library;  // first member: released last
+  std::shared_ptr<const sdk::ApiContext> context;
+  void (*destroy)(sdk::Api*) = nullptr;
+
+  void operator()(sdk::Api* api) const noexcept { destroy(api); }
+};
+
 /// Rejects a descriptor whose fields the loader cannot use. Runs after the ABI and fingerprint
 /// checks, so the layout is known to be ours.
 void validateDescriptor(const std::string& name, const std::filesystem::path& path,
@@ -86,6 +95,27 @@ void validateDescriptor(const std::string& name, const std::filesystem::path& pa
     if (!seen.insert(factory.name).second) {
       throw PluginError(PluginErrorCode::kDuplicateName,
                         at + ": " + projection + " is offered twice");
+    }
+  }
+  if (descriptor.api_count > 0 && descriptor.apis == nullptr) {
+    throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                      at + ": descriptor lists " + std::to_string(descriptor.api_count) +
+                          " APIs but no API array");
+  }
+  std::set<std::string_view> apis;
+  for (std::size_t i = 0; i < descriptor.api_count; ++i) {
+    const sdk::ApiFactory& factory = descriptor.apis[i];
+    if (factory.name == nullptr || *factory.name == '\0') {
+      throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                        at + ": API #" + std::to_string(i) + " has no name");
+    }
+    const std::string api = std::string("API '") + factory.name + "'";
+    if (factory.create == nullptr || factory.destroy == nullptr) {
+      throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                        at + ": " + api + " has no create or destroy function");
+    }
+    if (!apis.insert(factory.name).second) {
+      throw PluginError(PluginErrorCode::kDuplicateName, at + ": " + api + " is offered twice");
     }
   }
 }
@@ -166,6 +196,8 @@ const char* toString(PluginErrorCode code) {
       return "create_returned_null";
     case PluginErrorCode::kInvalidDescriptor:
       return "invalid_descriptor";
+    case PluginErrorCode::kUnknownApi:
+      return "unknown_api";
   }
   return "unknown";
 }
@@ -231,6 +263,48 @@ std::shared_ptr<sdk::Projection> LoadedPlugin::createProjection(
   if (raw != nullptr) {
     object = std::shared_ptr<sdk::Projection>(
         raw, LibraryHoldingDeleter{library_, std::move(owned_context), factory->destroy});
+  }
+  if (!error.empty()) {
+    throw PluginError(PluginErrorCode::kCreateFailed, at + ": create failed: " + error);
+  }
+  if (object == nullptr) {
+    throw PluginError(PluginErrorCode::kCreateReturnedNull,
+                      at + ": create returned null without an error");
+  }
+  return object;
+}
+
+std::vector<std::string> LoadedPlugin::apiNames() const {
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < descriptor_->api_count; ++i) {
+    names.emplace_back(descriptor_->apis[i].name);
+  }
+  return names;
+}
+
+std::shared_ptr<sdk::Api> LoadedPlugin::createApi(const std::string& api,
+                                                  const sdk::ApiContext& context) const {
+  const std::string at = describe(name_, path_) + ": API '" + api + "'";
+  const sdk::ApiFactory* factory = nullptr;
+  for (std::size_t i = 0; i < descriptor_->api_count; ++i) {
+    if (api == descriptor_->apis[i].name) factory = &descriptor_->apis[i];
+  }
+  if (factory == nullptr) {
+    throw PluginError(PluginErrorCode::kUnknownApi, at + ": not offered by this plugin");
+  }
+  auto owned_context = std::make_shared<const sdk::ApiContext>(context);
+  std::string error;
+  sdk::Api* raw = nullptr;
+  try {
+    raw = factory->create(owned_context.get(), &error);
+  } catch (...) {
+    throw PluginError(PluginErrorCode::kCreateFailed,
+                      at + ": create threw across the plugin boundary");
+  }
+  std::shared_ptr<sdk::Api> object;
+  if (raw != nullptr) {
+    object = std::shared_ptr<sdk::Api>(
+        raw, ApiLibraryHoldingDeleter{library_, std::move(owned_context), factory->destroy});
   }
   if (!error.empty()) {
     throw PluginError(PluginErrorCode::kCreateFailed, at + ": create failed: " + error);

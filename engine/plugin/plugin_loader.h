@@ -30,6 +30,7 @@ enum class PluginErrorCode {
   kCreateFailed,         ///< the factory threw (caught in the plugin) or reported an error
   kCreateReturnedNull,   ///< the factory returned nullptr without an error
   kInvalidDescriptor,    ///< descriptor incomplete: no name, null projections or factory fields
+  kUnknownApi,           ///< the plugin offers no API of that name
 };
 const char* toString(PluginErrorCode code);
 
@@ -61,6 +62,11 @@ class LoadedPlugin {
   std::shared_ptr<sdk::Projection> createProjection(const std::string& projection,
                                                     const sdk::ProjectionContext& context) const;
 
+  /// The command/query APIs the plugin offers (ABI 2; none for older descriptors).
+  std::vector<std::string> apiNames() const;
+  /// Creates an API, owned like a projection (keeps the library loaded). Throws PluginError.
+  std::shared_ptr<sdk::Api> createApi(const std::string& api, const sdk::ApiContext& context) const;
+
  private:
   std::string name_;
   std::filesystem::path path_;
@@ -75,6 +81,8 @@ class PluginRegistry {
   /// Throws PluginError.
   const LoadedPlugin& load(const std::string& name, const std::filesystem::path& path);
   const LoadedPlugin* find(const std::string& name) const;
+  /// Every loaded plugin, by manifest name.
+  const std::map<std::string, std::shared_ptr<LoadedPlugin>>& all() const { return plugins_; }
 
  private:
   std::map<std::string, std::shared_ptr<LoadedPlugin>> plugins_;

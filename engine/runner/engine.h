@@ -3,6 +3,7 @@
 /// Engine: the manifest made to run. Control plane only (start-up and shutdown, on the main
 /// thread); each projection's data plane lives in its ProjectionRunner.
 
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -38,7 +39,15 @@ class Engine {
   /// Stops every runner (each finishes or aborts its batch and leaves its group) and waits.
   void stop();
 
+  /// Applies the engine's migrations (start() does it too; the API role needs it alone).
+  /// Throws StartupError.
+  void applyMigrations();
+
+  /// The schema each manifest projection writes into, by projection name (after loadPlugins).
+  std::map<std::string, std::string> projectionSchemas() const;
+
   const Manifest& manifest() const { return manifest_; }
+  const PluginRegistry& plugins() const { return plugins_; }
   const std::vector<std::unique_ptr<ProjectionRunner>>& runners() const { return runners_; }
 
  private:

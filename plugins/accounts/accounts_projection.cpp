@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "accounts_api.h"
 #include "ultracore/sdk/sdk.h"
 #include "ultracore/sdk/writer.h"
 
@@ -168,4 +169,5 @@ class AccountsProjection final : public sdk::Projection {
 
 ULTRACORE_PLUGIN(accounts,
                  ULTRACORE_PROJECTION("accounts", "accounts",
-                                      ultracore::plugins::accounts::AccountsProjection))
+                                      ultracore::plugins::accounts::AccountsProjection),
+                 ULTRACORE_API("accounts", ultracore::plugins::accounts::AccountsApi))

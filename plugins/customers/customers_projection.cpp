@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "customers_api.h"
 #include "ultracore/sdk/sdk.h"
 
 namespace ultracore::plugins::customers {
@@ -192,4 +193,5 @@ class CustomersProjection final : public sdk::Projection {
 
 ULTRACORE_PLUGIN(customers,
                  ULTRACORE_PROJECTION("customers", "customers",
-                                      ultracore::plugins::customers::CustomersProjection))
+                                      ultracore::plugins::customers::CustomersProjection),
+                 ULTRACORE_API("customers", ultracore::plugins::customers::CustomersApi))

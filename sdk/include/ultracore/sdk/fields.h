@@ -57,31 +57,40 @@ inline bool isDecimalLiteral(const std::string& text) {
   return fraction > 0 && i == text.size();
 }
 
-/// An exact decimal amount as text, for a NUMERIC column. Accepts a decimal string ("100.25")
-/// or a JSON number (written back in its shortest exact form); never goes through arithmetic
-/// on doubles. `positive` also rejects zero and negative amounts.
-inline Result<std::string> decimalField(const Event& event, const char* field, bool positive) {
-  const auto it = event.data().find(field);
-  if (it == event.data().end() || it->is_null()) return fieldError(event, field, "is missing");
+/// An exact decimal amount as text from a JSON value: a decimal string ("100.25") or a JSON
+/// number (written back in its shortest exact form); never goes through arithmetic on
+/// doubles. `positive` also rejects zero and negative amounts. The error message says what is
+/// wrong ("is not a decimal: 'x'"), without naming the field.
+inline Result<std::string> decimalText(const nlohmann::json& value, bool positive) {
   std::string text;
-  if (it->is_string()) {
-    text = it->get<std::string>();
-  } else if (it->is_number_integer() || it->is_number_unsigned()) {
-    text = it->dump();
-  } else if (it->is_number_float() && std::isfinite(it->get<double>())) {
-    text = it->dump();
+  if (value.is_null()) return Status::invalidArgument("is missing");
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else if (value.is_number_integer() || value.is_number_unsigned()) {
+    text = value.dump();
+  } else if (value.is_number_float() && std::isfinite(value.get<double>())) {
+    text = value.dump();
     if (text.find_first_of("eE") != std::string::npos) {
-      return fieldError(event, field, "must be a plain decimal, got " + text);
+      return Status::invalidArgument("must be a plain decimal, got " + text);
     }
   } else {
-    return fieldError(event, field, "must be a decimal string or number");
+    return Status::invalidArgument("must be a decimal string or number");
   }
-  if (!isDecimalLiteral(text)) return fieldError(event, field, "is not a decimal: '" + text + "'");
+  if (!isDecimalLiteral(text)) return Status::invalidArgument("is not a decimal: '" + text + "'");
   if (positive) {
     const bool negative = text[0] == '-';
     const bool zero = text.find_first_not_of("-0.") == std::string::npos;
-    if (negative || zero) return fieldError(event, field, "must be greater than 0, got " + text);
+    if (negative || zero) return Status::invalidArgument("must be greater than 0, got " + text);
   }
+  return text;
+}
+
+/// An exact decimal amount as text, for a NUMERIC column (see decimalText).
+inline Result<std::string> decimalField(const Event& event, const char* field, bool positive) {
+  const auto it = event.data().find(field);
+  if (it == event.data().end() || it->is_null()) return fieldError(event, field, "is missing");
+  auto text = decimalText(*it, positive);
+  if (!text) return fieldError(event, field, text.status().message());
   return text;
 }
 

@@ -4,7 +4,10 @@
 /// `ultracore_plugin_entry`, written by the ULTRACORE_PLUGIN macro:
 ///
 ///   ULTRACORE_PLUGIN(customers,
-///                    ULTRACORE_PROJECTION("customers", "customers", CustomersProjection))
+///                    ULTRACORE_PROJECTION("customers", "customers", CustomersProjection),
+///                    ULTRACORE_API("customers", CustomersApi))
+///
+/// Items may come in any order and number; ULTRACORE_API items are optional (ABI 2).
 ///
 /// The function returns a static descriptor. The loader reads `abi_version` (the first field)
 /// and `build_fingerprint` before it touches anything else, and refuses a mismatch.
@@ -12,6 +15,7 @@
 /// The factories below are generated inside the plugin: they catch every exception the
 /// plugin's code throws, so none crosses into the engine.
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -19,7 +23,9 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 
+#include "ultracore/sdk/api.h"
 #include "ultracore/sdk/projection.h"
 #include "ultracore/sdk/version.h"
 
@@ -33,6 +39,13 @@ struct ProjectionFactory {
   void (*destroy)(Projection* projection) = nullptr;
 };
 
+/// One command/query API a plugin offers. `create` returns nullptr and fills `error` on failure.
+struct ApiFactory {
+  const char* name = nullptr;  ///< for messages and the docs
+  Api* (*create)(const ApiContext* context, std::string* error) = nullptr;
+  void (*destroy)(Api* api) = nullptr;
+};
+
 /// Static for the life of the loaded library. Layout is ABI: append only, bump kAbiVersion.
 struct PluginDescriptor {
   std::uint32_t abi_version;  ///< must stay the first field
@@ -41,6 +54,9 @@ struct PluginDescriptor {
   const char* build_fingerprint;
   const ProjectionFactory* projections;
   std::size_t projection_count;
+  // ABI 2
+  const ApiFactory* apis = nullptr;
+  std::size_t api_count = 0;
 };
 
 using PluginEntryFunction = const PluginDescriptor* (*)();
@@ -96,6 +112,68 @@ Projection* createGuarded(const ProjectionContext* context, std::string* error) 
 
 inline void destroyGuarded(Projection* projection) noexcept { delete projection; }
 
+/// Forwards to the plugin's Api, turning exceptions into a 500 Reply.
+class GuardedApi final : public Api {
+ public:
+  explicit GuardedApi(std::unique_ptr<Api> inner) : inner_(std::move(inner)) {}
+
+  std::vector<RouteSpec> routes() const override {
+    try {
+      return inner_->routes();
+    } catch (...) {
+      return {};
+    }
+  }
+  nlohmann::json schemas() const override {
+    try {
+      return inner_->schemas();
+    } catch (...) {
+      return nlohmann::json::object();
+    }
+  }
+  Reply handle(const Request& request, Reader& db) override {
+    try {
+      return inner_->handle(request, db);
+    } catch (const std::exception& e) {
+      return Reply::error(500, "handler_error", std::string("exception: ") + e.what());
+    } catch (...) {
+      return Reply::error(500, "handler_error", "exception of unknown type");
+    }
+  }
+
+ private:
+  std::unique_ptr<Api> inner_;
+};
+
+template <typename T>
+Api* createGuardedApi(const ApiContext* context, std::string* error) noexcept {
+  try {
+    return new GuardedApi(std::make_unique<T>(*context));
+  } catch (const std::exception& e) {
+    if (error != nullptr) *error = e.what();
+  } catch (...) {
+    if (error != nullptr) *error = "exception of unknown type";
+  }
+  return nullptr;
+}
+
+inline void destroyGuardedApi(Api* api) noexcept { delete api; }
+
+/// The items of type T among ULTRACORE_PLUGIN's arguments, in order, plus an empty sentinel
+/// (so that a plugin without any still has an array).
+template <typename T, typename... Items>
+auto collect(const Items&... items) {
+  constexpr std::size_t count = (std::size_t{0} + ... + (std::is_same_v<T, Items> ? 1 : 0));
+  std::array<T, count + 1> out{};
+  std::size_t i = 0;
+  (
+      [&](const auto& item) {
+        if constexpr (std::is_same_v<T, std::decay_t<decltype(item)>>) out[i++] = item;
+      }(items),
+      ...);
+  return out;
+}
+
 }  // namespace detail
 
 /// Factory for projection type T, constructed as T(const ProjectionContext&).
@@ -105,19 +183,31 @@ constexpr ProjectionFactory makeProjectionFactory(const char* name, const char* 
                            &detail::destroyGuarded};
 }
 
+/// Factory for API type T, constructed as T(const ApiContext&).
+template <typename T>
+constexpr ApiFactory makeApiFactory(const char* name) {
+  return ApiFactory{name, &detail::createGuardedApi<T>, &detail::destroyGuardedApi};
+}
+
 }  // namespace ultracore::sdk
 
 #define ULTRACORE_PROJECTION(name, default_schema, Type) \
   ::ultracore::sdk::makeProjectionFactory<Type>(name, default_schema)
 
-/// Exports the plugin's entry point. Arguments after the name: ULTRACORE_PROJECTION(...) items.
+#define ULTRACORE_API(name, Type) ::ultracore::sdk::makeApiFactory<Type>(name)
+
+/// Exports the plugin's entry point. Arguments after the name: ULTRACORE_PROJECTION(...) and
+/// ULTRACORE_API(...) items, in any order.
 #define ULTRACORE_PLUGIN(plugin_name, ...)                                                      \
   extern "C" __attribute__((visibility("default"))) const ::ultracore::sdk::PluginDescriptor*  \
   ultracore_plugin_entry() {                                                                    \
-    static const ::ultracore::sdk::ProjectionFactory kProjections[] = {                        \
-        __VA_ARGS__ __VA_OPT__(, )::ultracore::sdk::ProjectionFactory{}};                      \
+    static const auto kProjections =                                                           \
+        ::ultracore::sdk::detail::collect<::ultracore::sdk::ProjectionFactory>(__VA_ARGS__);   \
+    static const auto kApis =                                                                  \
+        ::ultracore::sdk::detail::collect<::ultracore::sdk::ApiFactory>(__VA_ARGS__);          \
     static const ::ultracore::sdk::PluginDescriptor kDescriptor{                               \
         ::ultracore::sdk::kAbiVersion, #plugin_name, ::ultracore::sdk::kSdkVersion,             \
-        ::ultracore::sdk::kBuildFingerprint, kProjections, std::size(kProjections) - 1};       \
+        ::ultracore::sdk::kBuildFingerprint, kProjections.data(), kProjections.size() - 1,     \
+        kApis.data(), kApis.size() - 1};                                                        \
     return &kDescriptor;                                                                        \
   }

@@ -1,0 +1,600 @@
+#include "engine/http/api_server.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <ctime>
+#include <optional>
+#include <random>
+#include <set>
+
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
+#include <spdlog/spdlog.h>
+
+#include "engine/http/event_producer.h"
+#include "engine/http/openapi.h"
+#include "engine/http/pg_pool.h"
+#include "engine/http/route_path.h"
+#include "engine/postgres/pg_errors.h"
+#include "engine/postgres/pg_writer.h"
+#include "engine/runner/plugin_logger.h"
+
+namespace ultracore::engine {
+
+using nlohmann::json;
+
+/// One registered route and what serves it.
+struct ApiRoute {
+  std::string plugin;
+  std::shared_ptr<sdk::Api> api;
+  std::size_t index = 0;  ///< the route's index in api->routes()
+  sdk::RouteSpec spec;
+  RoutePath path;
+  std::string projection;           ///< manifest projection serving it ("" when none)
+  std::string schema;               ///< that projection's schema (Reader's `{schema}`)
+  std::set<std::string> topics;     ///< the topics that projection consumes
+};
+
+namespace {
+
+constexpr std::size_t kWorkerThreads = 16;  // also the pool size: a request holds one connection
+constexpr auto kPoolWait = std::chrono::seconds(5);
+const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"};
+
+// ---- small helpers ------------------------------------------------------------------------
+
+void sendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void sendError(httplib::Response& res, int status, const std::string& code,
+               const std::string& message, const std::string& field = "") {
+  sendJson(res, status, sdk::Reply::error(status, code, message, field).body);
+}
+
+std::string uuid4() {
+  thread_local std::mt19937_64 random([] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }());
+  std::uint64_t high = random();
+  std::uint64_t low = random();
+  high = (high & 0xFFFFFFFFFFFF0FFFULL) | 0x0000000000004000ULL;  // version 4
+  low = (low & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;    // variant 10
+  char out[37];
+  std::snprintf(out, sizeof(out), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(high >> 32), static_cast<unsigned>((high >> 16) & 0xFFFF),
+                static_cast<unsigned>(high & 0xFFFF), static_cast<unsigned>(low >> 48),
+                static_cast<unsigned long long>(low & 0xFFFFFFFFFFFFULL));
+  return out;
+}
+
+std::string nowIso8601() {
+  const auto now = std::chrono::system_clock::now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+  const std::time_t seconds = static_cast<std::time_t>(ms.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", date, static_cast<int>(ms.count() % 1000));
+  return out;
+}
+
+/// Compares without an early exit, so the time taken does not reveal the matching prefix.
+bool constantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+bool validTenant(const std::string& tenant) {
+  if (tenant.empty() || tenant.size() > 64) return false;
+  return std::all_of(tenant.begin(), tenant.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+struct Position {
+  std::string topic;
+  std::int32_t partition = 0;
+  std::int64_t offset = 0;
+};
+
+/// "topic:partition:offset[,topic:partition:offset...]".
+std::string encodeToken(const std::vector<Position>& positions) {
+  std::string token;
+  for (const auto& p : positions) {
+    if (!token.empty()) token += ",";
+    token += p.topic + ":" + std::to_string(p.partition) + ":" + std::to_string(p.offset);
+  }
+  return token;
+}
+
+std::optional<std::vector<Position>> decodeToken(const std::string& token) {
+  std::vector<Position> positions;
+  std::size_t start = 0;
+  while (start <= token.size()) {
+    std::size_t comma = token.find(',', start);
+    if (comma == std::string::npos) comma = token.size();
+    const std::string part = token.substr(start, comma - start);
+    const std::size_t second = part.rfind(':');
+    const std::size_t first = second == std::string::npos || second == 0
+                                  ? std::string::npos
+                                  : part.rfind(':', second - 1);
+    if (first == std::string::npos || first == 0) return std::nullopt;
+    try {
+      std::size_t used = 0;
+      Position p;
+      p.topic = part.substr(0, first);
+      const std::string partition = part.substr(first + 1, second - first - 1);
+      const std::string offset = part.substr(second + 1);
+      p.partition = std::stoi(partition, &used);
+      if (used != partition.size() || p.partition < 0) return std::nullopt;
+      p.offset = std::stoll(offset, &used);
+      if (used != offset.size() || p.offset < 0) return std::nullopt;
+      positions.push_back(std::move(p));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    start = comma + 1;
+  }
+  if (positions.empty()) return std::nullopt;
+  return positions;
+}
+
+/// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded.
+class PgReader final : public sdk::Reader {
+ public:
+  PgReader(pqxx::transaction_base& txn, const std::string& schema,
+           const std::map<std::string, std::string>& schemas)
+      : writer_(txn, schema), txn_(txn), schemas_(schemas) {}
+
+  sdk::Result<sdk::Rows> query(std::string_view sql, const sdk::Params& params) override {
+    std::string text(sql);
+    for (std::size_t at = text.find("{schema:"); at != std::string::npos;
+         at = text.find("{schema:", at)) {
+      const std::size_t end = text.find('}', at);
+      if (end == std::string::npos) break;
+      const std::string name = text.substr(at + 8, end - at - 8);
+      const auto it = schemas_.find(name);
+      const std::string quoted = txn_.quote_name(it == schemas_.end() ? name : it->second);
+      text.replace(at, end - at + 1, quoted);
+      at += quoted.size();
+    }
+    return writer_.query(text, params);
+  }
+
+ private:
+  PgWriter writer_;
+  pqxx::transaction_base& txn_;
+  const std::map<std::string, std::string>& schemas_;
+};
+
+}  // namespace
+
+// ---- construction ---------------------------------------------------------------------------
+
+ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
+                     std::map<std::string, std::string> schemas)
+    : manifest_(manifest) {
+  // Projection names a route or a Reader may use: the manifest's, then the plugins' own.
+  schemas_ = std::move(schemas);
+  std::vector<RouteDoc> docs;
+  std::set<std::string> unserved;  // plugin/projection pairs already warned about
+  json all_schemas = json::object();
+  for (const auto& [plugin_name, plugin] : plugins.all()) {
+    for (const auto& api_name : plugin->apiNames()) {
+      loggers_.push_back(std::make_unique<PluginLogger>(plugin_name + "/api"));
+      auto api = plugin->createApi(api_name, sdk::ApiContext{plugin_name, loggers_.back().get()});
+      const auto specs = api->routes();
+      for (std::size_t i = 0; i < specs.size(); ++i) {
+        const sdk::RouteSpec& spec = specs[i];
+        const std::string where = "plugin '" + plugin_name + "' API '" + api_name + "': route " +
+                                  spec.method + " " + spec.path;
+        if (kMethods.count(spec.method) == 0) {
+          throw ApiStartupError(where + ": unsupported method");
+        }
+        auto route = std::make_shared<ApiRoute>(ApiRoute{
+            plugin_name, api, i, spec, [&] {
+              try {
+                return RoutePath(spec.path);
+              } catch (const std::invalid_argument& e) {
+                throw ApiStartupError(where + ": " + e.what());
+              }
+            }(),
+            "", "", {}});
+        for (const auto& other : routes_) {
+          if (other->spec.method == spec.method && other->spec.path == spec.path) {
+            throw ApiStartupError(where + ": already registered by plugin '" + other->plugin + "'");
+          }
+        }
+        // The manifest projection that serves the route: this plugin's instance of it first.
+        for (const auto& projection : manifest.projections) {
+          if (projection.plugin == plugin_name && projection.projection == spec.projection) {
+            route->projection = projection.name;
+            break;
+          }
+        }
+        if (route->projection.empty() && manifest.findProjection(spec.projection) != nullptr) {
+          route->projection = spec.projection;
+        }
+        if (!route->projection.empty()) {
+          route->schema = schemas_.at(route->projection);
+          const auto* projection = manifest.findProjection(route->projection);
+          route->topics.insert(projection->topics.begin(), projection->topics.end());
+          schemas_.try_emplace(spec.projection, route->schema);
+        } else {
+          route->schema = spec.projection;
+          if (unserved.insert(plugin_name + "/" + spec.projection).second) {
+            spdlog::warn("plugin '{}': no manifest projection serves '{}'; its routes read "
+                         "schema '{}' and ignore consistent_with",
+                         plugin_name, spec.projection, spec.projection);
+          }
+        }
+        docs.push_back(RouteDoc{plugin_name, spec, route->path.parameters()});
+        routes_.push_back(std::move(route));
+      }
+      const json declared = api->schemas();
+      if (declared.is_object()) {
+        for (const auto& [name, schema] : declared.items()) all_schemas[name] = schema;
+      }
+    }
+  }
+  openapi_ = buildOpenApi(docs, all_schemas, !manifest.api_token.empty()).dump(2);
+  docs_html_ = buildDocsHtml(docs, !manifest.api_token.empty());
+  producer_ = std::make_unique<EventProducer>(manifest.kafka);
+  pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+// ---- serving --------------------------------------------------------------------------------
+
+void ApiServer::start() {
+  const std::string& listen = manifest_.api_listen;
+  const auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const int port = std::stoi(listen.substr(colon + 1));
+
+  server_ = std::make_unique<httplib::Server>();
+  server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+  server_->set_payload_max_length(manifest_.api_max_body_bytes);
+  // httplib's default sets SO_REUSEPORT, which lets a second engine bind the same port and
+  // silently take some of its connections; a busy api.listen must fail at start-up instead.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  server_->set_error_handler(httplib::Server::HandlerWithResponse(
+      [](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    switch (res.status) {
+      case 413:
+        sendError(res, 413, "body_too_large", "the request body is larger than api.max_body_bytes");
+        break;
+      case 404:
+        sendError(res, 404, "not_found", "no such route");
+        break;
+      default:
+        sendError(res, res.status, "http_error", "HTTP " + std::to_string(res.status));
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      dispatch(req, res);
+    } catch (const std::exception& e) {
+      spdlog::error("api: {} {}: {}", req.method, req.path, e.what());
+      sendError(res, 500, "internal_error", e.what());
+    }
+  };
+  server_->Get(".*", handler);
+  server_->Post(".*", handler);
+  server_->Patch(".*", handler);
+  server_->Put(".*", handler);
+  server_->Delete(".*", handler);
+  server_->Options(".*", handler);
+
+  // Port 0 picks a free port (tests); the log line says which.
+  const int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
+  }
+  port_ = bound;
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("API listening on {}:{} ({} route(s); docs at /api/v1/docs)", host, bound,
+               routes_.size());
+}
+
+void ApiServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
+  const std::string& path = req.path;
+  if (path == "/healthz") {
+    return sendJson(res, 200, {{"status", "ok"}});
+  }
+  if (path == "/readyz") {
+    bool pg = false;
+    try {
+      auto lease = pool_->acquire(std::chrono::seconds(2));
+      pqxx::nontransaction txn(*lease);
+      txn.exec("SELECT 1");
+      pg = true;
+    } catch (const std::exception&) {
+    }
+    const bool kafka = producer_->reachable(std::chrono::seconds(2));
+    return sendJson(res, pg && kafka ? 200 : 503,
+                    {{"status", pg && kafka ? "ready" : "not_ready"},
+                     {"kafka", kafka},
+                     {"postgres", pg}});
+  }
+
+  if (!manifest_.api_token.empty()) {
+    const std::string header = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    const bool ok = header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0 &&
+                    constantTimeEquals(header.substr(prefix.size()), manifest_.api_token);
+    if (!ok) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+    }
+  }
+
+  if (req.method == "GET" && path == "/api/v1/openapi.json") {
+    res.set_content(openapi_, "application/json");
+    return;
+  }
+  if (req.method == "GET" && path == "/api/v1/docs") {
+    res.set_content(docs_html_, "text/html; charset=utf-8");
+    return;
+  }
+
+  // Route: a path match with another method is 405, no path match 404.
+  std::shared_ptr<ApiRoute> route;
+  std::map<std::string, std::string> path_params;
+  std::set<std::string> allowed;
+  for (const auto& candidate : routes_) {
+    auto params = candidate->path.match(path);
+    if (!params) continue;
+    allowed.insert(candidate->spec.method);
+    if (candidate->spec.method == req.method) {
+      route = candidate;
+      path_params = std::move(*params);
+      break;
+    }
+  }
+  if (!route) {
+    if (allowed.empty()) return sendError(res, 404, "not_found", "no route for " + path);
+    std::string allow;
+    for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
+    res.set_header("Allow", allow);
+    return sendError(res, 405, "method_not_allowed",
+                     req.method + " is not allowed on " + path + " (allowed: " + allow + ")");
+  }
+
+  sdk::Request request;
+  request.route = route->index;
+  request.method = req.method;
+  request.path = path;
+  request.path_params = std::move(path_params);
+  for (const auto& [key, value] : req.params) request.query.emplace(key, value);
+  request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id") : "DEFAULT";
+  if (!validTenant(request.tenant_id)) {
+    return sendError(res, 400, "invalid_tenant",
+                     "X-Tenant-Id must be 1-64 characters of [A-Za-z0-9_.-]", "X-Tenant-Id");
+  }
+  request.user_id = req.has_header("X-User-Id") ? req.get_header_value("X-User-Id") : "api";
+  if (req.body.size() > manifest_.api_max_body_bytes) {
+    return sendError(res, 413, "body_too_large", "the request body is larger than api.max_body_bytes");
+  }
+  const bool blank = std::all_of(req.body.begin(), req.body.end(),
+                                 [](unsigned char c) { return std::isspace(c); });
+  if (!blank) {
+    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+    if (body.is_discarded()) return sendError(res, 400, "malformed_json", "the body is not valid JSON");
+    if (!body.is_object()) return sendError(res, 400, "invalid_body", "the body must be a JSON object");
+    request.body = std::move(body);
+  }
+
+  // Runs the handler in a READ ONLY transaction on `lease`.
+  const auto runHandler = [&](PgPool::Lease& lease) -> sdk::Reply {
+    try {
+      pqxx::read_transaction txn(*lease, "ultracore-api");
+      PgReader reader(txn, route->schema, schemas_);
+      sdk::Reply reply = route->api->handle(request, reader);
+      txn.commit();
+      return reply;
+    } catch (...) {
+      const sdk::Status status = statusFromCurrentException();
+      if (status.code() == sdk::StatusCode::kTransient) lease.discard();
+      return sdk::Reply::error(status.code() == sdk::StatusCode::kTransient ? 503 : 500,
+                               "database_error", status.message());
+    }
+  };
+
+  std::optional<PgPool::Lease> lease;
+  try {
+    lease.emplace(pool_->acquire(kPoolWait));
+  } catch (const PoolUnavailable& e) {
+    return sendError(res, 503, "database_unavailable", e.what());
+  }
+
+  if (route->spec.kind == sdk::RouteKind::kQuery) {
+    std::string token = req.get_param_value("consistent_with");
+    if (token.empty()) token = req.get_header_value("X-Consistent-With");
+    if (!token.empty()) {
+      const auto positions = decodeToken(token);
+      if (!positions) {
+        return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
+                         "consistent_with");
+      }
+      const auto deadline = std::chrono::steady_clock::now() + kConsistencyTimeout;
+      auto pause = std::chrono::milliseconds(2);
+      for (const auto& position : *positions) {
+        if (route->topics.count(position.topic) == 0) continue;
+        for (;;) {
+          std::string next;
+          try {
+            pqxx::nontransaction txn(**lease);
+            const auto row = txn.exec_params(
+                "SELECT next_offset FROM ultracore_offsets WHERE projection = $1 AND topic = $2 "
+                "AND partition = $3",
+                route->projection, position.topic, position.partition);
+            if (!row.empty()) next = row[0][0].c_str();
+          } catch (...) {
+            lease->discard();
+            return sendError(res, 503, "database_error", statusFromCurrentException().message());
+          }
+          if (!next.empty() && std::stoll(next) > position.offset) break;
+          if (std::chrono::steady_clock::now() >= deadline) {
+            return sendError(res, 504, "consistency_timeout",
+                             "projection '" + route->projection + "' has not reached " +
+                                 position.topic + ":" + std::to_string(position.partition) + ":" +
+                                 std::to_string(position.offset) + " within " +
+                                 std::to_string(kConsistencyTimeout.count()) + " s");
+          }
+          std::this_thread::sleep_for(pause);
+          pause = std::min(pause * 2, std::chrono::milliseconds(25));
+        }
+      }
+    }
+    const sdk::Reply reply = runHandler(*lease);
+    return sendJson(res, reply.status, reply.body);
+  }
+
+  // Commands. With an Idempotency-Key, a session advisory lock serializes retries of one key,
+  // so two racing retries cannot both publish.
+  const std::string key = req.get_header_value("Idempotency-Key");
+  const std::string fingerprint = req.method + " " + path + "\n" + request.body.dump();
+  bool locked = false;
+  const auto unlock = [&] {
+    if (!locked || !lease->valid()) return;
+    locked = false;
+    try {
+      pqxx::nontransaction txn(**lease);
+      txn.exec_params("SELECT pg_advisory_unlock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
+                      request.tenant_id, key);
+    } catch (...) {
+      lease->discard();  // closing the session releases the lock
+    }
+  };
+  struct Unlocker {
+    std::function<void()> fn;
+    ~Unlocker() { fn(); }
+  } unlocker{unlock};
+  if (!key.empty()) {
+    if (key.size() > 255) {
+      return sendError(res, 400, "invalid_idempotency_key",
+                       "Idempotency-Key must be at most 255 characters", "Idempotency-Key");
+    }
+    try {
+      pqxx::nontransaction txn(**lease);
+      txn.exec_params("SELECT pg_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
+                      request.tenant_id, key);
+      locked = true;
+      const auto row = txn.exec_params(
+          "SELECT request_md5 = md5($3), status, response FROM ultracore_api_idempotency "
+          "WHERE tenant_id = $1 AND idempotency_key = $2",
+          request.tenant_id, key, fingerprint);
+      if (!row.empty()) {
+        if (!row[0][0].as<bool>()) {
+          return sendError(res, 422, "idempotency_key_reused",
+                           "Idempotency-Key was used with a different request", "Idempotency-Key");
+        }
+        res.set_header("Idempotent-Replayed", "true");
+        res.status = row[0][1].as<int>();
+        res.set_content(row[0][2].c_str(), "application/json");
+        const json stored = json::parse(row[0][2].c_str(), nullptr, false);
+        if (stored.is_object() && stored.contains("consistency_token")) {
+          res.set_header("X-Consistency-Token", stored["consistency_token"].get<std::string>());
+        }
+        return;
+      }
+    } catch (...) {
+      lease->discard();
+      locked = false;
+      return sendError(res, 503, "database_error", statusFromCurrentException().message());
+    }
+  }
+
+  sdk::Reply reply = runHandler(*lease);
+  if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
+
+  std::vector<Position> positions;
+  json published = json::array();
+  json body = reply.body.is_object() ? reply.body : json::object();
+  for (const sdk::NewEvent& event : reply.events) {
+    json envelope{{"event_id", uuid4()},
+                  {"event_type", event.event_type},
+                  {"aggregate_type", event.aggregate_type},
+                  {"aggregate_id", event.aggregate_id},
+                  {"tenant_id", request.tenant_id},
+                  {"user_id", request.user_id},
+                  {"occurred_at", nowIso8601()},
+                  {"event_data", event.event_data.is_object() ? event.event_data : json::object()}};
+    if (event.aggregate_version) envelope["aggregate_version"] = *event.aggregate_version;
+    auto stored = producer_->produce(event.topic, event.aggregate_id, envelope.dump());
+    if (!stored) {
+      spdlog::warn("api: {} {}: {}", req.method, path, stored.status().message());
+      json error = sdk::Reply::error(503, "kafka_unavailable", stored.status().message()).body;
+      if (!published.empty()) error["error"]["published"] = published;  // earlier events stored
+      return sendJson(res, 503, error);
+    }
+    const Position position{stored->topic, stored->partition, stored->offset};
+    positions.push_back(position);
+    json position_json{{"topic", position.topic},
+                       {"partition", position.partition},
+                       {"offset", position.offset}};
+    published.push_back({{"event_id", envelope["event_id"]},
+                         {"event_type", event.event_type},
+                         {"aggregate_id", event.aggregate_id},
+                         {"position", position_json}});
+    body["aggregate_id"] = event.aggregate_id;
+    body["event_id"] = envelope["event_id"];
+    body["position"] = position_json;
+  }
+  if (published.size() > 1) body["events"] = published;
+  const std::string token = encodeToken(positions);
+  body["consistency_token"] = token;
+  res.set_header("X-Consistency-Token", token);
+  sendJson(res, reply.status, body);
+
+  if (!key.empty() && locked && lease->valid()) {
+    try {
+      pqxx::nontransaction txn(**lease);
+      txn.exec_params(
+          "INSERT INTO ultracore_api_idempotency (tenant_id, idempotency_key, request_md5, "
+          "status, response) VALUES ($1, $2, md5($3), $4, $5) ON CONFLICT DO NOTHING",
+          request.tenant_id, key, fingerprint, reply.status, res.body);
+    } catch (...) {
+      // The event is stored; only the replay record is lost (a retry would publish again).
+      spdlog::error("api: cannot store Idempotency-Key '{}': {}", key,
+                    statusFromCurrentException().message());
+      lease->discard();
+      locked = false;
+    }
+  }
+}
+
+}  // namespace ultracore::engine

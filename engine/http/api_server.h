@@ -1,0 +1,74 @@
+#pragma once
+/// @file
+/// ApiServer: the command/query HTTP API (issue 4). Owns the HTTP server (cpp-httplib), the
+/// one idempotent producer, the read-only connection pool and the plugins' Api objects.
+/// Constructed and started on the main thread; requests run on the server's worker threads.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/manifest/manifest.h"
+#include "engine/plugin/plugin_loader.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace ultracore::engine {
+
+class EventProducer;
+class PgPool;
+class PluginLogger;
+struct ApiRoute;
+
+/// The API could not start (bad listen address, port taken, bad route declared by a plugin).
+class ApiStartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// How long a query with ?consistent_with= waits for its projection before answering 504.
+constexpr auto kConsistencyTimeout = std::chrono::seconds(5);
+
+class ApiServer {
+ public:
+  /// Creates every plugin's Api and collects its routes. `schemas` maps each manifest
+  /// projection name to the schema it writes into. Throws PluginError, ApiStartupError.
+  ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
+            std::map<std::string, std::string> schemas);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  /// Binds api.listen and serves on a background thread. Throws ApiStartupError.
+  void start();
+  /// Stops accepting, finishes the requests in flight and joins. Idempotent.
+  void stop();
+
+  std::size_t routeCount() const { return routes_.size(); }
+  int port() const { return port_; }
+
+ private:
+  void dispatch(const httplib::Request& req, httplib::Response& res);
+
+  const Manifest& manifest_;
+  std::map<std::string, std::string> schemas_;  ///< projection name -> schema, for Readers
+  std::vector<std::unique_ptr<PluginLogger>> loggers_;
+  std::vector<std::shared_ptr<ApiRoute>> routes_;
+  std::string openapi_;
+  std::string docs_html_;
+  std::unique_ptr<EventProducer> producer_;
+  std::unique_ptr<PgPool> pool_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace ultracore::engine
