@@ -68,11 +68,6 @@ void Engine::loadPlugins() {
                               "' offers no projection '" + spec.projection + "' (it offers: " +
                               fmt::format("{}", fmt::join(plugin->projectionNames(), ", ")) + ")");
     }
-    if (spec.on_error == ErrorPolicy::kPark) {
-      throw ManifestError(spec.where, "projection '" + spec.name +
-                                          "': on_error 'park' is not supported by this engine "
-                                          "yet; use fail, skip or dead_letter");
-    }
     const std::string schema = schemaFor(spec);
     if (const auto [it, inserted] = schemas.emplace(schema, spec.name); !inserted) {
       throw ManifestError(spec.where, "projection '" + spec.name + "' writes into schema '" +
@@ -118,17 +113,25 @@ void Engine::setupSchema(const ProjectionSpec& spec, const std::string& schema,
   }
 }
 
-void Engine::start() {
-  {
-    auto connection = connectForStartup(manifest_.postgres_url);
-    try {
-      for (const auto& name : applyEngineMigrations(*connection)) {
-        spdlog::info("applied engine migration {}", name);
-      }
-    } catch (const std::exception& e) {
-      throw StartupError(std::string("engine migrations failed: ") + e.what());
+void Engine::applyMigrations() {
+  auto connection = connectForStartup(manifest_.postgres_url);
+  try {
+    for (const auto& name : applyEngineMigrations(*connection)) {
+      spdlog::info("applied engine migration {}", name);
     }
+  } catch (const std::exception& e) {
+    throw StartupError(std::string("engine migrations failed: ") + e.what());
   }
+}
+
+std::map<std::string, std::string> Engine::projectionSchemas() const {
+  std::map<std::string, std::string> schemas;
+  for (const auto& spec : manifest_.projections) schemas[spec.name] = schemaFor(spec);
+  return schemas;
+}
+
+void Engine::start() {
+  applyMigrations();
   for (const auto& spec : manifest_.projections) {
     const std::string schema = schemaFor(spec);
     loggers_.push_back(std::make_unique<PluginLogger>(spec.plugin + "/" + spec.name));

@@ -1,6 +1,7 @@
 #include "engine/runner/projection_runner.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -18,37 +19,8 @@ namespace ultracore::engine {
 namespace {
 
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
-
-const char* codeName(sdk::StatusCode code) {
-  switch (code) {
-    case sdk::StatusCode::kOk: return "ok";
-    case sdk::StatusCode::kInvalidEvent: return "invalid_event";
-    case sdk::StatusCode::kHandlerError: return "handler_error";
-    case sdk::StatusCode::kDatabaseError: return "database_error";
-    case sdk::StatusCode::kTransient: return "transient";
-    case sdk::StatusCode::kInvalidArgument: return "invalid_argument";
-  }
-  return "unknown";
-}
-
-std::string hexBytes(const std::string& bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 0xf]);
-  }
-  return out;
-}
-
-std::string headersJson(const KafkaRecord& record) {
-  nlohmann::json headers = nlohmann::json::array();
-  for (const auto& [name, value] : record.headers) {
-    headers.push_back({{"key", name}, {"value", value ? nlohmann::json(*value) : nlohmann::json()}});
-  }
-  return headers.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+/// How often a runner looks for operator requests (dead-letters retry, discard releases).
+constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
 
 /// "topic[3]@17 event_id=..." for messages about one record.
 std::string describe(const KafkaRecord& record, const std::optional<sdk::Event>& event) {
@@ -75,7 +47,8 @@ ProjectionRunner::ProjectionRunner(RunnerSettings settings,
                                    std::shared_ptr<sdk::Projection> projection)
     : settings_(std::move(settings)),
       projection_(std::move(projection)),
-      offsets_(settings_.spec.name) {}
+      offsets_(settings_.spec.name),
+      failures_(settings_.spec.name) {}
 
 ProjectionRunner::~ProjectionRunner() {
   requestStop();
@@ -166,6 +139,8 @@ void ProjectionRunner::createConsumer() {
   };
   KafkaConf conf = makeKafkaConf({&settings_.kafka, &settings_.spec.kafka, &enforced});
   rd_kafka_conf_set_rebalance_cb(conf.get(), &ProjectionRunner::rebalanceTrampoline);
+  // Without an error callback librdkafka only logs "broker down": the status must say it.
+  rd_kafka_conf_set_error_cb(conf.get(), &ProjectionRunner::errorTrampoline);
   rd_kafka_conf_set_opaque(conf.get(), this);
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
@@ -213,6 +188,10 @@ void ProjectionRunner::pollLoop() {
   const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
   const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
   while (!stop_) {
+    if (pending_.empty() && std::chrono::steady_clock::now() >= next_request_check_) {
+      serviceFailureRequests();
+      next_request_check_ = std::chrono::steady_clock::now() + kRequestCheckInterval;
+    }
     auto timeout = kIdlePoll;
     if (!pending_.empty()) {
       const auto waited = std::chrono::steady_clock::now() - batch_started_;
@@ -225,6 +204,8 @@ void ProjectionRunner::pollLoop() {
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         handleConsumerError(*message);
       } else if (expected_.count({rd_kafka_topic_name(message->rkt), message->partition}) != 0) {
+        // Records flow again: whatever we waited for (an unreachable broker) is over.
+        if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
         if (pending_.empty()) batch_started_ = std::chrono::steady_clock::now();
         pending_.push_back(KafkaRecord::copyOf(*message));
       }
@@ -260,6 +241,27 @@ void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
     return;
   }
   spdlog::warn("[{}] consumer: {} ({})", name(), reason, rd_kafka_err2name(message.err));
+}
+
+void ProjectionRunner::errorTrampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  static_cast<ProjectionRunner*>(opaque)->onKafkaError(err, reason);
+}
+
+void ProjectionRunner::onKafkaError(int err, const char* reason) {
+  const auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || code == RD_KAFKA_RESP_ERR__TRANSPORT ||
+      code == RD_KAFKA_RESP_ERR__RESOLVE) {
+    // Transient: librdkafka reconnects by itself; the assignment (or the next record) ends it.
+    setState(RunnerState::kWaiting, std::string("Kafka unreachable: ") + reason);
+    return;
+  }
+  if (code == RD_KAFKA_RESP_ERR__FATAL) {
+    char fatal[512];
+    rd_kafka_fatal_error(consumer_.get(), fatal, sizeof(fatal));
+    fail(std::string("Kafka consumer fatal error: ") + fatal);
+    return;
+  }
+  spdlog::warn("[{}] Kafka: {} ({})", name(), reason, rd_kafka_err2name(code));
 }
 
 void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
@@ -354,20 +356,28 @@ ProjectionRunner::Outcome ProjectionRunner::flushPending() {
   if (pending_.empty()) return Outcome::kOk;
   std::vector<Item> items;
   items.reserve(pending_.size());
-  for (auto& record : pending_) {
-    Item item{std::move(record), std::nullopt, sdk::Status::ok()};
-    auto envelope = parseEnvelope(item.record.value ? *item.record.value : std::string_view());
-    if (envelope) {
-      item.event.emplace(std::move(envelope.value()),
-                         sdk::RecordPosition{item.record.topic, item.record.partition,
-                                             item.record.offset, item.record.timestamp_ms});
-    } else {
-      item.parse_status = envelope.status();
-    }
-    items.push_back(std::move(item));
-  }
+  for (auto& record : pending_) items.push_back(makeItem(std::move(record)));
   pending_.clear();
   return processRange(items, 0, items.size());
+}
+
+ProjectionRunner::Item ProjectionRunner::makeItem(KafkaRecord record) {
+  Item item{std::move(record), std::nullopt, sdk::Status::ok()};
+  auto envelope = parseEnvelope(item.record.value ? *item.record.value : std::string_view());
+  if (envelope) {
+    item.event.emplace(std::move(envelope.value()),
+                       sdk::RecordPosition{item.record.topic, item.record.partition,
+                                           item.record.offset, item.record.timestamp_ms});
+  } else {
+    item.parse_status = envelope.status();
+  }
+  return item;
+}
+
+std::optional<std::string> ProjectionRunner::parkKey(const Item& item) {
+  if (item.event) return item.event->aggregateId();
+  if (item.record.key && !item.record.key->empty()) return *item.record.key;
+  return std::nullopt;
 }
 
 std::vector<OffsetAdvance> ProjectionRunner::advancesFor(std::span<const Item> items) const {
@@ -404,13 +414,15 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
       return resync();
     }
     if (status) {
+      transient_streak_ = 0;
       if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
       return Outcome::kOk;
     }
     if (status.code() == sdk::StatusCode::kTransient) {
+      // Never poison: retried (from the stored offsets) for as long as the fault lasts.
       setState(RunnerState::kWaiting, status.message());
       connection_.reset();
-      if (!backoff(attempts - 1)) return Outcome::kStopped;
+      if (!backoff(transient_streak_++)) return Outcome::kStopped;
       return resync();
     }
     // Poison somewhere in the range: split it so every good event still commits once.
@@ -438,13 +450,35 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     if (!connection_) return {sdk::StatusCode::kTransient, "stopping"};
     pqxx::work txn(*connection_, "ultracore-batch");
     const auto advances = advancesFor(items);
+    std::size_t parked_now = 0;
     // First, so a zombie blocks on the row lock and then fails here, before any work.
     if (!offsets_.compareAndAdvance(txn, advances)) {
       cas_lost = true;
       return sdk::Status::ok();
     }
+    // Policy park: events of a parked aggregate wait behind its dead letter, in order, and
+    // the offsets still move past them in this transaction.
+    std::vector<const Item*> live;
+    live.reserve(items.size());
+    if (settings_.spec.on_error == ErrorPolicy::kPark) {
+      std::vector<std::string> batch_aggregates;
+      for (const auto& item : items) batch_aggregates.push_back(item.event->aggregateId());
+      const auto parked = failures_.parkedAmong(txn, batch_aggregates);
+      for (const auto& item : items) {
+        const auto it = parked.find(item.event->aggregateId());
+        if (it == parked.end()) {
+          live.push_back(&item);
+          continue;
+        }
+        failures_.storeParked(txn, it->first, it->second, item.record, &*item.event);
+        ++parked_now;
+      }
+    } else {
+      for (const auto& item : items) live.push_back(&item);
+    }
     std::vector<std::string> ids, aggregates, types, topics, partitions, offsets;
-    for (const auto& item : items) {
+    for (const Item* live_item : live) {
+      const Item& item = *live_item;
       ids.push_back(item.event->eventId());
       aggregates.push_back(item.event->aggregateId());
       types.push_back(item.event->eventType());
@@ -464,10 +498,10 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     for (const auto& row : inserted) fresh.insert(row[0].as<std::string>());
     std::vector<sdk::Event> events;
     events.reserve(fresh.size());
-    for (const auto& item : items) {
-      if (fresh.erase(item.event->eventId()) != 0) events.push_back(*item.event);
+    for (const Item* item : live) {
+      if (fresh.erase(item->event->eventId()) != 0) events.push_back(*item->event);
     }
-    const std::size_t duplicates = items.size() - events.size();
+    const std::size_t duplicates = live.size() - events.size();
     if (!events.empty()) {
       PgWriter writer(txn, settings_.schema);
       if (sdk::Status status = projection_->apply(events, writer); !status) return status;
@@ -476,6 +510,10 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     for (const auto& advance : advances) expected_[advance.partition] = advance.next;
     counters_.events_applied += events.size();
     counters_.events_duplicate += duplicates;
+    counters_.events_parked += parked_now;
+    if (parked_now > 0) {
+      spdlog::info("[{}] parked {} event(s) behind parked aggregates", name(), parked_now);
+    }
     ++counters_.batches_committed;
     if (duplicates > 0) {
       spdlog::info("[{}] skipped {} event(s) already applied (same event_id)", name(), duplicates);
@@ -492,24 +530,27 @@ ProjectionRunner::Outcome ProjectionRunner::handlePoison(Item& item, const sdk::
   ++counters_.events_failed;
   const std::string where = describe(item.record, item.event);
   const ErrorPolicy policy = settings_.spec.on_error;
-  spdlog::error("[{}] {} {}: {} (on_error: {})", name(), where, codeName(error.code()),
+  spdlog::error("[{}] {} {}: {} (on_error: {})", name(), where, statusCodeName(error.code()),
                 error.message(), toString(policy));
   if (policy == ErrorPolicy::kFail) {
     fail("stopped at " + where + ": " + error.message());
     return Outcome::kStopped;
   }
-  for (int attempt = 0;; ++attempt) {
+  {
     bool cas_lost = false;
     const sdk::Status status = commitPoison(item, error, attempts, cas_lost);
     if (cas_lost) return resync();
-    if (status) return Outcome::kOk;
+    if (status) {
+      transient_streak_ = 0;
+      return Outcome::kOk;
+    }
     if (status.code() != sdk::StatusCode::kTransient) {
       fail("could not record failed event " + where + ": " + status.message());
       return Outcome::kStopped;
     }
     setState(RunnerState::kWaiting, status.message());
     connection_.reset();
-    if (!backoff(attempt)) return Outcome::kStopped;
+    if (!backoff(transient_streak_++)) return Outcome::kStopped;
     return resync();
   }
 }
@@ -525,32 +566,29 @@ sdk::Status ProjectionRunner::commitPoison(const Item& item, const sdk::Status& 
       cas_lost = true;
       return sdk::Status::ok();
     }
-    const char* event_id = item.event ? item.event->eventId().c_str() : nullptr;
-    const char* aggregate_id = item.event ? item.event->aggregateId().c_str() : nullptr;
-    const char* event_type = item.event ? item.event->eventType().c_str() : nullptr;
-    if (settings_.spec.on_error == ErrorPolicy::kSkip) {
-      txn.exec_params0(
-          "INSERT INTO ultracore_skipped_events (projection, topic, partition, \"offset\", "
-          "event_id, aggregate_id, event_type, error_code, error) "
-          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-          name(), item.record.topic, item.record.partition, item.record.offset, event_id,
-          aggregate_id, event_type, codeName(error.code()), error.message());
+    const sdk::Event* event = item.event ? &*item.event : nullptr;
+    const ErrorPolicy policy = settings_.spec.on_error;
+    if (policy == ErrorPolicy::kSkip) {
+      failures_.recordSkipped(txn, item.record, event, error);
+    } else if (policy == ErrorPolicy::kPark) {
+      const auto aggregate = parkKey(item);
+      const auto parked = aggregate ? failures_.parkedAmong(txn, {*aggregate})
+                                    : std::map<std::string, std::int64_t>{};
+      if (!parked.empty()) {
+        // Already parked (a record that did not parse, keyed by a parked aggregate): it waits
+        // behind the block in order and fails again, visibly, when released.
+        failures_.storeParked(txn, *aggregate, parked.begin()->second, item.record, event);
+        ++counters_.events_parked;
+      } else {
+        const auto id =
+            failures_.recordDeadLetter(txn, toString(policy), item.record, event, error, attempts);
+        if (aggregate) {
+          failures_.parkAggregate(txn, *aggregate, id, item.record);
+          spdlog::warn("[{}] parked aggregate '{}' behind dead letter {}", name(), *aggregate, id);
+        }
+      }
     } else {
-      const char* key = nullptr;
-      const char* value = nullptr;
-      const std::string key_hex = item.record.key ? hexBytes(*item.record.key) : std::string();
-      const std::string value_hex = item.record.value ? hexBytes(*item.record.value) : std::string();
-      if (item.record.key) key = key_hex.c_str();
-      if (item.record.value) value = value_hex.c_str();
-      txn.exec_params0(
-          "INSERT INTO ultracore_dead_letters (projection, policy, topic, partition, \"offset\", "
-          "record_key, record_value, headers, timestamp_ms, event_id, aggregate_id, event_type, "
-          "error_code, error, attempts) "
-          "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bytea, $8::jsonb, $9, $10, $11, $12, $13, "
-          "$14, $15) ON CONFLICT DO NOTHING",
-          name(), toString(settings_.spec.on_error), item.record.topic, item.record.partition,
-          item.record.offset, key, value, headersJson(item.record), item.record.timestamp_ms,
-          event_id, aggregate_id, event_type, codeName(error.code()), error.message(), attempts);
+      failures_.recordDeadLetter(txn, toString(policy), item.record, event, error, attempts);
     }
     txn.commit();
     for (const auto& advance : advances) expected_[advance.partition] = advance.next;
@@ -559,6 +597,145 @@ sdk::Status ProjectionRunner::commitPoison(const Item& item, const sdk::Status& 
   } catch (...) {
     return statusFromCurrentException();
   }
+}
+
+// ---- operator requests: dead-letters retry, release after discard -------------------------
+
+namespace {
+
+/// Thrown inside a retry/release transaction when a fault is transient: the whole
+/// transaction rolls back and the request stays pending for the next round.
+class TransientFault : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace
+
+void ProjectionRunner::serviceFailureRequests() {
+  if (settings_.spec.on_error != ErrorPolicy::kDeadLetter &&
+      settings_.spec.on_error != ErrorPolicy::kPark) {
+    return;
+  }
+  if (expected_.empty() || !connection_) return;
+  std::vector<FailureRequest> requests;
+  try {
+    pqxx::read_transaction txn(*connection_, "ultracore-failure-requests");
+    requests = failures_.pendingRequests(txn);
+  } catch (...) {
+    const sdk::Status status = statusFromCurrentException();
+    spdlog::warn("[{}] cannot read operator requests: {}", name(), status.message());
+    if (status.code() == sdk::StatusCode::kTransient) connection_.reset();
+    return;
+  }
+  for (const auto& request : requests) {
+    if (stop_) return;
+    // Only the member that owns the partition touches it: its batches are the ones that
+    // would divert or apply that aggregate's events.
+    if (expected_.count({request.topic, request.partition}) == 0) continue;
+    try {
+      if (request.kind == FailureRequest::Kind::kRetry) {
+        retryDeadLetter(request.dead_letter_id);
+      } else {
+        releaseResolved(request.aggregate_id);
+      }
+    } catch (const TransientFault& e) {
+      setState(RunnerState::kWaiting, e.what());
+      connection_.reset();
+      return;
+    } catch (...) {
+      const sdk::Status status = statusFromCurrentException();
+      spdlog::error("[{}] operator request on dead letter {} failed: {}", name(),
+                    request.dead_letter_id, status.message());
+      if (status.code() == sdk::StatusCode::kTransient) {
+        setState(RunnerState::kWaiting, status.message());
+        connection_.reset();
+        return;
+      }
+    }
+  }
+}
+
+sdk::Status ProjectionRunner::applyStored(pqxx::dbtransaction& txn, Item& item) {
+  if (!item.parse_status) return item.parse_status;
+  const sdk::Event& event = *item.event;
+  // A plain savepoint: a failed apply rolls back its processed_events row and its writes only.
+  txn.exec0("SAVEPOINT ultracore_apply_stored");
+  const auto inserted = txn.exec_params(
+      "INSERT INTO processed_events "
+      "(projection, event_id, aggregate_id, event_type, topic, partition, \"offset\") "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (projection, event_id) DO NOTHING "
+      "RETURNING 1",
+      name(), event.eventId(), event.aggregateId(), event.eventType(), item.record.topic,
+      item.record.partition, item.record.offset);
+  if (inserted.empty()) {  // applied before (same event_id): exactly once means not again
+    txn.exec0("RELEASE SAVEPOINT ultracore_apply_stored");
+    ++counters_.events_duplicate;
+    return sdk::Status::ok();
+  }
+  PgWriter writer(txn, settings_.schema);
+  const sdk::Status status = projection_->apply(std::span<const sdk::Event>(&event, 1), writer);
+  if (!status) {
+    if (status.code() == sdk::StatusCode::kTransient) throw TransientFault(status.message());
+    txn.exec0("ROLLBACK TO SAVEPOINT ultracore_apply_stored");
+    return status;
+  }
+  txn.exec0("RELEASE SAVEPOINT ultracore_apply_stored");
+  ++counters_.events_applied;
+  return sdk::Status::ok();
+}
+
+void ProjectionRunner::retryDeadLetter(std::int64_t id) {
+  pqxx::work txn(*connection_, "ultracore-retry");
+  auto stored = failures_.lockRetryRequested(txn, id);
+  if (!stored) return;
+  const auto parked_aggregate = failures_.lockParkedBehind(txn, id);
+  Item item = makeItem(std::move(stored->record));
+  const sdk::Status status = applyStored(txn, item);
+  const std::string where = describe(item.record, item.event);
+  if (status) {
+    failures_.markRetried(txn, id);
+    if (parked_aggregate) releaseParked(txn, *parked_aggregate);
+    txn.commit();
+    ++counters_.events_retried;
+    spdlog::info("[{}] dead letter {} ({}) retried and applied", name(), id, where);
+  } else {
+    failures_.markRetryFailed(txn, id, status);
+    txn.commit();
+    spdlog::warn("[{}] retry of dead letter {} ({}) failed again: {}", name(), id, where,
+                 status.message());
+  }
+}
+
+void ProjectionRunner::releaseResolved(const std::string& aggregate_id) {
+  pqxx::work txn(*connection_, "ultracore-release");
+  if (!failures_.lockReleasable(txn, aggregate_id)) return;
+  releaseParked(txn, aggregate_id);
+  txn.commit();
+}
+
+void ProjectionRunner::releaseParked(pqxx::dbtransaction& txn, const std::string& aggregate_id) {
+  std::size_t released = 0;
+  for (auto& stored : failures_.parkedEvents(txn, aggregate_id)) {
+    Item item = makeItem(std::move(stored.record));
+    const sdk::Status status = applyStored(txn, item);
+    failures_.removeParkedEvent(txn, stored.id);
+    if (!status) {
+      const sdk::Event* event = item.event ? &*item.event : nullptr;
+      const auto blocking = failures_.recordDeadLetter(txn, toString(ErrorPolicy::kPark),
+                                                       item.record, event, status, 1);
+      failures_.reblock(txn, aggregate_id, blocking, item.record);
+      spdlog::warn("[{}] released {} parked event(s) of '{}'; {} failed: {}; the aggregate stays "
+                   "parked behind dead letter {}",
+                   name(), released, aggregate_id, describe(item.record, item.event),
+                   status.message(), blocking);
+      return;
+    }
+    ++released;
+  }
+  failures_.unpark(txn, aggregate_id);
+  spdlog::info("[{}] released aggregate '{}': {} parked event(s) applied in order", name(),
+               aggregate_id, released);
 }
 
 void ProjectionRunner::commitToKafka(const std::vector<OffsetAdvance>& advances) {

@@ -22,11 +22,13 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pqxx/connection>
+#include <pqxx/dbtransaction>
 
 #include "engine/kafka/kafka_config.h"
 #include "engine/kafka/kafka_record.h"
 #include "engine/manifest/manifest.h"
 #include "engine/postgres/offset_store.h"
+#include "engine/runner/failure_store.h"
 #include "ultracore/sdk/projection.h"
 
 
@@ -49,6 +51,8 @@ struct RunnerCounters {
   std::atomic<std::uint64_t> events_failed{0};
   std::atomic<std::uint64_t> batches_committed{0};
   std::atomic<std::uint64_t> cas_conflicts{0};
+  std::atomic<std::uint64_t> events_parked{0};   ///< held back behind a parked aggregate
+  std::atomic<std::uint64_t> events_retried{0};  ///< dead letters re-applied for the operator
 };
 
 class ProjectionRunner {
@@ -86,6 +90,9 @@ class ProjectionRunner {
                                   rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void assignFromStore(rd_kafka_topic_partition_list_t* partitions);
   void handleConsumerError(const rd_kafka_message_t& message);
+  /// librdkafka's error events (served by consumer_poll on the runner thread).
+  static void errorTrampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  void onKafkaError(int err, const char* reason);
 
   Outcome flushPending();
   Outcome processRange(std::vector<Item>& items, std::size_t begin, std::size_t end);
@@ -94,6 +101,22 @@ class ProjectionRunner {
   sdk::Status commitPoison(const Item& item, const sdk::Status& error, int attempts,
                            bool& cas_lost);
   Outcome resync();
+  /// The aggregate a poison item parks under (policy park): its aggregate_id, else its key.
+  static std::optional<std::string> parkKey(const Item& item);
+  static Item makeItem(KafkaRecord record);
+
+  /// Operator work (dead-letters retry, release after discard) for partitions this runner
+  /// owns; called between batches, never with events pending.
+  void serviceFailureRequests();
+  /// Re-applies one dead letter exactly once; on success releases what it held parked.
+  void retryDeadLetter(std::int64_t id);
+  void releaseResolved(const std::string& aggregate_id);
+  /// Applies an aggregate's parked events in order inside `txn`; stops at the first that
+  /// fails, which becomes the aggregate's new blocking dead letter.
+  void releaseParked(pqxx::dbtransaction& txn, const std::string& aggregate_id);
+  /// Parses, dedupes (processed_events) and applies one stored record in a subtransaction of
+  /// `txn`. Returns the poison status (rolled back) or ok; throws on transient faults.
+  sdk::Status applyStored(pqxx::dbtransaction& txn, Item& item);
   void commitToKafka(const std::vector<OffsetAdvance>& advances);
   std::vector<OffsetAdvance> advancesFor(std::span<const Item> items) const;
   /// Sleeps for the backoff of `attempt` unless a stop is requested; false when stopping.
@@ -105,6 +128,7 @@ class ProjectionRunner {
   RunnerSettings settings_;
   std::shared_ptr<sdk::Projection> projection_;
   OffsetStore offsets_;
+  FailureStore failures_;
   std::unique_ptr<pqxx::connection> connection_;
   KafkaHandle consumer_;
   std::thread thread_;
@@ -114,6 +138,8 @@ class ProjectionRunner {
   std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition
   std::vector<KafkaRecord> pending_;
   std::chrono::steady_clock::time_point batch_started_;
+  std::chrono::steady_clock::time_point next_request_check_;
+  int transient_streak_ = 0;  ///< consecutive transient faults: the backoff's exponent
 
   std::atomic<RunnerState> state_{RunnerState::kStarting};
   mutable std::mutex detail_mutex_;

@@ -1,0 +1,235 @@
+// Outages end without loss: PostgreSQL restarted (pg_ctl restart -m fast) and the broker down
+// for 10 s in the middle of a stream. The engine waits (transient: never dead-lettered), says
+// so, and resumes by itself; the ledger (not idempotent) shows any loss or double.
+
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "engine_harness.h"
+
+namespace ultracore::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof(address);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    throw std::runtime_error("cannot find a free port");
+  }
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+/// A PostgreSQL cluster of this test alone (initdb into a temp dir), so it can be restarted
+/// without disturbing the shared server. As root, every command runs as `postgres`.
+class PrivatePostgres {
+ public:
+  PrivatePostgres() : port_(freePort()) {
+    for (const char* dir : {"/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin"}) {
+      if (fs::exists(fs::path(dir) / "initdb") && fs::exists(fs::path(dir) / "pg_ctl")) {
+        bin_ = dir;
+        break;
+      }
+    }
+    if (bin_.empty()) throw std::runtime_error("initdb/pg_ctl not found");
+    if (::geteuid() == 0) {
+      const passwd* user = ::getpwnam("postgres");
+      if (user == nullptr) throw std::runtime_error("running as root but there is no postgres user");
+      if (::chown(root_.path().c_str(), user->pw_uid, user->pw_gid) != 0) {
+        throw std::runtime_error("chown " + root_.path().string() + " failed");
+      }
+    }
+    run({(bin_ / "initdb").string(), "-D", data().string(), "-U", "postgres", "--auth=trust",
+         "-E", "UTF8", "--locale=C.UTF-8"});
+    run({(bin_ / "pg_ctl").string(), "start", "-D", data().string(), "-l",
+         (root_.path() / "postgres.log").string(), "-w", "-t", "60", "-o",
+         "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" +
+             root_.path().string() + " -c fsync=off"});
+  }
+  ~PrivatePostgres() {
+    try {
+      run({(bin_ / "pg_ctl").string(), "stop", "-D", data().string(), "-m", "immediate", "-w"});
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warning: %s\n", e.what());
+    }
+  }
+  void restart() {
+    run({(bin_ / "pg_ctl").string(), "restart", "-D", data().string(), "-m", "fast", "-w", "-t", "60"});
+  }
+  std::string url() const { return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres"; }
+  std::string log() const {
+    std::ifstream in(root_.path() / "postgres.log");
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+
+ private:
+  fs::path data() const { return root_.path() / "data"; }
+  void run(std::vector<std::string> argv) {
+    if (::geteuid() == 0) argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
+    Subprocess process(argv, {}, root_.path() / ("cmd-" + std::to_string(++runs_) + ".log"));
+    const auto status = process.wait(120s);
+    if (status != 0) {
+      throw std::runtime_error(argv[argv.size() > 4 ? 4 : 0] + " failed (" +
+                               std::to_string(status.value_or(-1)) + "): " + process.log());
+    }
+  }
+
+  TempDir root_;
+  fs::path bin_;
+  int port_;
+  int runs_ = 0;
+};
+
+/// Ledger events in waves; remembers what the ledger must hold afterwards.
+class LedgerStream {
+ public:
+  std::vector<Record> wave(int events) {
+    std::vector<Record> records;
+    for (int i = 0; i < events; ++i) {
+      const std::string aggregate = "L-" + std::to_string(random_() % 50);
+      const std::string id = "w" + std::to_string(waves_) + "-" + std::to_string(i);
+      const int amount = static_cast<int>(random_() % 100);
+      records.push_back({"ledger.events", aggregate, envelope(id, "Entry", aggregate, {{"amount", amount}})});
+      auto& [ids, total] = expected_[aggregate];
+      ids += (ids.empty() ? "" : ",") + id;
+      total += amount;
+    }
+    ++waves_;
+    produced_ += events;
+    return records;
+  }
+  std::size_t produced() const { return produced_; }
+  /// The whole expected ledger as the query below prints it.
+  std::string expected() const {
+    std::string out;
+    for (const auto& [aggregate, row] : expected_) {
+      out += (out.empty() ? "" : "|") + aggregate + " " + row.first + " " + std::to_string(row.second);
+    }
+    return out;
+  }
+  static std::string actual(const std::string& url) {
+    return queryValue(url, "SELECT string_agg(aggregate_id || ' ' || event_ids || ' ' || total, '|' "
+                           "ORDER BY aggregate_id) FROM ledger.ledger");
+  }
+
+ private:
+  std::mt19937 random_{5};
+  int waves_ = 0;
+  std::size_t produced_ = 0;
+  std::map<std::string, std::pair<std::string, long>> expected_;
+};
+
+std::string committed(const std::string& url) {
+  try {
+    return queryValue(url, "SELECT coalesce(sum(next_offset), 0) FROM ultracore_offsets WHERE next_offset >= 0");
+  } catch (const std::exception&) {
+    return "0";
+  }
+}
+
+const std::string kLedger =
+    "  - { name: ledger, plugin: ledger, topics: [ledger.events], on_error: dead_letter,\n"
+    "      batch: { max_events: 50, max_wait_ms: 10 } }\n";
+
+TEST(Outage, PostgresRestartedMidStreamNothingLostDoubledOrDeadLettered) {
+  PrivatePostgres pg;
+  DevBroker broker(DevBroker::Options{1, 4, {"ledger.events"}});
+  TempDir dir;
+  auto engine = startEngine(writeManifest(dir, broker.bootstrap(), pg.url(), kLedger), dir.path() / "engine.log");
+  LedgerStream stream;
+  for (int w = 0; w < 3; ++w) produce(broker.bootstrap(), stream.wave(100));
+  ASSERT_TRUE(waitUntil([&] { return committed(pg.url()) != "0"; }, 60s)) << engine->log();
+
+  // Restart while events keep coming.
+  std::thread restarter([&] { pg.restart(); });
+  for (int w = 0; w < 10; ++w) {
+    produce(broker.bootstrap(), stream.wave(100));
+    std::this_thread::sleep_for(200ms);
+  }
+  restarter.join();
+  for (int w = 0; w < 3; ++w) produce(broker.bootstrap(), stream.wave(100));
+
+  ASSERT_TRUE(waitUntil([&] { return committed(pg.url()) == std::to_string(stream.produced()); }, 120s))
+      << engine->log();
+  EXPECT_EQ(LedgerStream::actual(pg.url()), stream.expected());
+  EXPECT_EQ(queryValue(pg.url(), "SELECT count(*) FROM processed_events"), std::to_string(stream.produced()));
+  EXPECT_EQ(queryValue(pg.url(), "SELECT count(*) FROM ultracore_dead_letters"), "0");
+  EXPECT_EQ(queryValue(pg.url(), "SELECT state FROM ultracore_projection_status"), "running");
+  EXPECT_NE(engine->log().find("waiting: "), std::string::npos) << engine->log();
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(30s), 0) << engine->log();
+}
+
+TEST(Outage, BrokerDownForTenSecondsMidStreamNothingLostOrDoubled) {
+  DevBroker broker(DevBroker::Options{1, 4, {"ledger.events"}});
+  TestDatabase db;
+  TempDir dir;
+  auto engine = startEngine(writeManifest(dir, broker.bootstrap(), db.url(), kLedger), dir.path() / "engine.log");
+  LedgerStream stream;
+  for (int w = 0; w < 3; ++w) produce(broker.bootstrap(), stream.wave(100));
+  ASSERT_TRUE(waitUntil([&] { return committed(db.url()) == std::to_string(stream.produced()); }, 60s))
+      << engine->log();
+
+  std::atomic<bool> producing{true};
+  std::thread producer([&] {  // delivery waits out the outage (message.timeout.ms 30 s)
+    for (int w = 0; w < 12; ++w) {
+      produce(broker.bootstrap(), stream.wave(100));
+      std::this_thread::sleep_for(300ms);
+    }
+    producing = false;
+  });
+  std::this_thread::sleep_for(1s);
+  broker.control("/brokers/1/down");
+  bool saw_waiting = false;
+  std::string waiting_detail;
+  const auto up_at = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < up_at) {
+    if (!saw_waiting) {
+      const auto row = queryValue(db.url(), "SELECT state || ': ' || detail FROM ultracore_projection_status "
+                                            "WHERE projection = 'ledger'");
+      if (row.rfind("waiting", 0) == 0) {
+        saw_waiting = true;
+        waiting_detail = row;
+      }
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  broker.control("/brokers/1/up");
+  producer.join();
+
+  ASSERT_TRUE(waitUntil([&] { return committed(db.url()) == std::to_string(stream.produced()); }, 120s))
+      << engine->log();
+  EXPECT_TRUE(saw_waiting) << "ultracore_projection_status never said 'waiting' during the outage\n"
+                           << engine->log();
+  std::printf("status during the outage: %s\n", waiting_detail.c_str());
+  EXPECT_EQ(LedgerStream::actual(db.url()), stream.expected());
+  EXPECT_EQ(queryValue(db.url(), "SELECT count(*) FROM processed_events"), std::to_string(stream.produced()));
+  EXPECT_EQ(queryValue(db.url(), "SELECT count(*) FROM ultracore_dead_letters"), "0");
+  EXPECT_TRUE(waitUntil([&] { return queryValue(db.url(), "SELECT state FROM ultracore_projection_status") == "running"; }, 30s));
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(30s), 0) << engine->log();
+}
+
+}  // namespace
+}  // namespace ultracore::testing
