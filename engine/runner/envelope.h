@@ -1,18 +1,12 @@
 #pragma once
 /// @file
-/// Parses and validates the JSON envelope of DESIGN.md. A record that fails here is poison.
+/// The engine parses envelopes with the SDK's rules (ultracore/sdk/envelope.h): a record that
+/// fails there is poison, before any plugin sees it.
 
-#include <string_view>
-
-#include "ultracore/sdk/event.h"
-#include "ultracore/sdk/status.h"
+#include "ultracore/sdk/envelope.h"
 
 namespace ultracore::engine {
 
-/// Required: event_id, event_type, aggregate_id (non-empty strings). Optional with defaults:
-/// aggregate_type (""), tenant_id ("DEFAULT"), user_id (""), occurred_at (""),
-/// aggregate_version (integer >= 1), event_data (object, default {}).
-/// Errors are kInvalidEvent naming the field.
-sdk::Result<sdk::Envelope> parseEnvelope(std::string_view json);
+using sdk::parseEnvelope;
 
 }  // namespace ultracore::engine

@@ -1,6 +1,8 @@
 #pragma once
 /// @file
 /// Everything a plugin author includes.
+#include "ultracore/sdk/api.h"
+#include "ultracore/sdk/envelope.h"
 #include "ultracore/sdk/event.h"
 #include "ultracore/sdk/fields.h"
 #include "ultracore/sdk/logger.h"
