@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/http/admin_server.h"
 #include "engine/http/api_server.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
@@ -56,10 +57,13 @@ int main(int argc, char** argv) {
       return 0;
     }
     std::unique_ptr<ultracore::engine::ApiServer> api;
+    std::unique_ptr<ultracore::engine::AdminServer> admin;
     if (role == "api") {
       engine.applyMigrations();
     } else {
       engine.start();
+      admin = std::make_unique<ultracore::engine::AdminServer>(engine.manifest(), engine.runners());
+      admin->start();
     }
     if (role != "projections") {
       api = std::make_unique<ultracore::engine::ApiServer>(engine.manifest(), engine.plugins(),
@@ -72,11 +76,14 @@ int main(int argc, char** argv) {
     sigwait(&signals, &received);
     spdlog::info("received {}, stopping", strsignal(received));
     if (api) api->stop();
+    if (admin) admin->stop();  // before the runners it reads
     engine.stop();
     spdlog::info("stopped");
     return 0;
   } catch (const ultracore::engine::ManifestError& e) {
     std::fprintf(stderr, "ultracore-engine: manifest error: %s\n", e.what());
+  } catch (const ultracore::engine::AdminStartupError& e) {
+    std::fprintf(stderr, "ultracore-engine: admin error: %s\n", e.what());
   } catch (const ultracore::engine::ApiStartupError& e) {
     std::fprintf(stderr, "ultracore-engine: api error: %s\n", e.what());
   } catch (const ultracore::engine::PluginError& e) {

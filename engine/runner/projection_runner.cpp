@@ -39,8 +39,26 @@ const char* toString(RunnerState state) {
     case RunnerState::kWaiting: return "waiting";
     case RunnerState::kStopped: return "stopped";
     case RunnerState::kFailed: return "failed";
+    case RunnerState::kPaused: return "paused";
   }
   return "unknown";
+}
+
+Histogram::Histogram(std::vector<double> bounds)
+    : bounds_(std::move(bounds)),
+      counts_(std::make_unique<std::atomic<std::uint64_t>[]>(bounds_.size() + 1)) {}
+
+void Histogram::observe(double value) {
+  const auto bucket = static_cast<std::size_t>(
+      std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+}
+
+std::vector<std::uint64_t> Histogram::counts() const {
+  std::vector<std::uint64_t> out(bounds_.size() + 1);
+  for (std::size_t i = 0; i < out.size(); ++i) out[i] = counts_[i].load(std::memory_order_relaxed);
+  return out;
 }
 
 ProjectionRunner::ProjectionRunner(RunnerSettings settings,
@@ -67,6 +85,8 @@ std::string ProjectionRunner::detail() const {
 }
 
 void ProjectionRunner::setState(RunnerState state, const std::string& detail) {
+  // An operator pause outlives transient faults: "running again" means "paused again".
+  if (state == RunnerState::kRunning && paused_) state = RunnerState::kPaused;
   const RunnerState previous = state_.exchange(state);
   {
     std::lock_guard lock(detail_mutex_);
@@ -188,6 +208,8 @@ void ProjectionRunner::pollLoop() {
   const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
   const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
   while (!stop_) {
+    if (pause_requested_ != paused_) applyPause();
+    if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
     if (pending_.empty() && std::chrono::steady_clock::now() >= next_request_check_) {
       serviceFailureRequests();
       next_request_check_ = std::chrono::steady_clock::now() + kRequestCheckInterval;
@@ -275,6 +297,7 @@ void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
     } else {
       rd_kafka_assign(consumer_.get(), partitions);
     }
+    if (paused_) pauseAssignment(partitions);
     return;
   }
   // Revoked (or an error): the in-flight batch commits before we let go, or is discarded when
@@ -448,6 +471,7 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
   try {
     if (!connection_) connectPostgres();
     if (!connection_) return {sdk::StatusCode::kTransient, "stopping"};
+    const auto commit_started = std::chrono::steady_clock::now();
     pqxx::work txn(*connection_, "ultracore-batch");
     const auto advances = advancesFor(items);
     std::size_t parked_now = 0;
@@ -515,6 +539,9 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
       spdlog::info("[{}] parked {} event(s) behind parked aggregates", name(), parked_now);
     }
     ++counters_.batches_committed;
+    counters_.batch_size.observe(static_cast<double>(items.size()));
+    counters_.commit_seconds.observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
     if (duplicates > 0) {
       spdlog::info("[{}] skipped {} event(s) already applied (same event_id)", name(), duplicates);
     }
@@ -736,6 +763,62 @@ void ProjectionRunner::releaseParked(pqxx::dbtransaction& txn, const std::string
   failures_.unpark(txn, aggregate_id);
   spdlog::info("[{}] released aggregate '{}': {} parked event(s) applied in order", name(),
                aggregate_id, released);
+}
+
+// ---- operator pause and progress for the admin endpoint ----------------------------------
+
+std::vector<PartitionProgress> ProjectionRunner::partitions() const {
+  std::lock_guard lock(progress_mutex_);
+  return progress_;
+}
+
+void ProjectionRunner::publishProgress() {
+  std::vector<PartitionProgress> progress;
+  progress.reserve(expected_.size());
+  for (const auto& [tp, next] : expected_) {
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+    // Local and cheap: the high watermark librdkafka saw with the last fetch response.
+    if (rd_kafka_get_watermark_offsets(consumer_.get(), tp.topic.c_str(), tp.partition, &low,
+                                       &high) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      high = -1;
+    }
+    progress.push_back({tp, next, high});
+  }
+  {
+    std::lock_guard lock(progress_mutex_);
+    progress_ = std::move(progress);
+  }
+  next_progress_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+}
+
+void ProjectionRunner::pauseAssignment(rd_kafka_topic_partition_list_t* partitions) {
+  if (partitions == nullptr || partitions->cnt == 0) return;
+  const rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_.get(), partitions);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("[{}] pause: {}", name(), rd_kafka_err2str(err));
+  }
+}
+
+void ProjectionRunner::applyPause() {
+  const bool pause = pause_requested_;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  paused_ = pause;
+  if (pause) {
+    pauseAssignment(assignment);
+    // Records already fetched are discarded by librdkafka; what is pending still commits.
+    setState(RunnerState::kPaused, "paused by the operator");
+  } else {
+    if (assignment->cnt > 0) {
+      const rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer_.get(), assignment);
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        spdlog::warn("[{}] resume: {}", name(), rd_kafka_err2str(err));
+      }
+    }
+    setState(RunnerState::kRunning, "");
+  }
+  rd_kafka_topic_partition_list_destroy(assignment);
 }
 
 void ProjectionRunner::commitToKafka(const std::vector<OffsetAdvance>& advances) {

@@ -41,8 +41,32 @@ struct RunnerSettings {
   std::string postgres_url;
 };
 
-enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed };
+enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed, kPaused };
 const char* toString(RunnerState state);
+
+/// A fixed-bucket histogram that any thread may read while one thread observes into it.
+/// Buckets are upper bounds (le); counts are per bucket, not cumulative (the exporter sums).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void observe(double value);
+  const std::vector<double>& bounds() const { return bounds_; }
+  /// Per-bucket counts, the last one for values above every bound (+Inf).
+  std::vector<std::uint64_t> counts() const;
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;
+  std::atomic<double> sum_{0};
+};
+
+/// One owned partition as the admin endpoint sees it.
+struct PartitionProgress {
+  TopicPartition partition;
+  std::int64_t stored_offset = 0;   ///< next offset to consume (OffsetStore::kFromBeginning: none)
+  std::int64_t cached_high = -1;    ///< librdkafka's last known log end; -1 unknown
+};
 
 /// Counters readable from any thread.
 struct RunnerCounters {
@@ -53,6 +77,8 @@ struct RunnerCounters {
   std::atomic<std::uint64_t> cas_conflicts{0};
   std::atomic<std::uint64_t> events_parked{0};   ///< held back behind a parked aggregate
   std::atomic<std::uint64_t> events_retried{0};  ///< dead letters re-applied for the operator
+  Histogram batch_size{{1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000}};  ///< events per commit
+  Histogram commit_seconds{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
 };
 
 class ProjectionRunner {
@@ -71,6 +97,15 @@ class ProjectionRunner {
   RunnerState state() const { return state_.load(); }
   std::string detail() const;
   const RunnerCounters& counters() const { return counters_; }
+  const std::vector<std::string>& topics() const { return settings_.spec.topics; }
+
+  /// The partitions this runner owns now and their stored offsets (refreshed by the runner
+  /// thread about every 200 ms). Any thread.
+  std::vector<PartitionProgress> partitions() const;
+  /// Operator pause: the runner pauses fetching on its assignment (and on any later one) and
+  /// reports kPaused; resume undoes it. Any thread; takes effect within one poll.
+  void requestPause(bool paused) { pause_requested_ = paused; }
+  bool pauseRequested() const { return pause_requested_.load(); }
 
  private:
   /// One consumed record and, when its envelope parsed, the event built from it.
@@ -123,6 +158,10 @@ class ProjectionRunner {
   bool backoff(int attempt);
 
   void setState(RunnerState state, const std::string& detail);
+  /// Applies pause_requested_ to the consumer when it changed; runner thread.
+  void applyPause();
+  void pauseAssignment(rd_kafka_topic_partition_list_t* partitions);
+  void publishProgress();
   void fail(const std::string& detail);
 
   RunnerSettings settings_;
@@ -145,6 +184,12 @@ class ProjectionRunner {
   mutable std::mutex detail_mutex_;
   std::string detail_;
   RunnerCounters counters_;
+
+  std::atomic<bool> pause_requested_{false};
+  bool paused_ = false;  ///< what the consumer was last told (runner thread)
+  std::chrono::steady_clock::time_point next_progress_;
+  mutable std::mutex progress_mutex_;
+  std::vector<PartitionProgress> progress_;
 };
 
 }  // namespace ultracore::engine

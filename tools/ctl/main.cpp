@@ -9,6 +9,7 @@
 #include "tools/ctl/ctl_context.h"
 #include "tools/ctl/dead_letters_command.h"
 #include "tools/ctl/parked_command.h"
+#include "tools/ctl/status_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"UltraCore operator commands"};
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
   app.add_option("--postgres-url", context.postgres_url, "use this PostgreSQL URL instead");
   ultracore::ctl::registerDeadLetterCommands(app, context);
   ultracore::ctl::registerParkedCommands(app, context);
+  ultracore::ctl::registerStatusCommands(app, context);
   try {
     app.parse(argc, argv);
     return 0;

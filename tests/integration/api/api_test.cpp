@@ -61,6 +61,7 @@ class ApiTest : public ::testing::Test {
           << "postgres:\n  url: " << db_.url() << "\n"
           << "api: { listen: 127.0.0.1:" << port_ << ", token: " << kToken
           << ", max_body_bytes: 2048 }\n"
+          << "admin: { listen: 127.0.0.1:0 }\n"
           << "plugins:\n"
           << "  - { name: customers, library: "
           << (binaryDir() / "plugins/customers/libultracore_customers.so").string() << " }\n"

@@ -118,7 +118,8 @@ std::filesystem::path writeManifest(const TempDir& dir, const std::string& boots
       << "  session.timeout.ms: 3000\n"
       << "  heartbeat.interval.ms: 500\n"
       << "postgres:\n  url: " << postgres_url << "\n"
-      << "api:\n  listen: 127.0.0.1:0\n"  // a free port: tests may run side by side
+      << "api:\n  listen: 127.0.0.1:0\n"  // free ports: tests may run side by side
+      << "admin:\n  listen: 127.0.0.1:0\n"
       << "plugins:\n"
       << "  - { name: customers, library: " << (binaryDir() / "plugins/customers/libultracore_customers.so").string() << " }\n"
       << "  - { name: accounts, library: " << (binaryDir() / "plugins/accounts/libultracore_accounts.so").string() << " }\n"

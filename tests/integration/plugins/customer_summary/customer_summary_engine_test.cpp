@@ -39,7 +39,7 @@ TEST(CustomerSummaryEngineTest, MatchesAnAggregateOverCustomersAndAccountsAfterA
     std::ofstream out(manifest);
     out << "kafka:\n  bootstrap.servers: " << broker.bootstrap()
         << "\n  session.timeout.ms: 3000\n  heartbeat.interval.ms: 500\n"
-        << "postgres:\n  url: " << db.url() << "\napi:\n  listen: 127.0.0.1:0\nplugins:\n";
+        << "postgres:\n  url: " << db.url() << "\napi:\n  listen: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nplugins:\n";
     for (const char* plugin : {"customers", "accounts", "customer_summary"}) {
       out << "  - { name: " << plugin << ", library: "
           << (binaryDir() / "plugins" / plugin / ("libultracore_" + std::string(plugin) + ".so")).string()

@@ -1,0 +1,465 @@
+#include "engine/http/admin_server.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+
+#include <librdkafka/rdkafka.h>
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <spdlog/spdlog.h>
+
+#include "engine/http/admin_page.h"
+#include "engine/kafka/kafka_config.h"
+
+namespace ultracore::engine {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr auto kSampleInterval = std::chrono::seconds(1);
+constexpr int kWatermarkTimeoutMs = 500;
+/// events/s is the average over this window (long enough to smooth batch bursts).
+constexpr auto kRateWindow = std::chrono::seconds(5);
+
+constexpr RunnerState kAllStates[] = {RunnerState::kStarting, RunnerState::kRunning,
+                                      RunnerState::kWaiting,  RunnerState::kPaused,
+                                      RunnerState::kStopped,  RunnerState::kFailed};
+
+bool constantTimeEquals(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::max(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+void sendJson(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void sendError(httplib::Response& res, int status, const std::string& code,
+               const std::string& message) {
+  sendJson(res, status, {{"error", {{"status", status}, {"code", code}, {"message", message}}}});
+}
+
+/// A label value in the exposition format: backslash, double quote and newline escaped.
+std::string labelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string number(double value) {
+  char text[64];
+  std::snprintf(text, sizeof(text), "%.17g", value);
+  return text;
+}
+
+/// Accumulates one metric family at a time: HELP and TYPE, then its samples.
+class Exposition {
+ public:
+  void family(const std::string& name, const std::string& type, const std::string& help) {
+    out_ += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  }
+  void sample(const std::string& name, const std::vector<std::pair<std::string, std::string>>& labels,
+              const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += "{";
+      for (std::size_t i = 0; i < labels.size(); ++i) {
+        out_ += (i == 0 ? "" : ",") + labels[i].first + "=\"" + labelValue(labels[i].second) + "\"";
+      }
+      out_ += "}";
+    }
+    out_ += " " + value + "\n";
+  }
+  void histogram(const std::string& name, const std::string& projection, const Histogram& h) {
+    const auto counts = h.counts();
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < counts.size(); ++i) {
+      cumulative += counts[i];
+      const std::string le = i < h.bounds().size() ? number(h.bounds()[i]) : "+Inf";
+      sample(name + "_bucket", {{"projection", projection}, {"le", le}}, std::to_string(cumulative));
+    }
+    sample(name + "_sum", {{"projection", projection}}, number(h.sum()));
+    sample(name + "_count", {{"projection", projection}}, std::to_string(cumulative));
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+}  // namespace
+
+AdminServer::AdminServer(const Manifest& manifest,
+                         const std::vector<std::unique_ptr<ProjectionRunner>>& runners)
+    : manifest_(manifest),
+      runners_(runners),
+      token_(manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token) {}
+
+AdminServer::~AdminServer() { stop(); }
+
+ProjectionRunner* AdminServer::find(const std::string& name) const {
+  for (const auto& runner : runners_) {
+    if (runner->name() == name) return runner.get();
+  }
+  return nullptr;
+}
+
+void AdminServer::start() {
+  const std::string& listen = manifest_.admin_listen;
+  const auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const int port = std::stoi(listen.substr(colon + 1));
+
+  server_ = std::make_unique<httplib::Server>();
+  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
+  // No SO_REUSEPORT (httplib's default): a second engine on the same admin.listen must fail.
+  server_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
+    try {
+      dispatch(req, res);
+    } catch (const std::exception& e) {
+      spdlog::error("admin: {} {}: {}", req.method, req.path, e.what());
+      sendError(res, 500, "internal_error", e.what());
+    }
+  };
+  server_->Get(".*", handler);
+  server_->Post(".*", handler);
+
+  const int bound = port == 0 ? server_->bind_to_any_port(host)
+                              : (server_->bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) {
+    throw AdminStartupError("admin.listen " + listen + ": cannot bind (address in use or invalid)");
+  }
+  port_ = bound;
+  sampleOnce();  // the first answer already has log end offsets
+  sampler_ = std::thread([this] { sampleLoop(); });
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("admin listening on {}:{} (/metrics, /api/v1/projections, status page at /){}", host,
+               bound, token_.empty() ? "" : "; bearer token required");
+}
+
+void AdminServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard lock(stop_mutex_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (sampler_.joinable()) sampler_.join();
+}
+
+// ---- sampling -------------------------------------------------------------------------------
+
+void AdminServer::sampleLoop() {
+  std::unique_lock lock(stop_mutex_);
+  while (!stop_cv_.wait_for(lock, kSampleInterval, [this] { return stopping_; })) {
+    lock.unlock();
+    sampleOnce();
+    lock.lock();
+  }
+}
+
+void AdminServer::sampleOnce() {
+  const auto now = std::chrono::steady_clock::now();
+
+  std::set<TopicPartition> wanted;
+  for (const auto& runner : runners_) {
+    for (const auto& p : runner->partitions()) wanted.insert(p.partition);
+  }
+  std::map<TopicPartition, Watermarks> marks;
+  if (!wanted.empty()) {
+    try {
+      if (!kafka_) {
+        const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"}};
+        KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
+        char error[512];
+        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof(error));
+        if (rk == nullptr) throw KafkaConfigError(error);
+        conf.release();
+        kafka_.reset(rk);
+      }
+      for (const auto& tp : wanted) {
+        Watermarks w;
+        if (rd_kafka_query_watermark_offsets(kafka_.get(), tp.topic.c_str(), tp.partition, &w.low,
+                                             &w.high, kWatermarkTimeoutMs) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+          marks[tp] = w;
+        }
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("admin: log end offsets: {}", e.what());
+    }
+  }
+
+  std::map<std::string, std::int64_t> open;
+  bool open_known = false;
+  try {
+    if (!pg_) pg_ = std::make_unique<pqxx::connection>(manifest_.postgres_url);
+    pqxx::nontransaction txn(*pg_);
+    for (const auto& row : txn.exec(
+             "SELECT projection, count(*) FROM ultracore_dead_letters "
+             "WHERE status IN ('open', 'retry_requested') GROUP BY projection")) {
+      open[row[0].as<std::string>()] = row[1].as<std::int64_t>();
+    }
+    open_known = true;
+  } catch (const std::exception& e) {
+    pg_.reset();
+    spdlog::debug("admin: dead letters: {}", e.what());
+  }
+
+  std::lock_guard lock(sample_mutex_);
+  for (auto& [tp, w] : marks) watermarks_[tp] = w;
+  if (open_known) dead_letters_open_ = std::move(open);
+  dead_letters_known_ = open_known;
+  for (const auto& runner : runners_) {
+    auto& history = applied_history_[runner->name()];
+    history.emplace_back(now, runner->counters().events_applied.load());
+    while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
+  }
+}
+
+std::vector<AdminServer::PartitionView> AdminServer::partitionsOf(const ProjectionRunner& runner) {
+  std::vector<PartitionView> out;
+  std::lock_guard lock(sample_mutex_);
+  for (const auto& progress : runner.partitions()) {
+    PartitionView view{progress, -1, -1};
+    Watermarks w{-1, progress.cached_high};
+    if (const auto it = watermarks_.find(progress.partition); it != watermarks_.end()) {
+      w = it->second;
+      w.high = std::max(w.high, progress.cached_high);  // the fresher of the two
+    }
+    view.log_end = w.high;
+    if (w.high >= 0) {
+      const std::int64_t consumed = progress.stored_offset >= 0 ? progress.stored_offset
+                                    : w.low >= 0                ? w.low
+                                                                : -1;
+      if (consumed >= 0) view.lag = std::max<std::int64_t>(0, w.high - consumed);
+    }
+    out.push_back(view);
+  }
+  return out;
+}
+
+double AdminServer::eventsPerSecond(const std::string& projection) {
+  std::lock_guard lock(sample_mutex_);
+  const auto it = applied_history_.find(projection);
+  if (it == applied_history_.end() || it->second.size() < 2) return 0;
+  const auto& history = it->second;
+  const auto& last = history.back();
+  auto first = history.begin();
+  while (std::next(first) != history.end() && last.first - std::next(first)->first >= kRateWindow) {
+    ++first;
+  }
+  const double seconds = std::chrono::duration<double>(last.first - first->first).count();
+  if (seconds <= 0) return 0;
+  return static_cast<double>(last.second - first->second) / seconds;
+}
+
+// ---- views ----------------------------------------------------------------------------------
+
+std::string AdminServer::metricsText() {
+  Exposition out;
+  const auto counter = [&](const std::string& name, const std::string& help, auto field) {
+    out.family(name, "counter", help);
+    for (const auto& runner : runners_) {
+      out.sample(name, {{"projection", runner->name()}},
+                 std::to_string((runner->counters().*field).load()));
+    }
+  };
+  counter("ultracore_events_applied_total", "Events applied to the read model.",
+          &RunnerCounters::events_applied);
+  counter("ultracore_events_failed_total", "Events that failed and followed on_error.",
+          &RunnerCounters::events_failed);
+  counter("ultracore_events_duplicate_total", "Events skipped as already applied (same event_id).",
+          &RunnerCounters::events_duplicate);
+  counter("ultracore_events_parked_total", "Events held back behind a parked aggregate.",
+          &RunnerCounters::events_parked);
+  counter("ultracore_batches_committed_total", "Batches committed to PostgreSQL.",
+          &RunnerCounters::batches_committed);
+  counter("ultracore_cas_conflicts_total",
+          "Batches discarded because the stored offsets moved (partition lost).",
+          &RunnerCounters::cas_conflicts);
+
+  out.family("ultracore_batch_size_events", "histogram", "Events per committed batch.");
+  for (const auto& runner : runners_) {
+    out.histogram("ultracore_batch_size_events", runner->name(), runner->counters().batch_size);
+  }
+  out.family("ultracore_batch_commit_seconds", "histogram",
+             "Time from opening a batch's transaction to its commit.");
+  for (const auto& runner : runners_) {
+    out.histogram("ultracore_batch_commit_seconds", runner->name(),
+                  runner->counters().commit_seconds);
+  }
+
+  out.family("ultracore_projection_state", "gauge",
+             "1 for the runner's current state, 0 for the others.");
+  for (const auto& runner : runners_) {
+    const RunnerState current = runner->state();
+    for (RunnerState state : kAllStates) {
+      out.sample("ultracore_projection_state", {{"projection", runner->name()}, {"state", toString(state)}},
+                 current == state ? "1" : "0");
+    }
+  }
+
+  std::vector<std::pair<const ProjectionRunner*, std::vector<PartitionView>>> partitions;
+  for (const auto& runner : runners_) partitions.emplace_back(runner.get(), partitionsOf(*runner));
+  const auto partitionGauge = [&](const std::string& name, const std::string& help, auto value) {
+    out.family(name, "gauge", help);
+    for (const auto& [runner, views] : partitions) {
+      for (const auto& view : views) {
+        const std::int64_t v = value(view);
+        if (v < 0) continue;
+        out.sample(name,
+                   {{"projection", runner->name()},
+                    {"topic", view.progress.partition.topic},
+                    {"partition", std::to_string(view.progress.partition.partition)}},
+                   std::to_string(v));
+      }
+    }
+  };
+  partitionGauge("ultracore_partition_stored_offset",
+                 "Next offset to consume, as stored in PostgreSQL (owned partitions).",
+                 [](const PartitionView& v) { return v.progress.stored_offset; });
+  partitionGauge("ultracore_partition_log_end_offset", "The partition's log end (high watermark).",
+                 [](const PartitionView& v) { return v.log_end; });
+  partitionGauge("ultracore_partition_lag_events", "Log end minus the stored offset.",
+                 [](const PartitionView& v) { return v.lag; });
+
+  std::map<std::string, std::int64_t> open;
+  bool open_known = false;
+  {
+    std::lock_guard lock(sample_mutex_);
+    open = dead_letters_open_;
+    open_known = dead_letters_known_;
+  }
+  if (open_known) {
+    out.family("ultracore_dead_letters_open", "gauge",
+               "Dead letters waiting for the operator (open or retry requested).");
+    for (const auto& runner : runners_) {
+      const auto it = open.find(runner->name());
+      out.sample("ultracore_dead_letters_open", {{"projection", runner->name()}},
+                 std::to_string(it == open.end() ? 0 : it->second));
+    }
+  }
+  return out.take();
+}
+
+json AdminServer::projectionsJson() {
+  json projections = json::array();
+  std::map<std::string, std::int64_t> open;
+  {
+    std::lock_guard lock(sample_mutex_);
+    open = dead_letters_open_;
+  }
+  for (const auto& runner : runners_) {
+    json partitions = json::array();
+    std::int64_t total_lag = 0;
+    bool lag_known = true;
+    for (const auto& view : partitionsOf(*runner)) {
+      partitions.push_back({{"topic", view.progress.partition.topic},
+                            {"partition", view.progress.partition.partition},
+                            {"stored_offset", view.progress.stored_offset},
+                            {"log_end", view.log_end >= 0 ? json(view.log_end) : json(nullptr)},
+                            {"lag", view.lag >= 0 ? json(view.lag) : json(nullptr)}});
+      if (view.lag >= 0) total_lag += view.lag;
+      else lag_known = false;
+    }
+    const auto& c = runner->counters();
+    const auto it = open.find(runner->name());
+    projections.push_back({{"name", runner->name()},
+                           {"state", toString(runner->state())},
+                           {"detail", runner->detail()},
+                           {"paused", runner->pauseRequested()},
+                           {"topics", runner->topics()},
+                           {"events_per_second", eventsPerSecond(runner->name())},
+                           {"events_applied", c.events_applied.load()},
+                           {"events_failed", c.events_failed.load()},
+                           {"events_duplicate", c.events_duplicate.load()},
+                           {"batches_committed", c.batches_committed.load()},
+                           {"dead_letters_open", it == open.end() ? 0 : it->second},
+                           {"lag", lag_known ? json(total_lag) : json(nullptr)},
+                           {"partitions", partitions}});
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  return {{"time_ms", ms.count()}, {"projections", projections}};
+}
+
+void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) {
+  const std::string& path = req.path;
+  if (req.method == "GET" && (path == "/" || path == "/index.html")) {
+    res.set_content(adminPageHtml(), "text/html; charset=utf-8");
+    return;
+  }
+  if (path == "/healthz") return sendJson(res, 200, {{"status", "ok"}});
+
+  if (!token_.empty()) {
+    const std::string header = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    const bool ok = header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0 &&
+                    constantTimeEquals(header.substr(prefix.size()), token_);
+    if (!ok) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+    }
+  }
+
+  if (req.method == "GET" && path == "/metrics") {
+    res.set_content(metricsText(), "text/plain; version=0.0.4; charset=utf-8");
+    return;
+  }
+  if (req.method == "GET" && path == "/api/v1/projections") {
+    return sendJson(res, 200, projectionsJson());
+  }
+  const std::string prefix = "/api/v1/projections/";
+  if (path.rfind(prefix, 0) == 0) {
+    const std::string rest = path.substr(prefix.size());
+    const auto slash = rest.find('/');
+    const std::string name = rest.substr(0, slash);
+    const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    if (action != "pause" && action != "resume") {
+      return sendError(res, 404, "not_found", "no route for " + path);
+    }
+    if (req.method != "POST") {
+      res.set_header("Allow", "POST");
+      return sendError(res, 405, "method_not_allowed", action + " takes POST");
+    }
+    ProjectionRunner* found = find(name);
+    if (found == nullptr) {
+      return sendError(res, 404, "unknown_projection",
+                       "this engine runs no projection '" + name + "'");
+    }
+    // The runner applies it on its own thread within one poll; the answer says what was asked.
+    found->requestPause(action == "pause");
+    spdlog::info("admin: {} requested for projection '{}'", action, name);
+    return sendJson(res, 202, {{"projection", name}, {"paused", action == "pause"},
+                               {"state", toString(found->state())}});
+  }
+  sendError(res, 404, "not_found", "no route for " + path);
+}
+
+}  // namespace ultracore::engine

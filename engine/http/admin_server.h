@@ -1,0 +1,110 @@
+#pragma once
+/// @file
+/// AdminServer: the operator's HTTP endpoint on admin.listen (issue 6), started by an engine
+/// that runs projections. Serves Prometheus metrics (/metrics), projection status as JSON
+/// (/api/v1/projections), pause/resume (POST /api/v1/projections/{name}/pause|resume) and a
+/// self-contained status page (/).
+///
+/// Authentication: when admin.token (else api.token) is set, every route except `/` and
+/// `/healthz` needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
+/// The status page itself carries no data; its script sends the token it reads from the URL
+/// fragment (`/#token=...`).
+///
+/// Constructed and started on the main thread after the runners exist; stopped before them.
+/// A sampler thread refreshes once a second what needs Kafka or PostgreSQL (log end offsets,
+/// open dead letters, events/s), so a request never waits on either.
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pqxx/connection>
+
+#include "engine/kafka/kafka_config.h"
+#include "engine/manifest/manifest.h"
+#include "engine/runner/projection_runner.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace ultracore::engine {
+
+/// The admin endpoint could not start (bad admin.listen, port taken).
+class AdminStartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class AdminServer {
+ public:
+  AdminServer(const Manifest& manifest, const std::vector<std::unique_ptr<ProjectionRunner>>& runners);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  /// Binds admin.listen (port 0: a free port, logged) and serves on a background thread.
+  /// Throws AdminStartupError.
+  void start();
+  /// Stops serving and sampling; joins. Idempotent.
+  void stop();
+  int port() const { return port_; }
+
+  /// Prometheus text exposition format 0.0.4.
+  std::string metricsText();
+  /// The body of GET /api/v1/projections.
+  nlohmann::json projectionsJson();
+
+ private:
+  /// Log start/end of one partition as last sampled.
+  struct Watermarks {
+    std::int64_t low = -1;
+    std::int64_t high = -1;
+  };
+  struct PartitionView {
+    PartitionProgress progress;
+    std::int64_t log_end = -1;  ///< -1: unknown
+    std::int64_t lag = -1;      ///< -1: unknown
+  };
+
+  void dispatch(const httplib::Request& req, httplib::Response& res);
+  void sampleLoop();
+  void sampleOnce();
+  std::vector<PartitionView> partitionsOf(const ProjectionRunner& runner);
+  double eventsPerSecond(const std::string& projection);
+  ProjectionRunner* find(const std::string& name) const;
+
+  const Manifest& manifest_;
+  const std::vector<std::unique_ptr<ProjectionRunner>>& runners_;
+  std::string token_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+
+  // Used by one thread at a time (start(), then the sampler); created lazily, dropped on error.
+  KafkaHandle kafka_;
+  std::unique_ptr<pqxx::connection> pg_;
+  std::thread sampler_;
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+
+  std::mutex sample_mutex_;  ///< guards everything below
+  std::map<TopicPartition, Watermarks> watermarks_;
+  std::map<std::string, std::int64_t> dead_letters_open_;  ///< by projection
+  bool dead_letters_known_ = false;
+  std::map<std::string, std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>>>
+      applied_history_;  ///< by projection: (when, events_applied), last ~10 s
+};
+
+}  // namespace ultracore::engine
