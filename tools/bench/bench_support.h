@@ -1,0 +1,152 @@
+#pragma once
+/// @file
+/// What every benchmark needs: child processes (dev broker, engine) with rusage, a scratch
+/// database, the engine's manifest, topic end offsets, the catch-up wait, and output.
+/// Single-threaded use unless a function says otherwise.
+
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ultracore::bench {
+
+using Clock = std::chrono::steady_clock;
+double secondsSince(Clock::time_point start);
+
+/// build/bin (the directory of this executable); plugins live in build/plugins.
+std::filesystem::path binDir();
+
+/// A fresh directory under $TMPDIR, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A child process (own process group), stdout+stderr to `log`. The destructor SIGKILLs and
+/// reaps it if it still runs.
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::filesystem::path& log);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  int pid() const { return pid_; }
+  bool running();
+  /// Peak resident set so far (VmHWM from /proc/<pid>/status), 0 if unreadable.
+  std::int64_t peakRssBytes() const;
+  /// SIGTERM, then wait (SIGKILL after `timeout`); returns the exit code (128+signal).
+  int stop(std::chrono::seconds timeout = std::chrono::seconds(30));
+  /// rusage of the reaped child (valid after stop()).
+  const rusage& usage() const { return usage_; }
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+  rusage usage_{};
+  std::filesystem::path log_;
+};
+
+/// ultracore-devbroker without a journal (in memory only), with the given topics created.
+class Broker {
+ public:
+  Broker(const TempDir& dir, const std::vector<std::pair<std::string, int>>& topics);
+  const std::string& bootstrap() const { return bootstrap_; }
+  void stop() { process_.stop(); }
+
+ private:
+  Process process_;
+  std::string bootstrap_;
+};
+
+/// A database created for one run on the server of $ULTRACORE_PG, dropped (FORCE) at the end.
+class BenchDatabase {
+ public:
+  BenchDatabase();
+  ~BenchDatabase();
+  BenchDatabase(const BenchDatabase&) = delete;
+  BenchDatabase& operator=(const BenchDatabase&) = delete;
+  const std::string& url() const { return url_; }
+
+ private:
+  std::string admin_url_;
+  std::string name_;
+  std::string url_;
+};
+
+struct ManifestOptions {
+  std::string bootstrap;
+  std::string postgres_url;
+  std::string api_listen = "127.0.0.1:0";
+  int max_events = 500;  ///< the shipped manifest's batch
+  int max_wait_ms = 20;
+  std::vector<std::string> kafka;  ///< extra "key: value" lines for the kafka section
+};
+/// The two domain projections (customers, accounts) as in config/projections.yaml, with
+/// fetch.wait.max.ms 10 (the dev broker answers a fetch only when the wait ends).
+std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& options);
+
+/// ultracore-engine --config <manifest> [extra args], logging to <dir>/<log_name>.
+std::unique_ptr<Process> startEngine(const TempDir& dir, const std::filesystem::path& manifest,
+                                     const std::string& log_name,
+                                     const std::vector<std::string>& extra_args);
+
+using TopicPartition = std::pair<std::string, int>;
+struct Watermarks {
+  std::int64_t low = 0;
+  std::int64_t high = 0;
+};
+/// Low/high watermarks of every partition of `topics` (partition counts given).
+std::map<TopicPartition, Watermarks> watermarks(
+    const std::string& bootstrap, const std::vector<std::pair<std::string, int>>& topics);
+
+/// The outcome of waiting for projections to reach the topics' end offsets.
+struct CatchUp {
+  double first_progress_s = 0;  ///< engine start -> first committed batch
+  double caught_up_s = 0;       ///< engine start -> every offset at its end
+  std::int64_t peak_rss_bytes = 0;
+};
+/// Polls ultracore_offsets every 50 ms until every (projection, topic, partition) reached
+/// `ends`; throws if the engine exits or `timeout` passes. `baseline` is the sum of stored
+/// offsets that does not count as progress (a rebuild starts from a reset, i.e. 0).
+CatchUp waitCaughtUp(const std::string& postgres_url, Process& engine, Clock::time_point started,
+                     const std::vector<std::pair<std::string, std::vector<std::string>>>& projections,
+                     const std::map<TopicPartition, Watermarks>& ends,
+                     std::chrono::seconds timeout);
+
+/// p in [0, 100] of `values` (sorted in place); 0 for none.
+double percentile(std::vector<double>& values, double p);
+
+/// A two-column table ("what", "value", "note") on stdout.
+struct TableRow {
+  std::string what;
+  std::string value;
+  std::string note;
+};
+void printTable(const std::string& title, const std::vector<TableRow>& rows);
+std::string fmtNumber(double value, int decimals = 0);  ///< 1234567.8 -> "1,234,568"
+
+void writeJson(const std::string& path, const nlohmann::json& json);
+
+/// `git rev-parse HEAD` of the source tree, "" if unknown.
+std::string gitCommit();
+
+}  // namespace ultracore::bench

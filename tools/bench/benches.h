@@ -1,0 +1,34 @@
+#pragma once
+/// @file
+/// The benchmark subcommands; each prints one table and writes `json_path` when set.
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace ultracore::bench {
+
+struct MaterializeOptions {
+  std::size_t events = 1000000;
+  std::size_t baseline_sample = 20000;
+  int partitions = 48;  ///< per topic: keeps each partition far below the mock's 5 MiB
+  int max_events = 500;
+  int max_wait_ms = 20;
+  int timeout_s = 1800;
+  std::vector<std::string> kafka;  ///< extra consumer properties, "key=value"
+  std::string json_path;
+};
+int runMaterialize(const MaterializeOptions& options);
+int runRebuild(const MaterializeOptions& options);
+
+struct LatencyOptions {
+  std::vector<int> rates{50, 200};
+  int duration_s = 20;
+  int partitions = 12;
+  int max_wait_ms = 20;
+  int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
+  std::string json_path;
+};
+int runLatency(const LatencyOptions& options);
+
+}  // namespace ultracore::bench

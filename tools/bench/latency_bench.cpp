@@ -1,0 +1,244 @@
+// latency: POST /api/v1/customers at a fixed rate (open loop: each request has a scheduled
+// start, so a slow answer cannot hide the queueing behind it), then GET the customer with the
+// answer's consistency token. Latencies are measured from the scheduled start.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "tools/bench/bench_support.h"
+#include "tools/bench/benches.h"
+#include "tools/bench/workload.h"
+
+namespace ultracore::bench {
+namespace {
+
+using nlohmann::json;
+
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to port 0 failed");
+  }
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+struct Sample {
+  double command_ms = -1;  ///< scheduled start -> POST answered
+  double ryw_ms = -1;      ///< scheduled start -> GET with the token answered 200
+  double read_ms = -1;     ///< GET alone
+  bool ok = false;
+};
+
+/// One request: create a customer, read it back with the token.
+Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::size_t n) {
+  Sample sample;
+  const json body{{"first_name", "Grace"},
+                  {"last_name", "Hopper"},
+                  {"email", "grace." + std::to_string(n) + "@example.com"},
+                  {"phone", "+44 20 7946 0000"}};
+  auto posted = client.Post("/api/v1/customers", body.dump(), "application/json");
+  auto ms = [&](Clock::time_point from) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
+  };
+  sample.command_ms = ms(scheduled);
+  if (!posted || posted->status != 201) return sample;
+  const json answer = json::parse(posted->body, nullptr, false);
+  if (!answer.is_object() || !answer.contains("customer_id")) return sample;
+  const std::string id = answer["customer_id"];
+  const std::string token = answer["consistency_token"];
+  const auto read_started = Clock::now();
+  auto got = client.Get("/api/v1/customers/" + id + "?consistent_with=" + token);
+  sample.ryw_ms = ms(scheduled);
+  sample.read_ms = ms(read_started);
+  sample.ok = got && got->status == 200;
+  return sample;
+}
+
+struct RateResult {
+  int rate = 0;
+  std::size_t sent = 0, failed = 0;
+  double achieved_rate = 0;
+  double cmd_p50 = 0, cmd_p95 = 0, cmd_p99 = 0;
+  double ryw_p50 = 0, ryw_p95 = 0, ryw_p99 = 0, ryw_max = 0;
+  double read_p50 = 0, read_p99 = 0;
+};
+
+RateResult runRate(int port, int rate, int duration_s, int workers) {
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<std::pair<Clock::time_point, std::size_t>> queue;
+  bool done = false;
+  std::vector<Sample> samples;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_keep_alive(true);
+      client.set_tcp_nodelay(true);  // else Nagle + delayed ACK add 40 ms to a POST
+      client.set_read_timeout(30, 0);
+      while (true) {
+        std::pair<Clock::time_point, std::size_t> job;
+        {
+          std::unique_lock lock(mutex);
+          ready.wait(lock, [&] { return done || !queue.empty(); });
+          if (queue.empty()) return;
+          job = queue.front();
+          queue.pop_front();
+        }
+        Sample sample = oneRoundTrip(client, job.first, job.second);
+        std::lock_guard lock(mutex);
+        samples.push_back(sample);
+      }
+    });
+  }
+  const auto started = Clock::now();
+  const std::size_t total = static_cast<std::size_t>(rate) * duration_s;
+  for (std::size_t i = 0; i < total; ++i) {
+    const auto at = started + std::chrono::nanoseconds(static_cast<std::int64_t>(
+                                  1e9 * static_cast<double>(i) / rate));
+    std::this_thread::sleep_until(at);
+    std::lock_guard lock(mutex);
+    queue.emplace_back(at, static_cast<std::size_t>(rate) * 1000000 + i);
+    ready.notify_one();
+  }
+  {
+    std::lock_guard lock(mutex);
+    done = true;
+  }
+  ready.notify_all();
+  for (auto& thread : threads) thread.join();
+  const double elapsed = secondsSince(started);
+
+  RateResult result;
+  result.rate = rate;
+  result.sent = samples.size();
+  result.achieved_rate = static_cast<double>(samples.size()) / elapsed;
+  std::vector<double> command, ryw, read;
+  for (const auto& s : samples) {
+    if (!s.ok) {
+      ++result.failed;
+      continue;
+    }
+    command.push_back(s.command_ms);
+    ryw.push_back(s.ryw_ms);
+    read.push_back(s.read_ms);
+  }
+  result.cmd_p50 = percentile(command, 50);
+  result.cmd_p95 = percentile(command, 95);
+  result.cmd_p99 = percentile(command, 99);
+  result.ryw_p50 = percentile(ryw, 50);
+  result.ryw_p95 = percentile(ryw, 95);
+  result.ryw_p99 = percentile(ryw, 99);
+  result.ryw_max = ryw.empty() ? 0 : ryw.back();
+  result.read_p50 = percentile(read, 50);
+  result.read_p99 = percentile(read, 99);
+  return result;
+}
+
+}  // namespace
+
+int runLatency(const LatencyOptions& options) {
+  TempDir dir;
+  BenchDatabase database;
+  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
+  const int port = freePort();
+  const auto manifest = writeManifest(
+      dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port), 500,
+            options.max_wait_ms, {}});
+  auto engine = startEngine(dir, manifest, "engine.log", {});
+  {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(30, 0);
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    int good = 0;
+    for (std::size_t n = 0; good < 20; ++n) {
+      if (!engine->running()) throw std::runtime_error("the engine exited:\n" + engine->log());
+      if (Clock::now() > deadline) throw std::runtime_error("the API never became ready");
+      const Sample sample = oneRoundTrip(client, Clock::now(), n);
+      if (sample.ok && sample.ryw_ms < 1000) ++good;
+      if (!sample.ok) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  std::vector<RateResult> results;
+  for (int rate : options.rates) {
+    std::cerr << "latency at " << rate << " commands/s for " << options.duration_s << " s...\n";
+    results.push_back(runRate(port, rate, options.duration_s, options.workers));
+  }
+  const int code = engine->stop();
+  if (code != 0) std::cerr << "warning: engine exited with " << code << "\n";
+
+  std::vector<TableRow> rows;
+  json rates = json::array();
+  auto ms = [](double v) { return fmtNumber(v, 1); };
+  for (const auto& r : results) {
+    const std::string at = std::to_string(r.rate) + "/s ";
+    rows.push_back({at + "command p50/p95/p99",
+                    ms(r.cmd_p50) + " / " + ms(r.cmd_p95) + " / " + ms(r.cmd_p99) + " ms",
+                    "POST /api/v1/customers answered (event stored in Kafka)"});
+    rows.push_back({at + "read-your-write p50/p95/p99",
+                    ms(r.ryw_p50) + " / " + ms(r.ryw_p95) + " / " + ms(r.ryw_p99) + " ms",
+                    "POST + GET ?consistent_with=token answered 200; max " + ms(r.ryw_max) +
+                        " ms; target p99 < 50 ms at 200/s"});
+    rows.push_back({at + "GET alone p50/p99", ms(r.read_p50) + " / " + ms(r.read_p99) + " ms",
+                    "waiting for the projection included"});
+    rows.push_back({at + "requests", std::to_string(r.sent) + " (" + std::to_string(r.failed) +
+                                         " failed)",
+                    "achieved " + fmtNumber(r.achieved_rate, 1) + "/s over " +
+                        std::to_string(options.duration_s) + " s"});
+    rates.push_back({{"rate", r.rate},
+                     {"requests", r.sent},
+                     {"failed", r.failed},
+                     {"achieved_rate", r.achieved_rate},
+                     {"command_p50_ms", r.cmd_p50},
+                     {"command_p95_ms", r.cmd_p95},
+                     {"command_p99_ms", r.cmd_p99},
+                     {"ryw_p50_ms", r.ryw_p50},
+                     {"ryw_p95_ms", r.ryw_p95},
+                     {"ryw_p99_ms", r.ryw_p99},
+                     {"ryw_max_ms", r.ryw_max},
+                     {"read_p50_ms", r.read_p50},
+                     {"read_p99_ms", r.read_p99}});
+  }
+  printTable("latency: engine (both roles), fetch.wait.max.ms 10, batch max_wait_ms " +
+                 std::to_string(options.max_wait_ms) + ", commit " + gitCommit().substr(0, 12),
+             rows);
+  json out{{"bench", "latency"},
+           {"commit", gitCommit()},
+           {"duration_s", options.duration_s},
+           {"batch_max_wait_ms", options.max_wait_ms},
+           {"rates", rates}};
+  // The headline figures: the highest rate measured.
+  if (!results.empty()) {
+    const json& last = rates.back();
+    out["rate"] = last["rate"];
+    out["ryw_p50_ms"] = last["ryw_p50_ms"];
+    out["ryw_p95_ms"] = last["ryw_p95_ms"];
+    out["ryw_p99_ms"] = last["ryw_p99_ms"];
+    out["command_p99_ms"] = last["command_p99_ms"];
+  }
+  writeJson(options.json_path, out);
+  std::size_t failed = 0;
+  for (const auto& r : results) failed += r.failed;
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace ultracore::bench

@@ -1,0 +1,67 @@
+// ultracore-bench: materialize | latency | rebuild (docs/PERFORMANCE.md).
+// Needs ULTRACORE_PG (a server where it may create and drop a scratch database) and the
+// build's bin/ultracore-engine, bin/ultracore-devbroker and plugins.
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "tools/bench/benches.h"
+
+int main(int argc, char** argv) {
+  using namespace ultracore::bench;
+  CLI::App app{"UltraCore benchmarks: each prints a table and, with --json, writes it as JSON"};
+  app.require_subcommand(1);
+
+  MaterializeOptions materialize;
+  bool materialize_quick = false;
+  auto* m = app.add_subcommand("materialize",
+                               "catch-up throughput of a backlog vs the PostgreSQL ceiling and a "
+                               "per-event-commit baseline");
+  MaterializeOptions rebuild;
+  bool rebuild_quick = false;
+  auto* r = app.add_subcommand("rebuild", "rebuild a projection from the full log (README's "
+                                          "manual reset), beside the first materialization");
+  for (auto [sub, options, quick] : {std::tuple{m, &materialize, &materialize_quick},
+                                     std::tuple{r, &rebuild, &rebuild_quick}}) {
+    sub->add_option("--events", options->events, "events in the backlog (default 1,000,000)");
+    sub->add_option("--partitions", options->partitions, "partitions per topic (default 48)");
+    sub->add_option("--batch-max-events", options->max_events, "batch.max_events (default 500)");
+    sub->add_option("--batch-max-wait-ms", options->max_wait_ms, "batch.max_wait_ms (default 20)");
+    sub->add_option("--timeout", options->timeout_s, "give up after this many seconds");
+    sub->add_option("--json", options->json_path, "also write the results here");
+    sub->add_option("--kafka", options->kafka,
+                    "extra consumer property for the engine's manifest, key=value (repeatable)");
+    sub->add_flag("--quick", *quick, "50,000 events (under a minute)");
+  }
+  m->add_option("--baseline-events", materialize.baseline_sample,
+                "events applied one transaction each for the baseline (default 20,000)");
+
+  LatencyOptions latency;
+  bool latency_quick = false;
+  auto* l = app.add_subcommand("latency", "command and read-your-write latency at fixed rates");
+  l->add_option("--rates", latency.rates, "commands per second (default 50 200)");
+  l->add_option("--duration", latency.duration_s, "seconds per rate (default 20)");
+  l->add_option("--batch-max-wait-ms", latency.max_wait_ms, "batch.max_wait_ms (default 20)");
+  l->add_option("--workers", latency.workers, "client connections (default 16)");
+  l->add_option("--json", latency.json_path, "also write the results here");
+  l->add_flag("--quick", latency_quick, "8 s per rate");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (m->parsed()) {
+      if (materialize_quick && m->count("--events") == 0) materialize.events = 50000;
+      if (materialize_quick && m->count("--baseline-events") == 0) materialize.baseline_sample = 5000;
+      return runMaterialize(materialize);
+    }
+    if (r->parsed()) {
+      if (rebuild_quick && r->count("--events") == 0) rebuild.events = 50000;
+      return runRebuild(rebuild);
+    }
+    if (latency_quick && l->count("--duration") == 0) latency.duration_s = 8;
+    return runLatency(latency);
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
