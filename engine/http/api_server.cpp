@@ -1,6 +1,8 @@
 #include "engine/http/api_server.h"
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -279,9 +281,11 @@ void ApiServer::start() {
   server_->set_payload_max_length(manifest_.api_max_body_bytes);
   // httplib's default sets SO_REUSEPORT, which lets a second engine bind the same port and
   // silently take some of its connections; a busy api.listen must fail at start-up instead.
+  // TCP_NODELAY: small JSON answers must not wait for Nagle (measured: ~40 ms per answer).
   server_->set_socket_options([](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
   });
   server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request&, httplib::Response& res) {
