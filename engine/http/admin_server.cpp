@@ -1,5 +1,7 @@
 #include "engine/http/admin_server.h"
 
+#include "engine/http/listen_address.h"
+
 #include <httplib.h>
 
 #include <algorithm>
@@ -123,20 +125,11 @@ ProjectionRunner* AdminServer::find(const std::string& name) const {
 
 void AdminServer::start() {
   const std::string& listen = manifest_.admin_listen;
-  const auto colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const int port = std::stoi(listen.substr(colon + 1));
+  const ListenAddress address = parseListenAddress(listen);
+  const std::string& host = address.host;
 
   server_ = std::make_unique<httplib::Server>();
   server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
-  // No SO_REUSEPORT (httplib's default): a second engine on the same admin.listen must fail.
-  server_->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     try {
       dispatch(req, res);
@@ -148,8 +141,7 @@ void AdminServer::start() {
   server_->Get(".*", handler);
   server_->Post(".*", handler);
 
-  const int bound = port == 0 ? server_->bind_to_any_port(host)
-                              : (server_->bind_to_port(host, port) ? port : -1);
+  const int bound = bindServer(*server_, address);
   if (bound <= 0) {
     throw AdminStartupError("admin.listen " + listen + ": cannot bind (address in use or invalid)");
   }

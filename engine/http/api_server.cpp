@@ -1,8 +1,8 @@
 #include "engine/http/api_server.h"
 
+#include "engine/http/listen_address.h"
+
 #include <httplib.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <algorithm>
 #include <cctype>
@@ -269,24 +269,12 @@ ApiServer::~ApiServer() { stop(); }
 
 void ApiServer::start() {
   const std::string& listen = manifest_.api_listen;
-  const auto colon = listen.rfind(':');
-  std::string host = listen.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const int port = std::stoi(listen.substr(colon + 1));
+  const ListenAddress address = parseListenAddress(listen);
+  const std::string& host = address.host;
 
   server_ = std::make_unique<httplib::Server>();
   server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
   server_->set_payload_max_length(manifest_.api_max_body_bytes);
-  // httplib's default sets SO_REUSEPORT, which lets a second engine bind the same port and
-  // silently take some of its connections; a busy api.listen must fail at start-up instead.
-  // TCP_NODELAY: small JSON answers must not wait for Nagle (measured: ~40 ms per answer).
-  server_->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
-  });
   server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -318,7 +306,7 @@ void ApiServer::start() {
   server_->Options(".*", handler);
 
   // Port 0 picks a free port (tests); the log line says which.
-  const int bound = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+  const int bound = bindServer(*server_, address);
   if (bound <= 0) {
     throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
   }
