@@ -176,7 +176,9 @@ TEST(Outage, PostgresRestartedMidStreamNothingLostDoubledOrDeadLettered) {
   EXPECT_EQ(queryValue(pg.url(), "SELECT count(*) FROM processed_events"), std::to_string(stream.produced()));
   EXPECT_EQ(queryValue(pg.url(), "SELECT count(*) FROM ultracore_dead_letters"), "0");
   EXPECT_EQ(queryValue(pg.url(), "SELECT state FROM ultracore_projection_status"), "running");
-  EXPECT_NE(engine->log().find("waiting: "), std::string::npos) << engine->log();
+  // No assertion that the engine logged "waiting": libpqxx 6 reconnects by itself when the next
+  // transaction starts, so a restart that falls between two batches raises no error at all;
+  // only one that hits an open transaction does. Either way the checks above must hold.
   engine->signal(SIGTERM);
   EXPECT_EQ(engine->wait(30s), 0) << engine->log();
 }
