@@ -63,6 +63,39 @@ struct ApiLibraryHoldingDeleter {
   void operator()(sdk::Api* api) const noexcept { destroy(api); }
 };
 
+/// Checks one of the descriptor's factory arrays (projections or APIs): present when counted,
+/// every entry named, with create and destroy, and no name twice. `kind` names the entries in
+/// messages ("projection", "API").
+template <typename Factory>
+void validateFactories(const std::string& at, const std::string& kind, const Factory* factories,
+                       std::size_t count) {
+  if (count > 0 && factories == nullptr) {
+    throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                      at + ": descriptor lists " + std::to_string(count) + " " + kind +
+                          "s but no " + kind + " array");
+  }
+  std::set<std::string_view> seen;
+  for (std::size_t i = 0; i < count; ++i) {
+    const Factory& factory = factories[i];
+    if (factory.name == nullptr || *factory.name == '\0') {
+      throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                        at + ": " + kind + " #" + std::to_string(i) + " has no name");
+    }
+    const std::string entry = kind + " '" + factory.name + "'";
+    if (factory.create == nullptr) {
+      throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                        at + ": " + entry + " has no create function");
+    }
+    if (factory.destroy == nullptr) {
+      throw PluginError(PluginErrorCode::kInvalidDescriptor,
+                        at + ": " + entry + " has no destroy function");
+    }
+    if (!seen.insert(factory.name).second) {
+      throw PluginError(PluginErrorCode::kDuplicateName, at + ": " + entry + " is offered twice");
+    }
+  }
+}
+
 /// Rejects a descriptor whose fields the loader cannot use. Runs after the ABI and fingerprint
 /// checks, so the layout is known to be ours.
 void validateDescriptor(const std::string& name, const std::filesystem::path& path,
@@ -71,53 +104,8 @@ void validateDescriptor(const std::string& name, const std::filesystem::path& pa
   if (descriptor.name == nullptr || *descriptor.name == '\0') {
     throw PluginError(PluginErrorCode::kInvalidDescriptor, at + ": descriptor has no name");
   }
-  if (descriptor.projection_count > 0 && descriptor.projections == nullptr) {
-    throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                      at + ": descriptor lists " + std::to_string(descriptor.projection_count) +
-                          " projections but no projection array");
-  }
-  std::set<std::string_view> seen;
-  for (std::size_t i = 0; i < descriptor.projection_count; ++i) {
-    const sdk::ProjectionFactory& factory = descriptor.projections[i];
-    if (factory.name == nullptr || *factory.name == '\0') {
-      throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                        at + ": projection #" + std::to_string(i) + " has no name");
-    }
-    const std::string projection = std::string("projection '") + factory.name + "'";
-    if (factory.create == nullptr) {
-      throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                        at + ": " + projection + " has no create function");
-    }
-    if (factory.destroy == nullptr) {
-      throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                        at + ": " + projection + " has no destroy function");
-    }
-    if (!seen.insert(factory.name).second) {
-      throw PluginError(PluginErrorCode::kDuplicateName,
-                        at + ": " + projection + " is offered twice");
-    }
-  }
-  if (descriptor.api_count > 0 && descriptor.apis == nullptr) {
-    throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                      at + ": descriptor lists " + std::to_string(descriptor.api_count) +
-                          " APIs but no API array");
-  }
-  std::set<std::string_view> apis;
-  for (std::size_t i = 0; i < descriptor.api_count; ++i) {
-    const sdk::ApiFactory& factory = descriptor.apis[i];
-    if (factory.name == nullptr || *factory.name == '\0') {
-      throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                        at + ": API #" + std::to_string(i) + " has no name");
-    }
-    const std::string api = std::string("API '") + factory.name + "'";
-    if (factory.create == nullptr || factory.destroy == nullptr) {
-      throw PluginError(PluginErrorCode::kInvalidDescriptor,
-                        at + ": " + api + " has no create or destroy function");
-    }
-    if (!apis.insert(factory.name).second) {
-      throw PluginError(PluginErrorCode::kDuplicateName, at + ": " + api + " is offered twice");
-    }
-  }
+  validateFactories(at, "projection", descriptor.projections, descriptor.projection_count);
+  validateFactories(at, "API", descriptor.apis, descriptor.api_count);
 }
 
 /// Opens the library and returns it with its checked descriptor. Throws PluginError.
