@@ -1,5 +1,6 @@
 #include "engine/http/admin_server.h"
 
+#include "engine/http/bearer_token.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -31,17 +32,6 @@ constexpr auto kRateWindow = std::chrono::seconds(5);
 constexpr RunnerState kAllStates[] = {RunnerState::kStarting, RunnerState::kRunning,
                                       RunnerState::kWaiting,  RunnerState::kPaused,
                                       RunnerState::kStopped,  RunnerState::kFailed};
-
-bool constantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
-}
 
 void sendJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -410,11 +400,7 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
   if (path == "/healthz") return sendJson(res, 200, {{"status", "ok"}});
 
   if (!token_.empty()) {
-    const std::string header = req.get_header_value("Authorization");
-    const std::string prefix = "Bearer ";
-    const bool ok = header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0 &&
-                    constantTimeEquals(header.substr(prefix.size()), token_);
-    if (!ok) {
+    if (!bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
       res.set_header("WWW-Authenticate", "Bearer");
       return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
     }

@@ -1,5 +1,6 @@
 #include "engine/http/api_server.h"
 
+#include "engine/http/bearer_token.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -90,18 +91,6 @@ std::string nowIso8601() {
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03dZ", date, static_cast<int>(ms.count() % 1000));
   return out;
-}
-
-/// Compares without an early exit, so the time taken does not reveal the matching prefix.
-bool constantTimeEquals(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  const std::size_t n = std::max(a.size(), b.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
-    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
-    diff |= static_cast<unsigned char>(x ^ y);
-  }
-  return diff == 0;
 }
 
 bool validTenant(const std::string& tenant) {
@@ -343,11 +332,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   }
 
   if (!manifest_.api_token.empty()) {
-    const std::string header = req.get_header_value("Authorization");
-    const std::string prefix = "Bearer ";
-    const bool ok = header.size() > prefix.size() && header.compare(0, prefix.size(), prefix) == 0 &&
-                    constantTimeEquals(header.substr(prefix.size()), manifest_.api_token);
-    if (!ok) {
+    if (!bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
       res.set_header("WWW-Authenticate", "Bearer");
       return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
     }
