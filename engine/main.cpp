@@ -15,14 +15,40 @@
 
 namespace {
 
-/// Blocks the stop signals in every thread; main waits for them with sigwait.
+/// Blocks the stop and reload signals in every thread; main waits for them with sigwait.
 sigset_t blockStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // manifest reload
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
+}
+
+/// SIGHUP: re-reads the manifest and applies its projections; a bad manifest changes nothing.
+void reload(ultracore::engine::Engine& engine, const std::string& config, const std::string& role) {
+  if (role == "api") {
+    spdlog::warn("reload: this engine (--role api) runs no projections; nothing to reload");
+    return;
+  }
+  spdlog::info("reload: reading {}", config);
+  try {
+    auto manifest = ultracore::engine::loadManifest(config);
+    if (manifest.api_listen != engine.manifest().api_listen ||
+        manifest.admin_listen != engine.manifest().admin_listen ||
+        manifest.api_token != engine.manifest().api_token ||
+        manifest.admin_token != engine.manifest().admin_token) {
+      spdlog::warn("reload: api/admin settings changed; they take effect at the next restart");
+    }
+    spdlog::info("reload: {}", engine.reload(std::move(manifest)));
+  } catch (const ultracore::engine::ManifestError& e) {
+    spdlog::error("reload refused, the running projections are kept: manifest error: {}", e.what());
+  } catch (const ultracore::engine::PluginError& e) {
+    spdlog::error("reload refused, the running projections are kept: plugin error: {}", e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("reload refused, the running projections are kept: {}", e.what());
+  }
 }
 
 }  // namespace
@@ -62,7 +88,7 @@ int main(int argc, char** argv) {
       engine.applyMigrations();
     } else {
       engine.start();
-      admin = std::make_unique<ultracore::engine::AdminServer>(engine.manifest(), engine.runners());
+      admin = std::make_unique<ultracore::engine::AdminServer>(engine.manifest(), engine);
       admin->start();
     }
     if (role != "projections") {
@@ -70,10 +96,14 @@ int main(int argc, char** argv) {
                                                            engine.projectionSchemas());
       api->start();
     }
-    spdlog::info("engine running {} projection(s); SIGTERM or Ctrl-C stops it",
-                 engine.runners().size());
+    spdlog::info("engine running {} projection(s); SIGTERM or Ctrl-C stops it, SIGHUP reloads {}",
+                 engine.runners().size(), config);
     int received = 0;
-    sigwait(&signals, &received);
+    for (;;) {
+      sigwait(&signals, &received);
+      if (received != SIGHUP) break;
+      reload(engine, config, role);
+    }
     spdlog::info("received {}, stopping", strsignal(received));
     if (api) api->stop();
     if (admin) admin->stop();  // before the runners it reads

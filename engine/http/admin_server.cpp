@@ -98,17 +98,16 @@ class Exposition {
 
 }  // namespace
 
-AdminServer::AdminServer(const Manifest& manifest,
-                         const std::vector<std::unique_ptr<ProjectionRunner>>& runners)
+AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
-      runners_(runners),
+      engine_(engine),
       token_(manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token) {}
 
 AdminServer::~AdminServer() { stop(); }
 
-ProjectionRunner* AdminServer::find(const std::string& name) const {
-  for (const auto& runner : runners_) {
-    if (runner->name() == name) return runner.get();
+std::shared_ptr<ProjectionRunner> AdminServer::find(const std::string& name) const {
+  for (const auto& runner : engine_.runners()) {
+    if (runner->name() == name) return runner;
   }
   return nullptr;
 }
@@ -166,10 +165,11 @@ void AdminServer::sampleLoop() {
 }
 
 void AdminServer::sampleOnce() {
+  const auto runners = engine_.runners();
   const auto now = std::chrono::steady_clock::now();
 
   std::set<TopicPartition> wanted;
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     for (const auto& p : runner->partitions()) wanted.insert(p.partition);
   }
   std::map<TopicPartition, Watermarks> marks;
@@ -217,7 +217,7 @@ void AdminServer::sampleOnce() {
   for (auto& [tp, w] : marks) watermarks_[tp] = w;
   if (open_known) dead_letters_open_ = std::move(open);
   dead_letters_known_ = open_known;
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     auto& history = applied_history_[runner->name()];
     history.emplace_back(now, runner->counters().events_applied.load());
     while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
@@ -264,10 +264,11 @@ double AdminServer::eventsPerSecond(const std::string& projection) {
 // ---- views ----------------------------------------------------------------------------------
 
 std::string AdminServer::metricsText() {
+  const auto runners = engine_.runners();
   Exposition out;
   const auto counter = [&](const std::string& name, const std::string& help, auto field) {
     out.family(name, "counter", help);
-    for (const auto& runner : runners_) {
+    for (const auto& runner : runners) {
       out.sample(name, {{"projection", runner->name()}},
                  std::to_string((runner->counters().*field).load()));
     }
@@ -287,19 +288,19 @@ std::string AdminServer::metricsText() {
           &RunnerCounters::cas_conflicts);
 
   out.family("ultracore_batch_size_events", "histogram", "Events per committed batch.");
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     out.histogram("ultracore_batch_size_events", runner->name(), runner->counters().batch_size);
   }
   out.family("ultracore_batch_commit_seconds", "histogram",
              "Time from opening a batch's transaction to its commit.");
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     out.histogram("ultracore_batch_commit_seconds", runner->name(),
                   runner->counters().commit_seconds);
   }
 
   out.family("ultracore_projection_state", "gauge",
              "1 for the runner's current state, 0 for the others.");
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     const RunnerState current = runner->state();
     for (RunnerState state : kAllStates) {
       out.sample("ultracore_projection_state", {{"projection", runner->name()}, {"state", toString(state)}},
@@ -308,7 +309,7 @@ std::string AdminServer::metricsText() {
   }
 
   std::vector<std::pair<const ProjectionRunner*, std::vector<PartitionView>>> partitions;
-  for (const auto& runner : runners_) partitions.emplace_back(runner.get(), partitionsOf(*runner));
+  for (const auto& runner : runners) partitions.emplace_back(runner.get(), partitionsOf(*runner));
   const auto partitionGauge = [&](const std::string& name, const std::string& help, auto value) {
     out.family(name, "gauge", help);
     for (const auto& [runner, views] : partitions) {
@@ -341,23 +342,52 @@ std::string AdminServer::metricsText() {
   if (open_known) {
     out.family("ultracore_dead_letters_open", "gauge",
                "Dead letters waiting for the operator (open or retry requested).");
-    for (const auto& runner : runners_) {
-      const auto it = open.find(runner->name());
+    for (const auto& runner : runners) {
+      const auto it = open.find(runner->key());
       out.sample("ultracore_dead_letters_open", {{"projection", runner->name()}},
                  std::to_string(it == open.end() ? 0 : it->second));
     }
   }
+  const json generations = engine_.generationsJson();
+  out.family("ultracore_projection_generation", "gauge",
+             "The live generation of the projection's read model (a rebuild adds one).");
+  for (const auto& g : generations) {
+    out.sample("ultracore_projection_generation", {{"projection", g["projection"].get<std::string>()}},
+               std::to_string(g["live_generation"].get<int>()));
+  }
+  out.family("ultracore_rebuild_in_progress", "gauge", "1 while a rebuild is building or switching.");
+  for (const auto& g : generations) {
+    const json& rebuild = g["rebuild"];
+    const bool active = !rebuild.is_null() &&
+                        (rebuild["phase"] == "building" || rebuild["phase"] == "switching");
+    out.sample("ultracore_rebuild_in_progress", {{"projection", g["projection"].get<std::string>()}},
+               active ? "1" : "0");
+  }
+  const auto rebuildGauge = [&](const std::string& name, const std::string& help,
+                                const char* field) {
+    out.family(name, "gauge", help);
+    for (const auto& g : generations) {
+      if (g["rebuild"].is_null()) continue;
+      out.sample(name, {{"projection", g["projection"].get<std::string>()}},
+                 std::to_string(g["rebuild"][field].get<std::int64_t>()));
+    }
+  };
+  rebuildGauge("ultracore_rebuild_events_done", "Events the last rebuild has applied (offsets).",
+               "events_done");
+  rebuildGauge("ultracore_rebuild_events_total", "Events in the log the last rebuild must reach.",
+               "events_total");
   return out.take();
 }
 
 json AdminServer::projectionsJson() {
+  const auto runners = engine_.runners();
   json projections = json::array();
   std::map<std::string, std::int64_t> open;
   {
     std::lock_guard lock(sample_mutex_);
     open = dead_letters_open_;
   }
-  for (const auto& runner : runners_) {
+  for (const auto& runner : runners) {
     json partitions = json::array();
     std::int64_t total_lag = 0;
     bool lag_known = true;
@@ -371,9 +401,12 @@ json AdminServer::projectionsJson() {
       else lag_known = false;
     }
     const auto& c = runner->counters();
-    const auto it = open.find(runner->name());
+    const auto it = open.find(runner->key());
     projections.push_back({{"name", runner->name()},
-                           {"state", toString(runner->state())},
+                           {"state", runner->stateName()},
+                           {"key", runner->key()},
+                           {"generation", runner->settings().generation},
+                           {"rebuild_of", runner->settings().building ? json(runner->settings().projection) : json()},
                            {"detail", runner->detail()},
                            {"paused", runner->pauseRequested()},
                            {"topics", runner->topics()},
@@ -388,7 +421,8 @@ json AdminServer::projectionsJson() {
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::system_clock::now().time_since_epoch());
-  return {{"time_ms", ms.count()}, {"projections", projections}};
+  return {{"time_ms", ms.count()}, {"projections", projections},
+          {"generations", engine_.generationsJson()}};
 }
 
 void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -419,14 +453,27 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     const auto slash = rest.find('/');
     const std::string name = rest.substr(0, slash);
     const std::string action = slash == std::string::npos ? "" : rest.substr(slash + 1);
-    if (action != "pause" && action != "resume") {
+    if (req.method == "GET" && (action == "rebuild" || action == "generations")) {
+      return sendJson(res, 200, engine_.generationsJson(name));
+    }
+    static const std::set<std::string> kActions = {"pause", "resume", "rebuild", "rebuild/cancel",
+                                                   "rollback", "drop", "reset"};
+    if (kActions.count(action) == 0) {
       return sendError(res, 404, "not_found", "no route for " + path);
     }
     if (req.method != "POST") {
       res.set_header("Allow", "POST");
       return sendError(res, 405, "method_not_allowed", action + " takes POST");
     }
-    ProjectionRunner* found = find(name);
+    return projectionAction(req, res, name, action);
+  }
+  sendError(res, 404, "not_found", "no route for " + path);
+}
+
+void AdminServer::projectionAction(const httplib::Request&, httplib::Response& res,
+                                   const std::string& name, const std::string& action) {
+  if (action == "pause" || action == "resume") {
+    const auto found = find(name);
     if (found == nullptr) {
       return sendError(res, 404, "unknown_projection",
                        "this engine runs no projection '" + name + "'");
@@ -435,9 +482,18 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     found->requestPause(action == "pause");
     spdlog::info("admin: {} requested for projection '{}'", action, name);
     return sendJson(res, 202, {{"projection", name}, {"paused", action == "pause"},
-                               {"state", toString(found->state())}});
+                               {"state", found->stateName()}});
   }
-  sendError(res, 404, "not_found", "no route for " + path);
+  spdlog::info("admin: {} requested for projection '{}'", action, name);
+  try {
+    if (action == "rebuild") return sendJson(res, 202, engine_.rebuild(name));
+    if (action == "rebuild/cancel") return sendJson(res, 200, engine_.cancelRebuild(name));
+    if (action == "rollback") return sendJson(res, 200, engine_.rollback(name));
+    if (action == "drop") return sendJson(res, 200, engine_.drop(name));
+    return sendJson(res, 200, engine_.reset(name));
+  } catch (const ControlError& e) {
+    return sendError(res, e.status(), e.code(), e.what());
+  }
 }
 
 }  // namespace ultracore::engine

@@ -2,8 +2,9 @@
 /// @file
 /// AdminServer: the operator's HTTP endpoint on admin.listen (issue 6), started by an engine
 /// that runs projections. Serves Prometheus metrics (/metrics), projection status as JSON
-/// (/api/v1/projections), pause/resume (POST /api/v1/projections/{name}/pause|resume) and a
-/// self-contained status page (/).
+/// (/api/v1/projections), operator actions (POST /api/v1/projections/{name}/pause, resume,
+/// rebuild, rebuild/cancel, rollback, drop, reset), a rebuild's progress (GET
+/// /api/v1/projections/{name}/rebuild) and a self-contained status page (/).
 ///
 /// Authentication: when admin.token (else api.token) is set, every route except `/` and
 /// `/healthz` needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
@@ -30,6 +31,7 @@
 
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
+#include "engine/runner/engine.h"
 #include "engine/runner/projection_runner.h"
 
 namespace httplib {
@@ -48,7 +50,8 @@ class AdminStartupError : public std::runtime_error {
 
 class AdminServer {
  public:
-  AdminServer(const Manifest& manifest, const std::vector<std::unique_ptr<ProjectionRunner>>& runners);
+  /// `engine` must outlive the server; its runners may change while it serves.
+  AdminServer(const Manifest& manifest, Engine& engine);
   ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -82,10 +85,13 @@ class AdminServer {
   void sampleOnce();
   std::vector<PartitionView> partitionsOf(const ProjectionRunner& runner);
   double eventsPerSecond(const std::string& projection);
-  ProjectionRunner* find(const std::string& name) const;
+  std::shared_ptr<ProjectionRunner> find(const std::string& name) const;
+  /// POST /api/v1/projections/{name}/{action}.
+  void projectionAction(const httplib::Request& req, httplib::Response& res,
+                        const std::string& name, const std::string& action);
 
   const Manifest& manifest_;
-  const std::vector<std::unique_ptr<ProjectionRunner>>& runners_;
+  Engine& engine_;
   std::string token_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -435,7 +435,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           try {
             pqxx::nontransaction txn(**lease);
             const auto row = txn.exec_params(
-                "SELECT next_offset FROM ultracore_offsets WHERE projection = $1 AND topic = $2 "
+                "SELECT next_offset FROM ultracore_offsets WHERE projection = ultracore_live_key($1) "
+                "AND topic = $2 "
                 "AND partition = $3",
                 route->projection, position.topic, position.partition);
             if (!row.empty()) next = row[0][0].c_str();

@@ -1,10 +1,12 @@
 #include "engine/runner/engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
 
 #include <pqxx/connection>
+#include <pqxx/nontransaction>
 #include <pqxx/result>
 #include <pqxx/transaction>
 #include <spdlog/spdlog.h>
@@ -15,6 +17,8 @@
 
 namespace ultracore::engine {
 namespace {
+
+using nlohmann::json;
 
 constexpr auto kStartupConnectTimeout = std::chrono::seconds(30);
 
@@ -43,9 +47,69 @@ std::unique_ptr<pqxx::connection> connectForStartup(const std::string& url) {
   }
 }
 
+std::string generationSchema(const std::string& schema, int generation) {
+  return schema + "__g" + std::to_string(generation);
+}
+
+std::string isoTime(std::chrono::system_clock::time_point when) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(when);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return text;
+}
+
+/// The runtime-relevant parts of a projection's manifest entry (not where it was written).
+bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
+  return a.name == b.name && a.plugin == b.plugin && a.projection == b.projection &&
+         a.topics == b.topics && a.batch.max_events == b.batch.max_events &&
+         a.batch.max_wait_ms == b.batch.max_wait_ms && a.on_error == b.on_error &&
+         a.retries == b.retries && a.schema == b.schema && a.group_id == b.group_id &&
+         a.kafka == b.kafka && a.config == b.config;
+}
+
+/// Drops a generation's schema and everything stored under its key.
+void purgeGeneration(pqxx::dbtransaction& txn, const std::string& schema, const std::string& key) {
+  txn.exec0("DROP SCHEMA IF EXISTS " + txn.quote_name(schema) + " CASCADE");
+  for (const char* table :
+       {"ultracore_offsets", "processed_events", "ultracore_dead_letters",
+        "ultracore_skipped_events", "ultracore_parked_events", "ultracore_parked_aggregates"}) {
+    txn.exec_params0(std::string("DELETE FROM ") + table + " WHERE projection = $1", key);
+  }
+  // Status rows are by runner name: a rebuild's runner is named after its key; the live
+  // runner's row (the projection's name) stays.
+  if (key.find("@g") != std::string::npos) {
+    txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1", key);
+  }
+}
+
+/// Locks the projection's generations row: waits for every batch in flight (they hold it
+/// shared) and keeps new ones out until commit.
+void lockGenerations(pqxx::dbtransaction& txn, const std::string& projection) {
+  txn.exec_params1("SELECT 1 FROM ultracore_generations WHERE projection = $1 FOR UPDATE",
+                   projection);
+}
+
+/// Swaps which schema is named `schema`: the live one moves to its generation's name and
+/// `incoming` takes its place.
+void swapSchemas(pqxx::dbtransaction& txn, const std::string& schema, int outgoing,
+                 const std::string& incoming) {
+  txn.exec0("ALTER SCHEMA " + txn.quote_name(schema) + " RENAME TO " +
+            txn.quote_name(generationSchema(schema, outgoing)));
+  txn.exec0("ALTER SCHEMA " + txn.quote_name(incoming) + " RENAME TO " + txn.quote_name(schema));
+}
+
+constexpr auto kControlTick = std::chrono::milliseconds(250);
+constexpr auto kFinalSyncTimeout = std::chrono::seconds(120);
+
 }  // namespace
 
-Engine::Engine(Manifest manifest) : manifest_(std::move(manifest)) {}
+std::string generationKey(const std::string& projection, int generation) {
+  return generation <= 1 ? projection : projection + "@g" + std::to_string(generation);
+}
+
+Engine::Engine(Manifest manifest) : manifest_(std::move(manifest)), kafka_(manifest_.kafka) {}
 
 Engine::~Engine() { stop(); }
 
@@ -56,8 +120,12 @@ void Engine::loadPlugins() {
                  plugin.library.string(), loaded.descriptor().sdk_version,
                  fmt::join(loaded.projectionNames(), ", "));
   }
+  validate(manifest_);
+}
+
+void Engine::validate(const Manifest& manifest) const {
   std::map<std::string, std::string> schemas;  // schema -> projection
-  for (const auto& spec : manifest_.projections) {
+  for (const auto& spec : manifest.projections) {
     const LoadedPlugin* plugin = plugins_.find(spec.plugin);
     if (plugin == nullptr) {
       throw ManifestError(spec.plugin_where, "plugin '" + spec.plugin + "' is not loaded");
@@ -86,11 +154,9 @@ std::string Engine::schemaFor(const ProjectionSpec& spec) const {
   return spec.name;
 }
 
-void Engine::setupSchema(const ProjectionSpec& spec, const std::string& schema,
-                         sdk::Projection& projection) {
-  auto connection = connectForStartup(manifest_.postgres_url);
+void Engine::setupSchema(pqxx::dbtransaction& txn, const ProjectionSpec& spec,
+                         const std::string& schema, sdk::Projection& projection) {
   try {
-    pqxx::work txn(*connection, "ultracore-schema-setup");
     // Two engines starting together set up one schema at a time.
     txn.exec_params("SELECT pg_advisory_xact_lock(hashtext('ultracore.schema.' || $1))", schema);
     txn.exec0("CREATE SCHEMA IF NOT EXISTS " + txn.quote_name(schema));
@@ -99,12 +165,13 @@ void Engine::setupSchema(const ProjectionSpec& spec, const std::string& schema,
       throw StartupError("projection '" + spec.name + "': schema setup in '" + schema +
                          "' failed: " + status.message());
     }
-    txn.exec_params0(
-        "INSERT INTO ultracore_projection_schemas (projection, schema_name, schema_version) "
-        "VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE SET schema_name = "
-        "EXCLUDED.schema_name, schema_version = EXCLUDED.schema_version, updated_at = now()",
-        spec.name, schema, projection.schemaVersion());
-    txn.commit();
+    if (schema == schemaFor(spec)) {
+      txn.exec_params0(
+          "INSERT INTO ultracore_projection_schemas (projection, schema_name, schema_version) "
+          "VALUES ($1, $2, $3) ON CONFLICT (projection) DO UPDATE SET schema_name = "
+          "EXCLUDED.schema_name, schema_version = EXCLUDED.schema_version, updated_at = now()",
+          spec.name, schema, projection.schemaVersion());
+    }
   } catch (const StartupError&) {
     throw;
   } catch (...) {
@@ -130,24 +197,657 @@ std::map<std::string, std::string> Engine::projectionSchemas() const {
   return schemas;
 }
 
+pqxx::connection& Engine::controlConnection() {
+  if (!control_connection_ || !control_connection_->is_open()) {
+    control_connection_ = connectForStartup(manifest_.postgres_url);
+  }
+  return *control_connection_;
+}
+
+std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
+                                                     const std::string& schema, int generation,
+                                                     bool building, pqxx::dbtransaction* setup) {
+  const std::string key = generationKey(spec.name, generation);
+  loggers_.push_back(std::make_unique<PluginLogger>(spec.plugin + "/" + key));
+  sdk::ProjectionContext context{spec.name, schema, spec.config, loggers_.back().get()};
+  std::shared_ptr<sdk::Projection> projection =
+      plugins_.find(spec.plugin)->createProjection(spec.projection, context);
+  if (setup != nullptr) setupSchema(*setup, spec, schema, *projection);
+  RunnerSettings settings;
+  settings.spec = spec;
+  settings.schema = schema;
+  settings.kafka = kafka_;
+  settings.postgres_url = manifest_.postgres_url;
+  settings.key = key;
+  settings.generation = generation;
+  settings.building = building;
+  settings.projection = spec.name;
+  if (building) {  // its own name in logs and status, its own group: it reads every partition
+    settings.spec.name = key;
+    settings.spec.group_id = spec.group_id + ".g" + std::to_string(generation);
+  }
+  return std::make_shared<ProjectionRunner>(std::move(settings), std::move(projection));
+}
+
+void Engine::loadGenerations(pqxx::connection& connection, Slot& slot) {
+  pqxx::work txn(connection, "ultracore-generations");
+  txn.exec_params0(
+      "INSERT INTO ultracore_generations (projection) VALUES ($1) ON CONFLICT DO NOTHING",
+      slot.spec.name);
+  const auto row = txn.exec_params1(
+      "SELECT live_generation, COALESCE(previous_generation, 0), COALESCE(building_generation, 0) "
+      "FROM ultracore_generations WHERE projection = $1",
+      slot.spec.name);
+  txn.commit();
+  slot.live = row[0].as<int>();
+  slot.previous = row[1].as<int>();
+  slot.building = row[2].as<int>();
+}
+
+void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
+  {
+    pqxx::work txn(connection, "ultracore-schema-setup");
+    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
+    txn.commit();
+  }
+  slot.runner->start();
+  if (slot.building != 0) {
+    pqxx::work txn(connection, "ultracore-schema-setup");
+    slot.rebuild_runner = makeRunner(slot.spec, generationSchema(slot.schema, slot.building),
+                                     slot.building, true, &txn);
+    txn.commit();
+    slot.rebuild_runner->start();
+    spdlog::info("[{}] resuming the rebuild of generation {}", slot.spec.name, slot.building);
+    RebuildStatus status;
+    status.generation = slot.building;
+    status.phase = "building";
+    status.detail = "resumed after an engine restart";
+    status.started = std::chrono::system_clock::now();
+    setRebuildStatus(slot.spec.name, status);
+  }
+}
+
+void Engine::stopSlot(Slot& slot) {
+  for (auto* runner : {&slot.runner, &slot.rebuild_runner}) {
+    if (*runner) (*runner)->requestStop();
+  }
+  for (auto* runner : {&slot.runner, &slot.rebuild_runner}) {
+    if (*runner) (*runner)->join();
+  }
+}
+
 void Engine::start() {
   applyMigrations();
-  for (const auto& spec : manifest_.projections) {
-    const std::string schema = schemaFor(spec);
-    loggers_.push_back(std::make_unique<PluginLogger>(spec.plugin + "/" + spec.name));
-    sdk::ProjectionContext context{spec.name, schema, spec.config, loggers_.back().get()};
-    auto projection = plugins_.find(spec.plugin)->createProjection(spec.projection, context);
-    setupSchema(spec, schema, *projection);
-    runners_.push_back(std::make_unique<ProjectionRunner>(
-        RunnerSettings{spec, schema, manifest_.kafka, manifest_.postgres_url},
-        std::move(projection)));
+  {
+    std::lock_guard lock(control_mutex_);
+    auto& connection = controlConnection();
+    for (const auto& spec : manifest_.projections) {
+      auto slot = std::make_unique<Slot>();
+      slot->spec = spec;
+      slot->schema = schemaFor(spec);
+      loadGenerations(connection, *slot);
+      startSlot(connection, *slot);
+      slots_.push_back(std::move(slot));
+    }
+    started_ = true;
+    publish();
   }
-  for (auto& runner : runners_) runner->start();
+  control_thread_ = std::thread([this] { controlLoop(); });
 }
 
 void Engine::stop() {
-  for (auto& runner : runners_) runner->requestStop();
-  for (auto& runner : runners_) runner->join();
+  {
+    std::lock_guard lock(wake_mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (control_thread_.joinable()) control_thread_.join();
+  std::lock_guard lock(control_mutex_);
+  for (auto& slot : slots_) {
+    for (auto* runner : {&slot->runner, &slot->rebuild_runner}) {
+      if (*runner) (*runner)->requestStop();
+    }
+  }
+  for (auto& slot : slots_) stopSlot(*slot);
+}
+
+std::vector<std::shared_ptr<ProjectionRunner>> Engine::runners() const {
+  std::lock_guard lock(status_mutex_);
+  return published_;
+}
+
+void Engine::publish() {
+  std::vector<std::shared_ptr<ProjectionRunner>> runners;
+  std::map<std::string, json> generations;
+  for (const auto& slot : slots_) {
+    if (slot->runner) runners.push_back(slot->runner);
+    const auto optional = [](int generation) { return generation == 0 ? json() : json(generation); };
+    generations[slot->spec.name] = {
+        {"projection", slot->spec.name},
+        {"schema", slot->schema},
+        {"live_generation", slot->live},
+        {"live_key", generationKey(slot->spec.name, slot->live)},
+        {"previous_generation", optional(slot->previous)},
+        {"previous_schema",
+         slot->previous == 0 ? json() : json(generationSchema(slot->schema, slot->previous))},
+        {"building_generation", optional(slot->building)},
+        {"building_schema",
+         slot->building == 0 ? json() : json(generationSchema(slot->schema, slot->building))}};
+  }
+  for (const auto& slot : slots_) {
+    if (slot->rebuild_runner) runners.push_back(slot->rebuild_runner);
+  }
+  std::lock_guard lock(status_mutex_);
+  published_ = std::move(runners);
+  generations_ = std::move(generations);
+}
+
+void Engine::setRebuildStatus(const std::string& projection, const RebuildStatus& status) {
+  std::lock_guard lock(status_mutex_);
+  rebuilds_[projection] = status;
+}
+
+json Engine::generationsJson(const std::string& projection) const {
+  std::lock_guard lock(status_mutex_);
+  const auto describe = [this](const std::string& name, json generations) {
+    const auto it = rebuilds_.find(name);
+    if (it == rebuilds_.end()) {
+      generations["rebuild"] = nullptr;
+      return generations;
+    }
+    const RebuildStatus& r = it->second;
+    json rebuild = {{"generation", r.generation}, {"phase", r.phase},     {"detail", r.detail},
+                    {"events_done", r.done},      {"events_total", r.total},
+                    {"events_per_second", r.rate}, {"started_at", isoTime(r.started)}};
+    const std::int64_t left = std::max<std::int64_t>(r.total - r.done, 0);
+    rebuild["eta_seconds"] =
+        r.phase == "building" && r.rate > 0 ? json(static_cast<double>(left) / r.rate) : json();
+    rebuild["finished_at"] =
+        r.finished.time_since_epoch().count() == 0 ? json() : json(isoTime(r.finished));
+    generations["rebuild"] = rebuild;
+    return generations;
+  };
+  if (!projection.empty()) {
+    const auto it = generations_.find(projection);
+    if (it == generations_.end()) {
+      throw ControlError(404, "unknown_projection", "this engine runs no projection '" + projection + "'");
+    }
+    return describe(projection, it->second);
+  }
+  json all = json::array();
+  for (const auto& [name, generations] : generations_) all.push_back(describe(name, generations));
+  return all;
+}
+
+Engine::Slot& Engine::slotFor(const std::string& projection) {
+  if (!started_) throw ControlError(409, "not_running", "this engine runs no projections");
+  for (auto& slot : slots_) {
+    if (slot->spec.name != projection) continue;
+    if (!slot->runner) {
+      throw ControlError(409, "not_running", "projection '" + projection +
+                                                 "' did not start after the last reload; see the log");
+    }
+    return *slot;
+  }
+  throw ControlError(404, "unknown_projection", "this engine runs no projection '" + projection + "'");
+}
+
+// ---- operator actions ------------------------------------------------------------------------
+
+json Engine::rebuild(const std::string& projection) {
+  std::lock_guard lock(control_mutex_);
+  Slot& slot = slotFor(projection);
+  if (slot.building != 0) {
+    throw ControlError(409, "rebuild_in_progress",
+                       "projection '" + projection + "' is already rebuilding generation " +
+                           std::to_string(slot.building));
+  }
+  if (slot.previous != 0) {
+    throw ControlError(409, "previous_generation_kept",
+                       "generation " + std::to_string(slot.previous) + " of '" + projection +
+                           "' is still kept for rollback: drop it first (ultracore-ctl drop " +
+                           projection + "), or roll back to it");
+  }
+  const int generation = slot.live + 1;
+  const std::string schema = generationSchema(slot.schema, generation);
+  auto& connection = controlConnection();
+  {
+    pqxx::work txn(connection, "ultracore-rebuild");
+    lockGenerations(txn, projection);
+    purgeGeneration(txn, schema, generationKey(projection, generation));  // leftovers, if any
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET building_generation = $2, rebuild_started_at = now(), "
+        "updated_at = now() WHERE projection = $1",
+        projection, generation);
+    slot.rebuild_runner = makeRunner(slot.spec, schema, generation, true, &txn);
+    txn.commit();
+  }
+  slot.building = generation;
+  slot.last_done = -1;
+  slot.rebuild_runner->start();
+  RebuildStatus status;
+  status.generation = generation;
+  status.phase = "building";
+  status.started = std::chrono::system_clock::now();
+  setRebuildStatus(projection, status);
+  publish();
+  spdlog::info("[{}] rebuilding: generation {} into schema '{}' from the beginning of the log; "
+               "generation {} stays live until it has caught up",
+               projection, generation, schema, slot.live);
+  return {{"projection", projection}, {"generation", generation}, {"schema", schema},
+          {"phase", "building"}};
+}
+
+json Engine::cancelRebuild(const std::string& projection) {
+  std::lock_guard lock(control_mutex_);
+  Slot& slot = slotFor(projection);
+  if (slot.building == 0) {
+    throw ControlError(409, "no_rebuild", "projection '" + projection + "' is not rebuilding");
+  }
+  const int generation = slot.building;
+  slot.rebuild_runner->requestStop();
+  slot.rebuild_runner->join();
+  {
+    pqxx::work txn(controlConnection(), "ultracore-rebuild-cancel");
+    lockGenerations(txn, projection);
+    purgeGeneration(txn, generationSchema(slot.schema, generation),
+                    generationKey(projection, generation));
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET building_generation = NULL, updated_at = now() "
+        "WHERE projection = $1",
+        projection);
+    txn.commit();
+  }
+  slot.building = 0;
+  slot.rebuild_runner.reset();
+  {
+    std::lock_guard status_lock(status_mutex_);
+    rebuilds_[projection].phase = "cancelled";
+    rebuilds_[projection].finished = std::chrono::system_clock::now();
+  }
+  publish();
+  spdlog::info("[{}] rebuild of generation {} cancelled and dropped", projection, generation);
+  return {{"projection", projection}, {"generation", generation}, {"phase", "cancelled"}};
+}
+
+json Engine::rollback(const std::string& projection) {
+  std::lock_guard lock(control_mutex_);
+  Slot& slot = slotFor(projection);
+  if (slot.building != 0) {
+    throw ControlError(409, "rebuild_in_progress",
+                       "projection '" + projection + "' is rebuilding; cancel that first");
+  }
+  if (slot.previous == 0) {
+    throw ControlError(409, "no_previous_generation",
+                       "projection '" + projection + "' keeps no previous generation to roll back to");
+  }
+  const bool paused = slot.runner->pauseRequested();
+  slot.runner->requestStop();
+  slot.runner->join();
+  const int from = slot.live;
+  const int to = slot.previous;
+  try {
+    pqxx::work txn(controlConnection(), "ultracore-rollback");
+    lockGenerations(txn, projection);
+    swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET live_generation = $2, previous_generation = $3, "
+        "switched_at = now(), updated_at = now() WHERE projection = $1",
+        projection, to, from);
+    txn.commit();
+    slot.live = to;
+    slot.previous = from;
+  } catch (...) {
+    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+    slot.runner->requestPause(paused);
+    slot.runner->start();
+    publish();
+    throw;
+  }
+  slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+  slot.runner->requestPause(paused);
+  slot.runner->start();
+  publish();
+  spdlog::info("[{}] rolled back: generation {} is live again in schema '{}' (catching up from "
+               "where it stopped); generation {} kept as '{}'",
+               projection, to, slot.schema, from, generationSchema(slot.schema, from));
+  return {{"projection", projection}, {"live_generation", to}, {"previous_generation", from}};
+}
+
+json Engine::drop(const std::string& projection) {
+  std::lock_guard lock(control_mutex_);
+  Slot& slot = slotFor(projection);
+  if (slot.previous == 0) {
+    throw ControlError(409, "no_previous_generation",
+                       "projection '" + projection + "' keeps no previous generation to drop");
+  }
+  const int generation = slot.previous;
+  const std::string schema = generationSchema(slot.schema, generation);
+  {
+    pqxx::work txn(controlConnection(), "ultracore-drop");
+    lockGenerations(txn, projection);
+    purgeGeneration(txn, schema, generationKey(projection, generation));
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET previous_generation = NULL, updated_at = now() "
+        "WHERE projection = $1",
+        projection);
+    txn.commit();
+  }
+  slot.previous = 0;
+  publish();
+  spdlog::info("[{}] dropped generation {} (schema '{}')", projection, generation, schema);
+  return {{"projection", projection}, {"dropped_generation", generation}, {"schema", schema}};
+}
+
+json Engine::reset(const std::string& projection) {
+  std::lock_guard lock(control_mutex_);
+  Slot& slot = slotFor(projection);
+  if (slot.building != 0) {
+    throw ControlError(409, "rebuild_in_progress",
+                       "projection '" + projection + "' is rebuilding; cancel that first");
+  }
+  const bool paused = slot.runner->pauseRequested();
+  slot.runner->requestStop();
+  slot.runner->join();
+  std::shared_ptr<ProjectionRunner> runner;
+  try {
+    pqxx::work txn(controlConnection(), "ultracore-reset");
+    lockGenerations(txn, projection);
+    purgeGeneration(txn, slot.schema, generationKey(projection, slot.live));
+    runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
+    txn.commit();
+  } catch (...) {
+    runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+    slot.runner = runner;
+    slot.runner->requestPause(paused);
+    slot.runner->start();
+    publish();
+    throw;
+  }
+  slot.runner = runner;
+  slot.runner->requestPause(paused);
+  slot.runner->start();
+  publish();
+  spdlog::info("[{}] reset: tables of generation {} emptied; replaying from the beginning of the log",
+               projection, slot.live);
+  return {{"projection", projection}, {"live_generation", slot.live}, {"reset", true}};
+}
+
+// ---- the control thread ----------------------------------------------------------------------
+
+void Engine::controlLoop() {
+  std::unique_lock wake(wake_mutex_);
+  while (!wake_.wait_for(wake, kControlTick, [this] { return stopping_; })) {
+    wake.unlock();
+    {
+      std::lock_guard lock(control_mutex_);
+      for (auto& slot : slots_) {
+        try {
+          if (slot->runner && slot->runner->superseded() &&
+              slot->runner->state() == RunnerState::kStopped) {
+            // Another engine switched generations: follow it.
+            loadGenerations(controlConnection(), *slot);
+            spdlog::info("[{}] generation {} is live now (switched elsewhere): restarting",
+                         slot->spec.name, slot->live);
+            slot->runner = makeRunner(slot->spec, slot->schema, slot->live, false, nullptr);
+            slot->runner->start();
+            publish();
+          }
+          if (slot->building != 0) advanceRebuild(*slot);
+        } catch (const std::exception& e) {
+          spdlog::warn("[{}] control: {}", slot->spec.name, e.what());
+          control_connection_.reset();
+        }
+      }
+    }
+    wake.lock();
+  }
+}
+
+std::int64_t Engine::rebuildGap(pqxx::connection& connection, const Slot& slot) {
+  pqxx::nontransaction query(connection);
+  const auto row = query.exec_params1(
+      "SELECT COALESCE(sum(GREATEST(l.next_offset - GREATEST(COALESCE(b.next_offset, 0), 0), 0)), 0) "
+      "FROM ultracore_offsets l LEFT JOIN ultracore_offsets b ON b.projection = $2 "
+      "AND b.topic = l.topic AND b.partition = l.partition "
+      "WHERE l.projection = $1 AND l.next_offset >= 0",
+      generationKey(slot.spec.name, slot.live), generationKey(slot.spec.name, slot.building));
+  return row[0].as<std::int64_t>();
+}
+
+void Engine::advanceRebuild(Slot& slot) {
+  ProjectionRunner& builder = *slot.rebuild_runner;
+  RebuildStatus status;
+  {
+    std::lock_guard lock(status_mutex_);
+    status = rebuilds_[slot.spec.name];
+  }
+  if (builder.state() == RunnerState::kFailed || builder.state() == RunnerState::kStopped) {
+    if (status.phase != "failed") {
+      status.phase = "failed";
+      status.detail = builder.detail();
+      setRebuildStatus(slot.spec.name, status);
+      spdlog::error("[{}] rebuild of generation {} stopped: {} (cancel it, fix, rebuild again)",
+                    slot.spec.name, slot.building, status.detail);
+    }
+    return;
+  }
+  // Progress: offsets done against the log end, over every partition either runner has seen.
+  std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> partitions;  // done, end
+  for (const auto& p : builder.partitions()) {
+    auto& [done, end] = partitions[p.partition];
+    done = std::max<std::int64_t>(p.stored_offset, 0);
+    end = std::max(end, std::max(p.cached_high, done));
+  }
+  for (const auto& p : slot.runner->partitions()) {
+    auto& [done, end] = partitions[p.partition];
+    end = std::max(end, std::max<std::int64_t>(p.cached_high, p.stored_offset));
+  }
+  std::int64_t done = 0;
+  std::int64_t total = 0;
+  for (const auto& [tp, figures] : partitions) {
+    done += figures.first;
+    total += figures.second;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (slot.last_done < 0) {
+    slot.last_done = done;
+    slot.last_done_at = now;
+  } else if (now - slot.last_done_at >= std::chrono::seconds(1)) {
+    const double seconds = std::chrono::duration<double>(now - slot.last_done_at).count();
+    const double rate = static_cast<double>(done - slot.last_done) / seconds;
+    status.rate = status.rate == 0 ? rate : 0.6 * status.rate + 0.4 * rate;
+    slot.last_done = done;
+    slot.last_done_at = now;
+  }
+  status.done = done;
+  status.total = std::max(total, done);
+  setRebuildStatus(slot.spec.name, status);
+
+  if (builder.partitions().empty()) return;  // not assigned yet
+  const std::int64_t gap = rebuildGap(controlConnection(), slot);
+  if (gap > 2 * static_cast<std::int64_t>(slot.spec.batch.max_events)) return;
+  switchGenerations(slot);
+}
+
+bool Engine::switchGenerations(Slot& slot) {
+  const std::string& name = slot.spec.name;
+  RebuildStatus status;
+  {
+    std::lock_guard lock(status_mutex_);
+    status = rebuilds_[name];
+  }
+  status.phase = "switching";
+  setRebuildStatus(name, status);
+  auto& connection = controlConnection();
+  // Freeze the live generation, then let the new one reach exactly its offsets.
+  const bool paused = slot.runner->pauseRequested();
+  slot.runner->requestStop();
+  slot.runner->join();
+  const auto restartLive = [&](const std::string& why) {
+    spdlog::warn("[{}] switch to generation {} postponed: {}", name, slot.building, why);
+    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+    slot.runner->requestPause(paused);
+    slot.runner->start();
+    status.phase = "building";
+    status.detail = "switch postponed: " + why;
+    setRebuildStatus(name, status);
+    publish();
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kFinalSyncTimeout;
+  for (;;) {
+    if (rebuildGap(connection, slot) == 0) break;
+    if (slot.rebuild_runner->state() == RunnerState::kFailed) {
+      return restartLive("the rebuild stopped: " + slot.rebuild_runner->detail());
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return restartLive("it did not reach the live offsets within 120 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  slot.rebuild_runner->requestStop();
+  slot.rebuild_runner->join();
+  const int from = slot.live;
+  const int to = slot.building;
+  try {
+    pqxx::work txn(connection, "ultracore-switch");
+    lockGenerations(txn, name);
+    swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET previous_generation = live_generation, "
+        "live_generation = $2, building_generation = NULL, switched_at = now(), "
+        "updated_at = now() WHERE projection = $1",
+        name, to);
+    txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1",
+                     generationKey(name, to));
+    txn.commit();
+  } catch (const std::exception& e) {
+    slot.rebuild_runner = makeRunner(slot.spec, generationSchema(slot.schema, to), to, true, nullptr);
+    slot.rebuild_runner->start();
+    control_connection_.reset();
+    return restartLive(std::string("the switch transaction failed: ") + e.what());
+  }
+  slot.previous = from;
+  slot.live = to;
+  slot.building = 0;
+  slot.rebuild_runner.reset();
+  slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+  slot.runner->requestPause(paused);
+  slot.runner->start();
+  status.phase = "done";
+  status.detail = "generation " + std::to_string(to) + " is live; generation " +
+                  std::to_string(from) + " kept as '" + generationSchema(slot.schema, from) +
+                  "' until drop";
+  status.done = status.total = std::max(status.done, status.total);
+  status.finished = std::chrono::system_clock::now();
+  const double seconds = std::chrono::duration<double>(status.finished - status.started).count();
+  if (seconds > 0) status.rate = static_cast<double>(status.done) / seconds;  // the whole run's
+  setRebuildStatus(name, status);
+  publish();
+  spdlog::info("[{}] switched: generation {} is live in schema '{}'; generation {} kept as '{}' "
+               "for rollback until drop",
+               name, to, slot.schema, from, generationSchema(slot.schema, from));
+  return true;
+}
+
+// ---- manifest reload -------------------------------------------------------------------------
+
+std::string Engine::reload(Manifest manifest) {
+  if (manifest.postgres_url != manifest_.postgres_url) {
+    throw ControlError(409, "restart_needed",
+                       "postgres.url changed: the engine must be restarted for that");
+  }
+  for (const auto& plugin : manifest.plugins) {
+    if (const LoadedPlugin* loaded = plugins_.find(plugin.name)) {
+      if (loaded->path() != plugin.library) {
+        throw ManifestError(plugin.where, "plugin '" + plugin.name + "' now names library " +
+                                              plugin.library.string() + " instead of " +
+                                              loaded->path().string() +
+                                              "; a loaded library cannot be replaced by a "
+                                              "reload: restart the engine");
+      }
+    }
+  }
+  std::lock_guard lock(control_mutex_);
+  if (!started_) throw ControlError(409, "not_running", "this engine runs no projections");
+  for (const auto& plugin : manifest.plugins) {
+    if (plugins_.find(plugin.name) == nullptr) {
+      plugins_.load(plugin.name, plugin.library);
+      spdlog::info("reload: loaded plugin '{}' from {}", plugin.name, plugin.library.string());
+    }
+  }
+  validate(manifest);
+  const bool kafka_changed = manifest.kafka != kafka_;
+  std::vector<std::string> added, removed, changed;
+  std::size_t unchanged = 0;
+  for (const auto& slot : slots_) {
+    const ProjectionSpec* next = manifest.findProjection(slot->spec.name);
+    const bool same = next != nullptr && !kafka_changed && sameRuntime(slot->spec, *next);
+    if (!same && slot->building != 0) {
+      throw ControlError(409, "rebuild_in_progress",
+                         "projection '" + slot->spec.name +
+                             "' is rebuilding; wait for it or cancel it before changing it");
+    }
+  }
+  kafka_ = manifest.kafka;
+  std::vector<std::unique_ptr<Slot>> next_slots;
+  std::vector<std::string> failed;
+  auto& connection = controlConnection();
+  // A projection that cannot start (schema setup failed, database gone) is reported and left
+  // stopped; the others still get what the manifest says.
+  const auto startOrReport = [&](Slot& slot) {
+    try {
+      loadGenerations(connection, slot);
+      startSlot(connection, slot);
+      return true;
+    } catch (const std::exception& e) {
+      spdlog::error("reload: projection '{}' did not start: {}", slot.spec.name, e.what());
+      failed.push_back(slot.spec.name + ": " + e.what());
+      stopSlot(slot);
+      slot.runner.reset();
+      slot.rebuild_runner.reset();
+      return false;
+    }
+  };
+  for (const auto& spec : manifest.projections) {
+    auto it = std::find_if(slots_.begin(), slots_.end(),
+                           [&](const auto& slot) { return slot && slot->spec.name == spec.name; });
+    if (it != slots_.end()) {
+      std::unique_ptr<Slot> slot = std::move(*it);
+      if (slot->runner && !kafka_changed && sameRuntime(slot->spec, spec)) {
+        ++unchanged;
+      } else {
+        stopSlot(*slot);
+        slot->spec = spec;
+        slot->schema = schemaFor(spec);
+        if (startOrReport(*slot)) changed.push_back(spec.name);
+      }
+      next_slots.push_back(std::move(slot));
+      continue;
+    }
+    auto slot = std::make_unique<Slot>();
+    slot->spec = spec;
+    slot->schema = schemaFor(spec);
+    if (startOrReport(*slot)) added.push_back(spec.name);
+    next_slots.push_back(std::move(slot));
+  }
+  for (auto& slot : slots_) {
+    if (!slot) continue;
+    stopSlot(*slot);
+    removed.push_back(slot->spec.name);
+  }
+  slots_ = std::move(next_slots);
+  publish();
+  const auto list = [](const std::vector<std::string>& names) {
+    return names.empty() ? std::string() : " (" + fmt::format("{}", fmt::join(names, ", ")) + ")";
+  };
+  return fmt::format("{} added{}, {} removed{}, {} restarted{}, {} untouched{}", added.size(),
+                     list(added), removed.size(), list(removed), changed.size(), list(changed),
+                     unchanged,
+                     failed.empty() ? std::string()
+                                    : fmt::format("; {} failed to start: {}", failed.size(),
+                                                  fmt::join(failed, "; ")));
 }
 
 }  // namespace ultracore::engine

@@ -1,18 +1,40 @@
 #pragma once
 /// @file
-/// Engine: the manifest made to run. Control plane only (start-up and shutdown, on the main
-/// thread); each projection's data plane lives in its ProjectionRunner.
+/// Engine: the manifest made to run. Control plane only; each projection's data plane lives in
+/// its ProjectionRunner.
+///
+/// Besides start-up and shutdown (main thread), the control plane serves the operator's actions
+/// (admin endpoint threads) and a control thread that drives rebuilds. All of them change the
+/// running set under one mutex; readers (metrics, status) take a snapshot of the runners.
+///
+/// Generations (migrations/0004_generations.sql): a rebuild materializes generation N+1 of a
+/// projection into `<schema>__g<N+1>` beside the live one, with a runner of its own (own
+/// consumer group, own offsets under the generation's key). When it has caught up, the live
+/// runner stops, the new one reaches exactly the live one's offsets, and one transaction renames
+/// the schemas (`<schema>` -> `<schema>__g<N>`, `<schema>__g<N+1>` -> `<schema>`) and records the
+/// switch; then a runner for generation N+1 resumes as the live one. Queries name `<schema>`
+/// and see either the old tables or the new ones, never none.
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
+#include <pqxx/connection>
+#include <pqxx/dbtransaction>
 
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
 #include "engine/runner/plugin_logger.h"
 #include "engine/runner/projection_runner.h"
+
 
 namespace ultracore::engine {
 
@@ -22,6 +44,23 @@ class StartupError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+/// An operator action the engine refuses; `status` is the HTTP status the admin endpoint
+/// answers with (404 unknown projection, 409 conflicting state), `code` its error code.
+class ControlError : public std::runtime_error {
+ public:
+  ControlError(int status, std::string code, const std::string& message)
+      : std::runtime_error(message), status_(status), code_(std::move(code)) {}
+  int status() const { return status_; }
+  const std::string& code() const { return code_; }
+
+ private:
+  int status_;
+  std::string code_;
+};
+
+/// The storage key of a projection's generation: its name for generation 1, `<name>@g<N>` after.
+std::string generationKey(const std::string& projection, int generation);
 
 class Engine {
  public:
@@ -33,7 +72,7 @@ class Engine {
   void loadPlugins();
 
   /// Applies the engine's migrations, creates each projection, sets up its schema and starts
-  /// its runner. Throws StartupError, PluginError.
+  /// its runner (and resumes a rebuild that was in progress). Throws StartupError, PluginError.
   void start();
 
   /// Stops every runner (each finishes or aborts its batch and leaves its group) and waits.
@@ -46,19 +85,108 @@ class Engine {
   /// The schema each manifest projection writes into, by projection name (after loadPlugins).
   std::map<std::string, std::string> projectionSchemas() const;
 
+  /// The manifest the engine started with (the API and admin endpoints keep using it).
   const Manifest& manifest() const { return manifest_; }
   const PluginRegistry& plugins() const { return plugins_; }
-  const std::vector<std::unique_ptr<ProjectionRunner>>& runners() const { return runners_; }
+  /// The runners now: every projection's live runner, then the runners of rebuilds in
+  /// progress. A snapshot: safe from any thread, valid while held.
+  std::vector<std::shared_ptr<ProjectionRunner>> runners() const;
+
+  // ---- operator actions (any thread; each waits for the previous one) ----------------------
+  /// Starts building the next generation beside the live one; the switch happens by itself.
+  nlohmann::json rebuild(const std::string& projection);
+  /// Stops a rebuild in progress and drops what it built.
+  nlohmann::json cancelRebuild(const std::string& projection);
+  /// Makes the previous generation live again (its runner catches up from where it stopped).
+  nlohmann::json rollback(const std::string& projection);
+  /// Drops the previous generation kept for rollback: its schema, offsets and records.
+  nlohmann::json drop(const std::string& projection);
+  /// In-place replay: empties the live generation's tables and offsets and starts again from
+  /// the beginning of the log. Readers see the tables empty, then filling.
+  nlohmann::json reset(const std::string& projection);
+  /// Generations and the rebuild's progress of one projection (or of all when empty), as the
+  /// admin endpoint shows them. Never waits on an operator action.
+  nlohmann::json generationsJson(const std::string& projection = "") const;
+
+  /// Manifest reload (SIGHUP): starts added projections, stops removed ones, restarts changed
+  /// ones; untouched ones keep running. Throws ManifestError/PluginError/ControlError and then
+  /// keeps the running set as it was. Returns a one-line summary.
+  std::string reload(Manifest manifest);
 
  private:
+  /// What the operator reads about a rebuild (guarded by status_mutex_).
+  struct RebuildStatus {
+    int generation = 0;
+    std::string phase;  ///< building, switching, done, failed, cancelled
+    std::string detail;
+    std::int64_t done = 0;
+    std::int64_t total = 0;
+    double rate = 0;  ///< events/s over the last seconds
+    std::chrono::system_clock::time_point started;
+    std::chrono::system_clock::time_point finished;
+  };
+  /// One manifest projection and its runners (guarded by control_mutex_).
+  struct Slot {
+    ProjectionSpec spec;
+    std::string schema;  ///< the live schema, which queries name
+    int live = 1;
+    int previous = 0;  ///< 0: none kept
+    int building = 0;  ///< 0: no rebuild in progress
+    std::shared_ptr<ProjectionRunner> runner;
+    std::shared_ptr<ProjectionRunner> rebuild_runner;
+    std::chrono::steady_clock::time_point next_sample;
+    std::int64_t last_done = -1;
+    std::chrono::steady_clock::time_point last_done_at;
+  };
+
+  void validate(const Manifest& manifest) const;
   /// The schema a projection writes into: the manifest's, else the plugin's default.
   std::string schemaFor(const ProjectionSpec& spec) const;
-  void setupSchema(const ProjectionSpec& spec, const std::string& schema, sdk::Projection& projection);
+  /// Creates the schema and the projection's tables in `txn`.
+  void setupSchema(pqxx::dbtransaction& txn, const ProjectionSpec& spec,
+                   const std::string& schema, sdk::Projection& projection);
+  /// Creates the projection through its plugin and a runner for generation `generation`
+  /// writing into `schema` (not started). `building`: a rebuild's runner. `setup`: sets up the
+  /// schema first, in that transaction (nullptr: none).
+  std::shared_ptr<ProjectionRunner> makeRunner(const ProjectionSpec& spec,
+                                               const std::string& schema, int generation,
+                                               bool building, pqxx::dbtransaction* setup);
+  Slot& slotFor(const std::string& projection);
+  /// Reads (creating it when missing) the projection's ultracore_generations row into `slot`.
+  void loadGenerations(pqxx::connection& connection, Slot& slot);
+  void startSlot(pqxx::connection& connection, Slot& slot);
+  void stopSlot(Slot& slot);
+  void publish();
+  void setRebuildStatus(const std::string& projection, const RebuildStatus& status);
+
+  void controlLoop();
+  /// One step of a rebuild in progress: progress, and the switch once caught up.
+  void advanceRebuild(Slot& slot);
+  /// Stops the live runner, lets the rebuild reach its offsets, switches. False: not now.
+  bool switchGenerations(Slot& slot);
+  /// Per partition: the live generation's stored offsets minus the rebuild's (never below 0).
+  std::int64_t rebuildGap(pqxx::connection& connection, const Slot& slot);
+  pqxx::connection& controlConnection();
 
   Manifest manifest_;
+  std::map<std::string, std::string> kafka_;  ///< the kafka: map now (a reload may change it)
   PluginRegistry plugins_;
   std::vector<std::unique_ptr<PluginLogger>> loggers_;
-  std::vector<std::unique_ptr<ProjectionRunner>> runners_;
+
+  mutable std::mutex control_mutex_;  ///< operator actions, reload and the control thread
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<pqxx::connection> control_connection_;
+  bool started_ = false;
+
+  mutable std::mutex status_mutex_;  ///< guards the two below
+  std::vector<std::shared_ptr<ProjectionRunner>> published_;
+  std::map<std::string, RebuildStatus> rebuilds_;  ///< by projection: the last or current one
+  std::map<std::string, nlohmann::json> generations_;  ///< by projection, as published
+
+  std::thread control_thread_;
+  std::mutex wake_mutex_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
 };
 
 }  // namespace ultracore::engine

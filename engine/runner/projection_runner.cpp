@@ -65,8 +65,30 @@ ProjectionRunner::ProjectionRunner(RunnerSettings settings,
                                    std::shared_ptr<sdk::Projection> projection)
     : settings_(std::move(settings)),
       projection_(std::move(projection)),
-      offsets_(settings_.spec.name),
-      failures_(settings_.spec.name) {}
+      offsets_(settings_.key.empty() ? settings_.spec.name : settings_.key),
+      failures_(offsets_.projection()) {}
+
+std::string ProjectionRunner::stateName() const {
+  const RunnerState state = state_.load();
+  if (settings_.building && state == RunnerState::kRunning) return "rebuilding";
+  return toString(state);
+}
+
+bool ProjectionRunner::generationHolds(pqxx::transaction_base& txn) {
+  if (settings_.generation == 0) return true;
+  const auto held = txn.exec_params(
+      "SELECT 1 FROM ultracore_generations WHERE projection = $1 AND "
+      "(CASE WHEN $3 THEN building_generation ELSE live_generation END) = $2 FOR SHARE",
+      settings_.projection.empty() ? settings_.spec.name : settings_.projection,
+      settings_.generation, settings_.building);
+  if (!held.empty()) return true;
+  if (!superseded_.exchange(true)) {
+    spdlog::warn("[{}] generation {} is no longer {}: stopping without writing", name(),
+                 settings_.generation, settings_.building ? "being built" : "live");
+  }
+  stop_ = true;
+  return false;
+}
 
 ProjectionRunner::~ProjectionRunner() {
   requestStop();
@@ -107,7 +129,7 @@ void ProjectionRunner::setState(RunnerState state, const std::string& detail) {
         "INSERT INTO ultracore_projection_status (projection, state, detail) VALUES ($1, $2, $3) "
         "ON CONFLICT (projection) DO UPDATE SET state = EXCLUDED.state, detail = EXCLUDED.detail, "
         "updated_at = now()",
-        name(), toString(state), detail);
+        name(), stateName(), detail);
     txn.commit();
   } catch (const std::exception& e) {
     spdlog::debug("[{}] could not record status: {}", name(), e.what());
@@ -476,7 +498,7 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     const auto advances = advancesFor(items);
     std::size_t parked_now = 0;
     // First, so a zombie blocks on the row lock and then fails here, before any work.
-    if (!offsets_.compareAndAdvance(txn, advances)) {
+    if (!generationHolds(txn) || !offsets_.compareAndAdvance(txn, advances)) {
       cas_lost = true;
       return sdk::Status::ok();
     }
@@ -516,7 +538,7 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
         "SELECT $1, e, a, t, tp, p, o FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
         "$6::int[], $7::bigint[]) WITH ORDINALITY AS u(e, a, t, tp, p, o, ord) ORDER BY ord "
         "ON CONFLICT (projection, event_id) DO NOTHING RETURNING event_id",
-        name(), toArrayLiteral(ids), toArrayLiteral(aggregates), toArrayLiteral(types),
+        key(), toArrayLiteral(ids), toArrayLiteral(aggregates), toArrayLiteral(types),
         toArrayLiteral(topics), toArrayLiteral(partitions), toArrayLiteral(offsets));
     std::unordered_set<std::string> fresh;
     for (const auto& row : inserted) fresh.insert(row[0].as<std::string>());
@@ -589,7 +611,7 @@ sdk::Status ProjectionRunner::commitPoison(const Item& item, const sdk::Status& 
     if (!connection_) return {sdk::StatusCode::kTransient, "stopping"};
     pqxx::work txn(*connection_, "ultracore-poison");
     const auto advances = advancesFor(std::span<const Item>(&item, 1));
-    if (!offsets_.compareAndAdvance(txn, advances)) {
+    if (!generationHolds(txn) || !offsets_.compareAndAdvance(txn, advances)) {
       cas_lost = true;
       return sdk::Status::ok();
     }
@@ -693,7 +715,7 @@ sdk::Status ProjectionRunner::applyStored(pqxx::dbtransaction& txn, Item& item) 
       "(projection, event_id, aggregate_id, event_type, topic, partition, \"offset\") "
       "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (projection, event_id) DO NOTHING "
       "RETURNING 1",
-      name(), event.eventId(), event.aggregateId(), event.eventType(), item.record.topic,
+      key(), event.eventId(), event.aggregateId(), event.eventType(), item.record.topic,
       item.record.partition, item.record.offset);
   if (inserted.empty()) {  // applied before (same event_id): exactly once means not again
     txn.exec0("RELEASE SAVEPOINT ultracore_apply_stored");
@@ -714,6 +736,7 @@ sdk::Status ProjectionRunner::applyStored(pqxx::dbtransaction& txn, Item& item) 
 
 void ProjectionRunner::retryDeadLetter(std::int64_t id) {
   pqxx::work txn(*connection_, "ultracore-retry");
+  if (!generationHolds(txn)) return;
   auto stored = failures_.lockRetryRequested(txn, id);
   if (!stored) return;
   const auto parked_aggregate = failures_.lockParkedBehind(txn, id);
@@ -736,6 +759,7 @@ void ProjectionRunner::retryDeadLetter(std::int64_t id) {
 
 void ProjectionRunner::releaseResolved(const std::string& aggregate_id) {
   pqxx::work txn(*connection_, "ultracore-release");
+  if (!generationHolds(txn)) return;
   if (!failures_.lockReleasable(txn, aggregate_id)) return;
   releaseParked(txn, aggregate_id);
   txn.commit();

@@ -39,6 +39,18 @@ struct RunnerSettings {
   std::string schema;                        ///< resolved schema the projection writes into
   std::map<std::string, std::string> kafka;  ///< manifest-level librdkafka properties
   std::string postgres_url;
+  /// Where offsets, processed_events rows, dead letters and parked events are stored: the
+  /// generation's key (migrations/0004_generations.sql). Empty: the projection's name.
+  std::string key;
+  /// The generation this runner materializes; 0: not fenced (tests of the runner alone). Every
+  /// transaction first checks, under a share lock on the projection's ultracore_generations row,
+  /// that this generation is still the live one (or, for a rebuild, still the one being built);
+  /// if not, the runner stops as superseded and writes nothing.
+  int generation = 0;
+  bool building = false;  ///< a rebuild's runner: reports "rebuilding" while it runs
+  /// The manifest projection this runner materializes a generation of (a rebuild's runner is
+  /// named after its key); empty: spec.name.
+  std::string projection;
 };
 
 enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed, kPaused };
@@ -94,6 +106,13 @@ class ProjectionRunner {
   void join();
 
   const std::string& name() const { return settings_.spec.name; }
+  /// The storage key (RunnerSettings::key, else the name).
+  const std::string& key() const { return offsets_.projection(); }
+  const RunnerSettings& settings() const { return settings_; }
+  /// The state as operators read it: "rebuilding" for a rebuild's runner that is running.
+  std::string stateName() const;
+  /// Stopped because another generation became live (or the rebuild was cancelled).
+  bool superseded() const { return superseded_.load(); }
   RunnerState state() const { return state_.load(); }
   std::string detail() const;
   const RunnerCounters& counters() const { return counters_; }
@@ -158,6 +177,9 @@ class ProjectionRunner {
   bool backoff(int attempt);
 
   void setState(RunnerState state, const std::string& detail);
+  /// The generation fence, first statement of every transaction that writes; false (and the
+  /// runner stopping as superseded) when this runner's generation is no longer current.
+  bool generationHolds(pqxx::transaction_base& txn);
   /// Applies pause_requested_ to the consumer when it changed; runner thread.
   void applyPause();
   void pauseAssignment(rd_kafka_topic_partition_list_t* partitions);
@@ -172,6 +194,7 @@ class ProjectionRunner {
   KafkaHandle consumer_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> superseded_{false};
   bool revoking_ = false;  ///< inside the revoke callback: never seek partitions being taken away
 
   std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition

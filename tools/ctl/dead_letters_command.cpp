@@ -50,7 +50,7 @@ void list(const CtlContext& context, const Options& options) {
       "SELECT id, projection, policy, status, topic, partition, \"offset\", "
       "coalesce(aggregate_id, convert_from(record_key, 'UTF8'), ''), coalesce(event_type, ''), "
       "error_code, error, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') "
-      "FROM ultracore_dead_letters WHERE ($1::text IS NULL OR projection = $1) "
+      "FROM ultracore_dead_letters WHERE ($1::text IS NULL OR projection IN ($1, ultracore_live_key($1))) "
       "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR aggregate_id = $3 "
       "OR (aggregate_id IS NULL AND record_key = convert_to($3, 'UTF8'))) ORDER BY id",
       options.projection ? options.projection->c_str() : nullptr,

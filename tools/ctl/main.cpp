@@ -8,7 +8,9 @@
 #include "engine/manifest/manifest.h"
 #include "tools/ctl/ctl_context.h"
 #include "tools/ctl/dead_letters_command.h"
+#include "tools/ctl/generation_commands.h"
 #include "tools/ctl/parked_command.h"
+#include "tools/ctl/rebuild_command.h"
 #include "tools/ctl/status_command.h"
 
 int main(int argc, char** argv) {
@@ -21,6 +23,8 @@ int main(int argc, char** argv) {
   ultracore::ctl::registerDeadLetterCommands(app, context);
   ultracore::ctl::registerParkedCommands(app, context);
   ultracore::ctl::registerStatusCommands(app, context);
+  ultracore::ctl::registerRebuildCommands(app, context);
+  ultracore::ctl::registerGenerationCommands(app, context);
   try {
     app.parse(argc, argv);
     return 0;

@@ -29,7 +29,7 @@ void list(const CtlContext& context, const Options& options) {
       "(SELECT count(*) FROM ultracore_parked_events e WHERE e.projection = p.projection "
       " AND e.aggregate_id = p.aggregate_id), to_char(p.parked_at, 'YYYY-MM-DD HH24:MI:SS') "
       "FROM ultracore_parked_aggregates p JOIN ultracore_dead_letters d ON d.id = p.dead_letter_id "
-      "WHERE $1::text IS NULL OR p.projection = $1 ORDER BY p.projection, p.parked_at, p.aggregate_id",
+      "WHERE $1::text IS NULL OR p.projection IN ($1, ultracore_live_key($1)) ORDER BY p.projection, p.parked_at, p.aggregate_id",
       projection);
   Table table({"PROJECTION", "AGGREGATE", "DEAD_LETTER", "DL_STATUS", "BLOCKED_AT", "PARKED_EVENTS",
                "PARKED_AT"});
@@ -44,7 +44,7 @@ void list(const CtlContext& context, const Options& options) {
   const auto events = txn.exec_params(
       "SELECT id, projection, aggregate_id, topic, partition, \"offset\", coalesce(event_id, ''), "
       "coalesce(event_type, ''), dead_letter_id FROM ultracore_parked_events "
-      "WHERE $1::text IS NULL OR projection = $1 ORDER BY projection, aggregate_id, id",
+      "WHERE $1::text IS NULL OR projection IN ($1, ultracore_live_key($1)) ORDER BY projection, aggregate_id, id",
       projection);
   Table event_table({"ID", "PROJECTION", "AGGREGATE", "TOPIC", "PARTITION", "OFFSET", "EVENT_ID",
                      "EVENT_TYPE", "BEHIND"});

@@ -17,6 +17,7 @@
 
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
+#include "tools/ctl/admin_client.h"
 #include "tools/ctl/table.h"
 
 namespace ultracore::ctl {
@@ -31,51 +32,10 @@ struct Options {
   double timeout_s = 10;
 };
 
-/// The admin endpoint to use: --admin-url, else admin.listen (unless its port is 0).
-std::optional<std::pair<std::string, int>> adminAddress(const engine::Manifest& manifest,
-                                                        const std::string& url) {
-  std::string hostport = url;
-  if (!hostport.empty()) {
-    const auto scheme = hostport.find("://");
-    if (scheme != std::string::npos) hostport = hostport.substr(scheme + 3);
-    while (!hostport.empty() && hostport.back() == '/') hostport.pop_back();
-  } else {
-    hostport = manifest.admin_listen;
-  }
-  const auto colon = hostport.rfind(':');
-  if (colon == std::string::npos) throw CtlError("admin address '" + hostport + "' has no port", 2);
-  std::string host = hostport.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-  if (host == "::") host = "::1";
-  int port = 0;
-  try {
-    port = std::stoi(hostport.substr(colon + 1));
-  } catch (const std::exception&) {
-    throw CtlError("admin address '" + hostport + "': bad port", 2);
-  }
-  if (port <= 0) return std::nullopt;
-  return std::make_pair(host, port);
-}
-
-std::string adminToken(const engine::Manifest& manifest) {
-  return manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token;
-}
-
-/// GET/POST on the admin endpoint; nullopt when it does not answer at all.
+/// GET/POST on the admin endpoint; empty when it does not answer at all.
 httplib::Result adminCall(const engine::Manifest& manifest, const Options& options,
                           const std::string& method, const std::string& path) {
-  const auto address = adminAddress(manifest, options.admin_url);
-  if (!address) return httplib::Result(nullptr, httplib::Error::Connection);
-  httplib::Client client(address->first, address->second);
-  client.set_connection_timeout(std::chrono::seconds(2));
-  client.set_read_timeout(std::chrono::seconds(5));
-  httplib::Headers headers;
-  if (const std::string token = adminToken(manifest); !token.empty()) {
-    headers.emplace("Authorization", "Bearer " + token);
-  }
-  return method == "POST" ? client.Post(path.c_str(), headers, "", "application/json")
-                          : client.Get(path.c_str(), headers);
+  return AdminClient(manifest, options.admin_url).call(method, path);
 }
 
 struct Row {
@@ -92,16 +52,29 @@ void status(const CtlContext& context, const Options& options) {
   std::map<std::string, std::pair<std::string, std::string>> states;  // projection -> state, detail
   {
     pqxx::read_transaction txn(*connection);
+    // The live generation's offsets under the projection's name, a rebuild's under its key
+    // (`name@gN`, state "rebuilding"); a previous generation kept for rollback is not running.
     for (const auto& r : txn.exec_params(
-             "SELECT projection, topic, partition, next_offset FROM ultracore_offsets "
-             "WHERE $1 = '' OR projection = $1 ORDER BY projection, topic, partition",
+             "WITH keys AS ("
+             " SELECT projection AS name, ultracore_generation_key(projection, live_generation) AS key,"
+             "  projection AS shown FROM ultracore_generations"
+             " UNION ALL SELECT projection, ultracore_generation_key(projection, building_generation),"
+             "  ultracore_generation_key(projection, building_generation) FROM ultracore_generations"
+             "  WHERE building_generation IS NOT NULL) "
+             "SELECT COALESCE(k.shown, o.projection) AS shown, o.topic, o.partition, o.next_offset "
+             "FROM ultracore_offsets o LEFT JOIN keys k ON k.key = o.projection "
+             "WHERE (k.key IS NOT NULL OR o.projection NOT LIKE '%@g%') "
+             "AND ($1 = '' OR k.name = $1 OR o.projection = $1) "
+             "AND NOT (k.key IS NULL AND o.projection IN (SELECT projection FROM ultracore_generations "
+             "  WHERE live_generation > 1)) "
+             "ORDER BY 1, o.topic, o.partition",
              options.projection)) {
       rows.push_back({r[0].as<std::string>(), r[1].as<std::string>(), r[2].as<int>(),
                       r[3].as<std::int64_t>(), std::nullopt, std::nullopt});
     }
     for (const auto& r : txn.exec_params(
              "SELECT projection, state, detail FROM ultracore_projection_status "
-             "WHERE $1 = '' OR projection = $1",
+             "WHERE $1 = '' OR projection = $1 OR projection LIKE $1 || '@g%'",
              options.projection)) {
       states[r[0].as<std::string>()] = {r[1].as<std::string>(), r[2].as<std::string>()};
     }
@@ -221,23 +194,9 @@ void status(const CtlContext& context, const Options& options) {
 
 void pauseOrResume(const CtlContext& context, const Options& options, const std::string& action) {
   const auto manifest = engine::loadManifest(context.config);
-  const auto address = adminAddress(manifest, options.admin_url);
-  if (!address) {
-    throw CtlError("admin.listen has port 0: pass --admin-url http://HOST:PORT (the engine logs it)", 2);
-  }
-  auto res = adminCall(manifest, options, "POST",
-                       "/api/v1/projections/" + options.projection + "/" + action);
-  if (!res) {
-    throw CtlError("the engine's admin endpoint at " + address->first + ":" +
-                   std::to_string(address->second) + " does not answer: " + httplib::to_string(res.error()));
-  }
-  if (res->status / 100 != 2) {
-    std::string message = res->body;
-    const json body = json::parse(res->body, nullptr, false);
-    if (body.is_object() && body.contains("error")) message = body["error"].value("message", message);
-    throw CtlError(action + " " + options.projection + ": HTTP " + std::to_string(res->status) + ": " + message,
-                   res->status == 404 ? 2 : 1);
-  }
+  AdminClient(manifest, options.admin_url)
+      .request("POST", "/api/v1/projections/" + options.projection + "/" + action,
+               action + " " + options.projection);
   // Wait (bounded) until the runner reports the new state.
   const std::string wanted = action == "pause" ? "paused" : "running";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(options.timeout_s);

@@ -1,0 +1,307 @@
+// Issue 6, operations on a projection's generations:
+// - `ultracore-ctl rebuild customers` while events keep flowing and a query loop keeps reading
+//   customers.customers: no query fails or sees an empty table; afterwards the live table equals
+//   a clean run of another engine over the same log; `rollback` brings back the old tables;
+//   `drop` removes them.
+// - `ultracore-ctl reset` replays in place to the same state.
+// - SIGHUP with a projection added: it starts, the others keep running and apply every offset
+//   (no gap); an invalid manifest is refused and the running set kept; a removed one stops.
+
+#include <csignal>
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+
+#include "engine_harness.h"
+
+namespace ultracore::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr char kCustomers[] = "ultracore.customers.events";
+constexpr char kAccounts[] = "ultracore.accounts.events";
+constexpr char kCustomersColumns[] =
+    "SELECT customer_id, tenant_id, first_name, last_name, email, status, version, created_at, "
+    "updated_at FROM customers.customers";
+
+std::string customersProjection(const std::string& extra = "") {
+  return "  - { name: customers, plugin: customers, topics: [ultracore.customers.events],\n"
+         "      batch: { max_events: 200, max_wait_ms: 20 }" + extra + " }\n";
+}
+
+class GenerationsTest : public ::testing::Test {
+ protected:
+  GenerationsTest() : broker_(DevBroker::Options{1, 3, {kCustomers, kAccounts}}) {}
+
+  void TearDown() override {
+    for (auto* engine : {&engine_, &reference_}) {
+      if (*engine && (*engine)->running()) {
+        (*engine)->signal(SIGTERM);
+        EXPECT_EQ((*engine)->wait(60s), 0) << (*engine)->log();
+      }
+    }
+  }
+
+  void startEngine(const std::string& projections) {
+    manifest_ = writeManifest(dir_, broker_.bootstrap(), db_.url(), projections);
+    engine_ = testing::startEngine(manifest_, dir_.path() / "engine.log");
+    ASSERT_TRUE(waitForEngineRunning(*engine_)) << engine_->log();
+  }
+
+  /// Customer events: creates for new ids, then updates of existing ones (email changes).
+  std::vector<Record> customerEvents(int count) {
+    std::vector<Record> records;
+    for (int i = 0; i < count; ++i, ++customer_events_) {
+      const int n = customer_events_;
+      if (n < 300 || n % 5 == 0) {
+        const std::string id = "C-" + std::to_string(customers_++);
+        records.push_back({kCustomers, id,
+                           envelope("c" + std::to_string(n), "CustomerCreated", id,
+                                    {{"first_name", "F" + std::to_string(n)},
+                                     {"last_name", "L"},
+                                     {"email", "c" + std::to_string(n) + "@example.com"}})});
+      } else {
+        const std::string id = "C-" + std::to_string((n * 7919) % customers_);
+        records.push_back({kCustomers, id,
+                           envelope("c" + std::to_string(n), "CustomerUpdated", id,
+                                    {{"email", "u" + std::to_string(n) + "@example.com"}})});
+      }
+    }
+    return records;
+  }
+
+  std::vector<Record> accountEvents(int count) {
+    std::vector<Record> records;
+    for (int i = 0; i < count; ++i, ++account_events_) {
+      const int n = account_events_;
+      const std::string id = "A-" + std::to_string(n / 4);
+      if (n % 4 == 0) {
+        records.push_back({kAccounts, id,
+                           envelope("a" + std::to_string(n), "AccountOpened", id,
+                                    {{"customer_id", "C-1"}, {"account_type", "savings"},
+                                     {"currency", "EUR"}})});
+      } else {
+        records.push_back({kAccounts, id,
+                           envelope("a" + std::to_string(n), "FundsDeposited", id,
+                                    {{"amount", "10.25"}})});
+      }
+    }
+    return records;
+  }
+
+  /// Produces customer events in the background until stopLoad().
+  void startLoad(bool with_accounts = false) {
+    load_ = std::thread([this, with_accounts] {
+      while (!stop_load_) {
+        produce(broker_.bootstrap(), customerEvents(50));
+        if (with_accounts) produce(broker_.bootstrap(), accountEvents(20));
+        std::this_thread::sleep_for(100ms);
+      }
+    });
+  }
+  void stopLoad() {
+    stop_load_ = true;
+    if (load_.joinable()) load_.join();
+  }
+
+  /// The sum of the live generation's stored offsets of `projection` in `url`.
+  static std::int64_t applied(const std::string& url, const std::string& projection) {
+    const std::string v = queryValue(
+        url, "SELECT coalesce(sum(greatest(next_offset, 0)), 0) FROM ultracore_offsets WHERE "
+             "projection = ultracore_live_key('" + projection + "')");
+    return v.empty() ? 0 : std::stoll(v);
+  }
+  static bool caughtUp(const std::string& url, const std::string& projection, std::int64_t events) {
+    return waitUntil([&] { return applied(url, projection) == events; }, 180s);
+  }
+
+  std::pair<int, std::string> ctl(std::vector<std::string> args) {
+    std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest_.string(),
+                                     args.front(), "--admin-url", adminUrl()};
+    argv.insert(argv.end(), args.begin() + 1, args.end());
+    Subprocess process(argv, {}, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
+    const auto status = process.wait(600s);
+    return {status.value_or(-1), process.log()};
+  }
+  std::string adminUrl() const {
+    const std::string log = engine_->log();
+    const std::string marker = "admin listening on 127.0.0.1:";
+    const auto at = log.find(marker);
+    if (at == std::string::npos) return "";
+    return "http://127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size())));
+  }
+  std::string value(const std::string& sql) { return queryValue(db_.url(), sql); }
+  static std::size_t count(const std::string& text, const std::string& needle) {
+    std::size_t n = 0;
+    for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+    return n;
+  }
+
+  DevBroker broker_;
+  TestDatabase db_;
+  TempDir dir_;
+  std::filesystem::path manifest_;
+  std::unique_ptr<Subprocess> engine_;
+  std::unique_ptr<Subprocess> reference_;
+  std::thread load_;
+  std::atomic<bool> stop_load_{false};
+  int customer_events_ = 0;
+  int customers_ = 0;
+  int account_events_ = 0;
+  int ctl_runs_ = 0;
+};
+
+TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRollsBack) {
+  startEngine(customersProjection());
+  produce(broker_.bootstrap(), customerEvents(3000));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 3000)) << engine_->log();
+  const std::string old_table = value("SELECT 'customers.customers'::regclass::oid");
+
+  // Readers during the whole rebuild: every query must answer, and never from an empty table.
+  std::atomic<bool> stop_reading{false};
+  std::atomic<int> queries{0}, failures{0}, empties{0};
+  std::string first_failure;
+  std::thread reader([&] {
+    pqxx::connection connection(db_.url());
+    while (!stop_reading) {
+      try {
+        pqxx::nontransaction txn(connection);
+        const auto rows = txn.exec("SELECT count(*) FROM customers.customers")[0][0].as<long>();
+        if (rows == 0) ++empties;
+        ++queries;
+      } catch (const std::exception& e) {
+        if (failures++ == 0) first_failure = e.what();
+        if (!connection.is_open()) break;
+      }
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  startLoad();
+  const auto [status, output] = ctl({"rebuild", "customers", "--plain"});
+  std::this_thread::sleep_for(1s);  // a little load after the switch too
+  stopLoad();
+  stop_reading = true;
+  reader.join();
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  EXPECT_NE(output.find("generation 2 is live"), std::string::npos) << output;
+  EXPECT_NE(output.find("events/s"), std::string::npos) << output;  // progress lines
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  EXPECT_EQ(empties.load(), 0);
+  EXPECT_GT(queries.load(), 0);
+
+  const std::int64_t total = customer_events_;
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", total)) << engine_->log();
+  EXPECT_EQ(value("SELECT live_generation || '/' || previous_generation || '/' || "
+                  "coalesce(building_generation, 0) FROM ultracore_generations WHERE projection = 'customers'"),
+            "2/1/0");
+  EXPECT_NE(value("SELECT 'customers.customers'::regclass::oid"), old_table);
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "1");
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"),
+            std::to_string(total));
+
+  // A clean run over the same log by another engine, in another database.
+  TestDatabase reference_db;
+  const auto reference_manifest =
+      writeManifest(dir_, broker_.bootstrap(), reference_db.url(),
+                    customersProjection(", group_id: reference.customers"), "reference.yaml");
+  reference_ = testing::startEngine(reference_manifest, dir_.path() / "reference.log");
+  ASSERT_TRUE(caughtUp(reference_db.url(), "customers", total)) << reference_->log();
+  const std::string clean = tableChecksum(reference_db.url(), kCustomersColumns);
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
+
+  // Rollback: the old tables are live again and catch up with what happened since.
+  const auto [rollback_status, rollback_output] = ctl({"rollback", "customers"});
+  ASSERT_EQ(rollback_status, 0) << rollback_output << engine_->log();
+  EXPECT_NE(rollback_output.find("generation 1 is live"), std::string::npos) << rollback_output;
+  EXPECT_EQ(value("SELECT 'customers.customers'::regclass::oid"), old_table);
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", total)) << engine_->log();
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
+
+  // Drop the generation kept for rollback (now generation 2).
+  const auto [drop_status, drop_output] = ctl({"drop", "customers", "--yes"});
+  ASSERT_EQ(drop_status, 0) << drop_output << engine_->log();
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g2'"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM ultracore_offsets WHERE projection = 'customers@g2'"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "0");
+  EXPECT_EQ(value("SELECT coalesce(previous_generation, 0) FROM ultracore_generations "
+                  "WHERE projection = 'customers'"), "0");
+  const auto [again_status, again_output] = ctl({"rollback", "customers"});
+  EXPECT_EQ(again_status, 1) << again_output;
+  EXPECT_NE(again_output.find("no previous generation"), std::string::npos) << again_output;
+}
+
+TEST_F(GenerationsTest, ResetReplaysInPlaceAfterConfirmation) {
+  startEngine(customersProjection());
+  produce(broker_.bootstrap(), customerEvents(600));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 600)) << engine_->log();
+  const std::string before = tableChecksum(db_.url(), kCustomersColumns);
+
+  // Not on a terminal and without --yes: refused, nothing changes.
+  const auto [refused, refused_output] = ctl({"reset", "customers"});
+  EXPECT_EQ(refused, 2) << refused_output;
+  EXPECT_NE(refused_output.find("--yes"), std::string::npos) << refused_output;
+  EXPECT_EQ(applied(db_.url(), "customers"), 600);
+
+  const auto [status, output] = ctl({"reset", "customers", "--yes"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  EXPECT_NE(engine_->log().find("[customers] reset"), std::string::npos) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 600)) << engine_->log();
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers'"), "600");
+}
+
+TEST_F(GenerationsTest, SighupStartsAnAddedProjectionAndKeepsTheOthersRunningWithoutAGap) {
+  startEngine(customersProjection());
+  startLoad(/*with_accounts=*/true);
+  ASSERT_TRUE(waitUntil([&] { return applied(db_.url(), "customers") > 200; }, 60s)) << engine_->log();
+
+  const std::string accounts =
+      "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events] }\n";
+  writeManifest(dir_, broker_.bootstrap(), db_.url(), customersProjection() + accounts);
+  engine_->signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return engine_->log().find("1 added (accounts)") != std::string::npos; }, 60s))
+      << engine_->log();
+  ASSERT_TRUE(waitUntil([&] { return applied(db_.url(), "accounts") > 0; }, 60s)) << engine_->log();
+
+  // An invalid manifest: refused with its error, the running set stays.
+  {
+    std::ofstream(manifest_) << "projections: [ {name: broken, plugin: nowhere, topics: [x]} ]\n";
+  }
+  engine_->signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return engine_->log().find("reload refused") != std::string::npos; }, 30s))
+      << engine_->log();
+  EXPECT_NE(engine_->log().find("projections.yaml:"), std::string::npos) << engine_->log();
+  const std::int64_t before = applied(db_.url(), "customers");
+  ASSERT_TRUE(waitUntil([&] { return applied(db_.url(), "customers") > before; }, 60s)) << engine_->log();
+
+  stopLoad();
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", customer_events_)) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "accounts", account_events_)) << engine_->log();
+  // customers never restarted, and applied every offset of every partition exactly once.
+  EXPECT_EQ(count(engine_->log(), "[customers] starting"), 1u) << engine_->log();
+  EXPECT_EQ(value("SELECT count(*) FROM (SELECT partition FROM processed_events WHERE projection = "
+                  "'customers' GROUP BY partition HAVING count(*) <> max(\"offset\") + 1 "
+                  "OR min(\"offset\") <> 0) AS gaps"),
+            "0");
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers'"),
+            std::to_string(customer_events_));
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'accounts'"),
+            std::to_string(account_events_));
+
+  // Removed again: it stops cleanly; customers goes on.
+  writeManifest(dir_, broker_.bootstrap(), db_.url(), customersProjection());
+  engine_->signal(SIGHUP);
+  ASSERT_TRUE(waitUntil([&] { return engine_->log().find("1 removed (accounts)") != std::string::npos; }, 60s))
+      << engine_->log();
+  EXPECT_NE(engine_->log().find("[accounts] stopped"), std::string::npos) << engine_->log();
+  produce(broker_.bootstrap(), customerEvents(100));
+  EXPECT_TRUE(caughtUp(db_.url(), "customers", customer_events_)) << engine_->log();
+}
+
+}  // namespace
+}  // namespace ultracore::testing
