@@ -492,7 +492,7 @@ json Engine::rollback(const std::string& projection) {
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
     txn.exec_params0(
         "UPDATE ultracore_generations SET live_generation = $2, previous_generation = $3, "
-        "switched_at = now(), updated_at = now() WHERE projection = $1",
+        "switched_at = clock_timestamp(), updated_at = now() WHERE projection = $1",
         projection, to, from);
     txn.commit();
     slot.live = to;
@@ -716,7 +716,7 @@ bool Engine::switchGenerations(Slot& slot) {
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
     txn.exec_params0(
         "UPDATE ultracore_generations SET previous_generation = live_generation, "
-        "live_generation = $2, building_generation = NULL, switched_at = now(), "
+        "live_generation = $2, building_generation = NULL, switched_at = clock_timestamp(), "
         "updated_at = now() WHERE projection = $1",
         name, to);
     txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1",

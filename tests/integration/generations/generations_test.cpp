@@ -120,22 +120,41 @@ class GenerationsTest : public ::testing::Test {
     return waitUntil([&] { return applied(url, projection) == events; }, 180s);
   }
 
-  std::pair<int, std::string> ctl(std::vector<std::string> args) {
+  std::pair<int, std::string> ctl(std::vector<std::string> args, const Subprocess* engine = nullptr) {
     std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest_.string(),
-                                     args.front(), "--admin-url", adminUrl()};
+                                     args.front(), "--admin-url", adminUrl(engine ? *engine : *engine_)};
     argv.insert(argv.end(), args.begin() + 1, args.end());
     Subprocess process(argv, {}, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
     const auto status = process.wait(600s);
     return {status.value_or(-1), process.log()};
   }
-  std::string adminUrl() const {
-    const std::string log = engine_->log();
+  static std::string adminUrl(const Subprocess& engine) {
+    const std::string log = engine.log();
     const std::string marker = "admin listening on 127.0.0.1:";
     const auto at = log.find(marker);
     if (at == std::string::npos) return "";
     return "http://127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size())));
   }
   std::string value(const std::string& sql) { return queryValue(db_.url(), sql); }
+  /// customers.customers after one clean pass over the log's first `events` customer events,
+  /// by another engine (its own consumer group) in another database.
+  std::string cleanRunChecksum(std::int64_t events) {
+    TestDatabase reference_db;
+    const auto manifest =
+        writeManifest(dir_, broker_.bootstrap(), reference_db.url(),
+                      customersProjection(", group_id: reference.customers"), "reference.yaml");
+    reference_ = testing::startEngine(manifest, dir_.path() / "reference.log");
+    EXPECT_TRUE(caughtUp(reference_db.url(), "customers", events)) << reference_->log();
+    const std::string checksum = tableChecksum(reference_db.url(), kCustomersColumns);
+    reference_->signal(SIGTERM);
+    EXPECT_EQ(reference_->wait(60s), 0) << reference_->log();
+    return checksum;
+  }
+  std::string generations() {
+    return value("SELECT live_generation || '/' || coalesce(previous_generation, 0) || '/' || "
+                 "coalesce(building_generation, 0) FROM ultracore_generations "
+                 "WHERE projection = 'customers'");
+  }
   static std::size_t count(const std::string& text, const std::string& needle) {
     std::size_t n = 0;
     for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
@@ -196,22 +215,13 @@ TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRo
 
   const std::int64_t total = customer_events_;
   ASSERT_TRUE(caughtUp(db_.url(), "customers", total)) << engine_->log();
-  EXPECT_EQ(value("SELECT live_generation || '/' || previous_generation || '/' || "
-                  "coalesce(building_generation, 0) FROM ultracore_generations WHERE projection = 'customers'"),
-            "2/1/0");
+  EXPECT_EQ(generations(), "2/1/0");
   EXPECT_NE(value("SELECT 'customers.customers'::regclass::oid"), old_table);
   EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "1");
   EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"),
             std::to_string(total));
 
-  // A clean run over the same log by another engine, in another database.
-  TestDatabase reference_db;
-  const auto reference_manifest =
-      writeManifest(dir_, broker_.bootstrap(), reference_db.url(),
-                    customersProjection(", group_id: reference.customers"), "reference.yaml");
-  reference_ = testing::startEngine(reference_manifest, dir_.path() / "reference.log");
-  ASSERT_TRUE(caughtUp(reference_db.url(), "customers", total)) << reference_->log();
-  const std::string clean = tableChecksum(reference_db.url(), kCustomersColumns);
+  const std::string clean = cleanRunChecksum(total);
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
 
   // Rollback: the old tables are live again and catch up with what happened since.
@@ -301,6 +311,75 @@ TEST_F(GenerationsTest, SighupStartsAnAddedProjectionAndKeepsTheOthersRunningWit
   EXPECT_NE(engine_->log().find("[accounts] stopped"), std::string::npos) << engine_->log();
   produce(broker_.bootstrap(), customerEvents(100));
   EXPECT_TRUE(caughtUp(db_.url(), "customers", customer_events_)) << engine_->log();
+}
+
+TEST_F(GenerationsTest, AnInterruptedRebuildResumesAfterARestartAndCanBeCancelled) {
+  startEngine(customersProjection());
+  produce(broker_.bootstrap(), customerEvents(1000));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 1000)) << engine_->log();
+  // Start a rebuild and hold its runner (pause) so the engine stops in the middle of it.
+  auto [status, output] = ctl({"rebuild", "customers", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  std::tie(status, output) = ctl({"pause", "customers@g2"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  EXPECT_EQ(generations(), "1/0/2");
+  engine_->signal(SIGTERM);
+  ASSERT_EQ(engine_->wait(60s), 0) << engine_->log();
+
+  // Restarted: it resumes the rebuild by itself and switches.
+  engine_ = testing::startEngine(manifest_, dir_.path() / "engine2.log");
+  ASSERT_TRUE(waitForEngineRunning(*engine_)) << engine_->log();
+  EXPECT_NE(engine_->log().find("resuming the rebuild of generation 2"), std::string::npos)
+      << engine_->log();
+  ASSERT_TRUE(waitUntil([&] { return generations() == "2/1/0"; }, 120s)) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 1000)) << engine_->log();
+  const std::string clean = cleanRunChecksum(1000);
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
+
+  // While generation 1 is kept, another rebuild is refused; after drop, one can be cancelled.
+  std::tie(status, output) = ctl({"rebuild", "customers", "--no-wait"});
+  EXPECT_EQ(status, 1) << output;
+  EXPECT_NE(output.find("drop it first"), std::string::npos) << output;
+  std::tie(status, output) = ctl({"drop", "customers", "--yes"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  std::tie(status, output) = ctl({"rebuild", "customers", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  std::tie(status, output) = ctl({"pause", "customers@g3"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  std::tie(status, output) = ctl({"rebuild", "customers", "--cancel"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  EXPECT_EQ(generations(), "2/0/0");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g3'"), "0");
+  EXPECT_EQ(value("SELECT count(*) FROM ultracore_offsets WHERE projection = 'customers@g3'"), "0");
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
+}
+
+TEST_F(GenerationsTest, ASecondEngineInTheGroupFollowsTheSwitchAndNeverWritesTheOldGeneration) {
+  startEngine(customersProjection());
+  auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
+  ASSERT_TRUE(waitForEngineRunning(*second)) << second->log();
+  produce(broker_.bootstrap(), customerEvents(1000));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 1000)) << engine_->log() << second->log();
+  startLoad();
+  const auto [status, output] = ctl({"rebuild", "customers", "--plain"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  // The other engine's runner of generation 1 is fenced at its next batch and comes back on 2.
+  const bool followed = waitUntil(
+      [&] { return second->log().find("generation 2 is live now") != std::string::npos; }, 120s);
+  stopLoad();
+  EXPECT_TRUE(followed) << second->log();
+  const std::int64_t total = customer_events_;
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", total)) << engine_->log() << second->log();
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"),
+            std::to_string(total));
+  // Nothing of generation 1 moved after the switch: its offsets are still what it had then.
+  EXPECT_EQ(value("SELECT count(*) FROM ultracore_offsets WHERE projection = 'customers' AND "
+                  "updated_at > (SELECT switched_at FROM ultracore_generations WHERE projection = "
+                  "'customers')"),
+            "0");
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), cleanRunChecksum(total));
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(60s), 0) << second->log();
 }
 
 }  // namespace
