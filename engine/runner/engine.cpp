@@ -276,6 +276,14 @@ void Engine::stopSlot(Slot& slot) {
   }
 }
 
+void Engine::startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> runner) {
+  slot.runner = runner ? std::move(runner)
+                       : makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
+  slot.runner->requestPause(paused);
+  slot.runner->start();
+  publish();
+}
+
 void Engine::start() {
   applyMigrations();
   {
@@ -394,6 +402,15 @@ Engine::Slot& Engine::slotFor(const std::string& projection) {
 
 // ---- operator actions ------------------------------------------------------------------------
 
+void Engine::refuseWhileRebuilding(const Slot& slot) {
+  if (slot.building == 0) return;
+  throw ControlError(409, "rebuild_in_progress",
+                     "projection '" + slot.spec.name + "' is rebuilding generation " +
+                         std::to_string(slot.building) +
+                         "; wait for it or cancel it (ultracore-ctl rebuild " + slot.spec.name +
+                         " --cancel)");
+}
+
 json Engine::rebuild(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
@@ -473,10 +490,7 @@ json Engine::cancelRebuild(const std::string& projection) {
 json Engine::rollback(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
-  if (slot.building != 0) {
-    throw ControlError(409, "rebuild_in_progress",
-                       "projection '" + projection + "' is rebuilding; cancel that first");
-  }
+  refuseWhileRebuilding(slot);
   if (slot.previous == 0) {
     throw ControlError(409, "no_previous_generation",
                        "projection '" + projection + "' keeps no previous generation to roll back to");
@@ -498,16 +512,10 @@ json Engine::rollback(const std::string& projection) {
     slot.live = to;
     slot.previous = from;
   } catch (...) {
-    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-    slot.runner->requestPause(paused);
-    slot.runner->start();
-    publish();
+    startLive(slot, paused);
     throw;
   }
-  slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-  slot.runner->requestPause(paused);
-  slot.runner->start();
-  publish();
+  startLive(slot, paused);
   spdlog::info("[{}] rolled back: generation {} is live again in schema '{}' (catching up from "
                "where it stopped); generation {} kept as '{}'",
                projection, to, slot.schema, from, generationSchema(slot.schema, from));
@@ -542,10 +550,7 @@ json Engine::drop(const std::string& projection) {
 json Engine::reset(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
-  if (slot.building != 0) {
-    throw ControlError(409, "rebuild_in_progress",
-                       "projection '" + projection + "' is rebuilding; cancel that first");
-  }
+  refuseWhileRebuilding(slot);
   const bool paused = slot.runner->pauseRequested();
   slot.runner->requestStop();
   slot.runner->join();
@@ -557,17 +562,10 @@ json Engine::reset(const std::string& projection) {
     runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
     txn.commit();
   } catch (...) {
-    runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-    slot.runner = runner;
-    slot.runner->requestPause(paused);
-    slot.runner->start();
-    publish();
+    startLive(slot, paused);
     throw;
   }
-  slot.runner = runner;
-  slot.runner->requestPause(paused);
-  slot.runner->start();
-  publish();
+  startLive(slot, paused, runner);
   spdlog::info("[{}] reset: tables of generation {} emptied; replaying from the beginning of the log",
                projection, slot.live);
   return {{"projection", projection}, {"live_generation", slot.live}, {"reset", true}};
@@ -589,9 +587,7 @@ void Engine::controlLoop() {
             loadGenerations(controlConnection(), *slot);
             spdlog::info("[{}] generation {} is live now (switched elsewhere): restarting",
                          slot->spec.name, slot->live);
-            slot->runner = makeRunner(slot->spec, slot->schema, slot->live, false, nullptr);
-            slot->runner->start();
-            publish();
+            startLive(*slot, false);
           }
           if (slot->building != 0) advanceRebuild(*slot);
         } catch (const std::exception& e) {
@@ -732,9 +728,7 @@ bool Engine::switchGenerations(Slot& slot) {
   slot.live = to;
   slot.building = 0;
   slot.rebuild_runner.reset();
-  slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-  slot.runner->requestPause(paused);
-  slot.runner->start();
+  startLive(slot, paused);
   status.phase = "done";
   status.detail = "generation " + std::to_string(to) + " is live; generation " +
                   std::to_string(from) + " kept as '" + generationSchema(slot.schema, from) +

@@ -152,10 +152,15 @@ class Engine {
                                                const std::string& schema, int generation,
                                                bool building, pqxx::dbtransaction* setup);
   Slot& slotFor(const std::string& projection);
+  /// Throws ControlError (409) while the slot has a rebuild in progress.
+  static void refuseWhileRebuilding(const Slot& slot);
   /// Reads (creating it when missing) the projection's ultracore_generations row into `slot`.
   void loadGenerations(pqxx::connection& connection, Slot& slot);
   void startSlot(pqxx::connection& connection, Slot& slot);
   void stopSlot(Slot& slot);
+  /// (Re)starts the slot's live runner (`runner`, else a new one for the live generation),
+  /// paused if it was, and publishes it.
+  void startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> runner = nullptr);
   void publish();
   void setRebuildStatus(const std::string& projection, const RebuildStatus& status);
 

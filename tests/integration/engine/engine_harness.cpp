@@ -141,6 +141,16 @@ bool waitForEngineRunning(const Subprocess& engine) {
                    std::chrono::seconds(60));
 }
 
+std::pair<int, std::string> runCtl(const std::filesystem::path& manifest,
+                                   const std::vector<std::string>& args,
+                                   const std::filesystem::path& log, std::chrono::seconds timeout) {
+  std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest.string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Subprocess process(argv, {}, log);
+  const auto status = process.wait(timeout);
+  return {status.value_or(-1), process.log()};
+}
+
 std::string tableChecksum(const std::string& url, const std::string& select_sql) {
   return queryValue(url, "SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM (" +
                              select_sql + ") AS t");

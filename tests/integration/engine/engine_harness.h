@@ -52,6 +52,13 @@ std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,
 /// Waits (bounded) until the engine logged that it runs, so its signal handling is in place.
 bool waitForEngineRunning(const Subprocess& engine);
 
+/// Runs `ultracore-ctl --config <manifest> args...` (stdout+stderr to `log`); returns its exit
+/// status (-1 if it did not end within `timeout`) and what it printed.
+std::pair<int, std::string> runCtl(const std::filesystem::path& manifest,
+                                   const std::vector<std::string>& args,
+                                   const std::filesystem::path& log,
+                                   std::chrono::seconds timeout = std::chrono::seconds(60));
+
 /// md5 of a table's rows in a stable order, to compare two databases.
 std::string tableChecksum(const std::string& url, const std::string& select_sql);
 

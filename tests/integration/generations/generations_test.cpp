@@ -121,12 +121,9 @@ class GenerationsTest : public ::testing::Test {
   }
 
   std::pair<int, std::string> ctl(std::vector<std::string> args, const Subprocess* engine = nullptr) {
-    std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest_.string(),
-                                     args.front(), "--admin-url", adminUrl(engine ? *engine : *engine_)};
-    argv.insert(argv.end(), args.begin() + 1, args.end());
-    Subprocess process(argv, {}, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
-    const auto status = process.wait(600s);
-    return {status.value_or(-1), process.log()};
+    args.insert(args.begin() + 1, {"--admin-url", adminUrl(engine ? *engine : *engine_)});
+    return runCtl(manifest_, args, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"),
+                  600s);
   }
   static std::string adminUrl(const Subprocess& engine) {
     const std::string log = engine.log();

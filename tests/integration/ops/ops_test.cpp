@@ -83,12 +83,8 @@ class OpsTest : public ::testing::Test {
     return v.empty() ? 0 : std::stoll(v);
   }
   /// {exit status, output} of ultracore-ctl with this test's manifest.
-  std::pair<int, std::string> ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest_.string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    Subprocess process(argv, {}, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
-    const auto status = process.wait(60s);
-    return {status.value_or(-1), process.log()};
+  std::pair<int, std::string> ctl(const std::vector<std::string>& args) {
+    return runCtl(manifest_, args, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
   }
   std::string adminUrl() const { return "http://127.0.0.1:" + std::to_string(port_); }
   /// The sum of a per-partition gauge of projection ledger, over every partition.
