@@ -254,6 +254,14 @@ TEST_F(StatusPageTest, ShowsStateLagPerPartitionCountsAndChartsAfterABurst) {
     return true;
   }, 60s)) << dump();
 
+  // The history is only sent when asked for; a bad history_since is a 400.
+  auto plain = client_->Get("/api/v1/projections", auth());
+  ASSERT_TRUE(plain && plain->status == 200);
+  EXPECT_FALSE(json::parse(plain->body)["projections"][0].contains("history")) << plain->body;
+  auto bad = client_->Get("/api/v1/projections?history_since=yesterday", auth());
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400) << bad->body;
+
   const ChromiumRun dom = chromium("dom", {"--dump-dom"}, std::string("#token=") + kToken);
   ASSERT_EQ(dom.status, 0) << "chromium --dump-dom failed or timed out\n" << dom.err;
   std::ofstream(dir_.path() / "status.html") << dom.out;
