@@ -6,6 +6,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <set>
 
@@ -28,6 +29,14 @@ constexpr auto kSampleInterval = std::chrono::seconds(1);
 constexpr int kWatermarkTimeoutMs = 500;
 /// events/s is the average over this window (long enough to smooth batch bursts).
 constexpr auto kRateWindow = std::chrono::seconds(5);
+/// How far back the status page's charts reach (one point per sample).
+constexpr std::int64_t kHistoryWindowMs = 5 * 60 * 1000;
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 constexpr RunnerState kAllStates[] = {RunnerState::kStarting, RunnerState::kRunning,
                                       RunnerState::kWaiting,  RunnerState::kPaused,
@@ -213,15 +222,36 @@ void AdminServer::sampleOnce() {
     spdlog::debug("admin: dead letters: {}", e.what());
   }
 
-  std::lock_guard lock(sample_mutex_);
-  for (auto& [tp, w] : marks) watermarks_[tp] = w;
-  if (open_known) dead_letters_open_ = std::move(open);
-  dead_letters_known_ = open_known;
-  for (const auto& runner : runners) {
-    auto& history = applied_history_[runner->name()];
-    history.emplace_back(now, runner->counters().events_applied.load());
-    while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
+  {
+    std::lock_guard lock(sample_mutex_);
+    for (auto& [tp, w] : marks) watermarks_[tp] = w;
+    if (open_known) dead_letters_open_ = std::move(open);
+    dead_letters_known_ = open_known;
+    for (const auto& runner : runners) {
+      auto& history = applied_history_[runner->name()];
+      history.emplace_back(now, runner->counters().events_applied.load());
+      while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
+    }
   }
+
+  // One chart point per projection, from what was just sampled (both calls take the lock).
+  const std::int64_t t_ms = nowMs();
+  for (const auto& runner : runners) {
+    const HistoryPoint point{t_ms, eventsPerSecond(runner->name()), totalLag(partitionsOf(*runner))};
+    std::lock_guard lock(sample_mutex_);
+    auto& points = history_[runner->name()];
+    points.push_back(point);
+    while (!points.empty() && points.front().t_ms < t_ms - kHistoryWindowMs) points.pop_front();
+  }
+}
+
+std::int64_t AdminServer::totalLag(const std::vector<PartitionView>& partitions) const {
+  std::int64_t total = 0;
+  for (const auto& view : partitions) {
+    if (view.lag < 0) return -1;
+    total += view.lag;
+  }
+  return total;
 }
 
 std::vector<AdminServer::PartitionView> AdminServer::partitionsOf(const ProjectionRunner& runner) {
@@ -379,7 +409,7 @@ std::string AdminServer::metricsText() {
   return out.take();
 }
 
-json AdminServer::projectionsJson() {
+json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) {
   const auto runners = engine_.runners();
   json projections = json::array();
   std::map<std::string, std::int64_t> open;
@@ -389,17 +419,15 @@ json AdminServer::projectionsJson() {
   }
   for (const auto& runner : runners) {
     json partitions = json::array();
-    std::int64_t total_lag = 0;
-    bool lag_known = true;
-    for (const auto& view : partitionsOf(*runner)) {
+    const auto views = partitionsOf(*runner);
+    for (const auto& view : views) {
       partitions.push_back({{"topic", view.progress.partition.topic},
                             {"partition", view.progress.partition.partition},
                             {"stored_offset", view.progress.stored_offset},
                             {"log_end", view.log_end >= 0 ? json(view.log_end) : json(nullptr)},
                             {"lag", view.lag >= 0 ? json(view.lag) : json(nullptr)}});
-      if (view.lag >= 0) total_lag += view.lag;
-      else lag_known = false;
     }
+    const std::int64_t total_lag = totalLag(views);
     const auto& c = runner->counters();
     const auto it = open.find(runner->key());
     projections.push_back({{"name", runner->name()},
@@ -416,12 +444,23 @@ json AdminServer::projectionsJson() {
                            {"events_duplicate", c.events_duplicate.load()},
                            {"batches_committed", c.batches_committed.load()},
                            {"dead_letters_open", it == open.end() ? 0 : it->second},
-                           {"lag", lag_known ? json(total_lag) : json(nullptr)},
+                           {"lag", total_lag >= 0 ? json(total_lag) : json(nullptr)},
                            {"partitions", partitions}});
+    if (history_since_ms) {
+      json history = json::array();
+      std::lock_guard lock(sample_mutex_);
+      if (const auto h = history_.find(runner->name()); h != history_.end()) {
+        for (const auto& point : h->second) {
+          if (point.t_ms <= *history_since_ms) continue;
+          history.push_back({{"t_ms", point.t_ms},
+                             {"events_per_second", point.events_per_second},
+                             {"lag", point.lag >= 0 ? json(point.lag) : json(nullptr)}});
+        }
+      }
+      projections.back()["history"] = std::move(history);
+    }
   }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  return {{"time_ms", ms.count()}, {"projections", projections},
+  return {{"time_ms", nowMs()}, {"projections", projections},
           {"generations", engine_.generationsJson()}};
 }
 
@@ -445,7 +484,18 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     return;
   }
   if (req.method == "GET" && path == "/api/v1/projections") {
-    return sendJson(res, 200, projectionsJson());
+    std::optional<std::int64_t> since;
+    if (req.has_param("history_since")) {
+      const std::string text = req.get_param_value("history_since");
+      std::int64_t value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (ec != std::errc() || end != text.data() + text.size() || value < 0) {
+        return sendError(res, 400, "bad_request",
+                         "history_since must be a time in ms since the epoch (0: all history)");
+      }
+      since = value;
+    }
+    return sendJson(res, 200, projectionsJson(since));
   }
   const std::string prefix = "/api/v1/projections/";
   if (path.rfind(prefix, 0) == 0) {

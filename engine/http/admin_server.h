@@ -13,7 +13,9 @@
 ///
 /// Constructed and started on the main thread after the runners exist; stopped before them.
 /// A sampler thread refreshes once a second what needs Kafka or PostgreSQL (log end offsets,
-/// open dead letters, events/s), so a request never waits on either.
+/// open dead letters, events/s), so a request never waits on either. It also keeps each
+/// projection's events/s and total lag, one point per sample, for the last five minutes: the
+/// status page's charts (`GET /api/v1/projections?history_since=<ms>`).
 
 #include <chrono>
 #include <condition_variable>
@@ -21,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -65,14 +68,22 @@ class AdminServer {
 
   /// Prometheus text exposition format 0.0.4.
   std::string metricsText();
-  /// The body of GET /api/v1/projections.
-  nlohmann::json projectionsJson();
+  /// The body of GET /api/v1/projections. With `history_since_ms`, each projection also gets
+  /// `history`: the sampled points newer than that time (ms since the epoch; 0: all of the
+  /// last five minutes), oldest first, each {t_ms, events_per_second, lag (null: unknown)}.
+  nlohmann::json projectionsJson(std::optional<std::int64_t> history_since_ms = std::nullopt);
 
  private:
   /// Log start/end of one partition as last sampled.
   struct Watermarks {
     std::int64_t low = -1;
     std::int64_t high = -1;
+  };
+  /// One sample of a projection for the status page's charts.
+  struct HistoryPoint {
+    std::int64_t t_ms = 0;  ///< system clock, ms since the epoch
+    double events_per_second = 0;
+    std::int64_t lag = -1;  ///< total over the partitions; -1: unknown
   };
   struct PartitionView {
     PartitionProgress progress;
@@ -85,6 +96,8 @@ class AdminServer {
   void sampleOnce();
   std::vector<PartitionView> partitionsOf(const ProjectionRunner& runner);
   double eventsPerSecond(const std::string& projection);
+  /// Sum of the partitions' lag; -1 when any is unknown.
+  std::int64_t totalLag(const std::vector<PartitionView>& partitions) const;
   std::shared_ptr<ProjectionRunner> find(const std::string& name) const;
   /// POST /api/v1/projections/{name}/{action}.
   void projectionAction(const httplib::Request& req, httplib::Response& res,
@@ -111,6 +124,7 @@ class AdminServer {
   bool dead_letters_known_ = false;
   std::map<std::string, std::deque<std::pair<std::chrono::steady_clock::time_point, std::uint64_t>>>
       applied_history_;  ///< by projection: (when, events_applied), last ~10 s
+  std::map<std::string, std::deque<HistoryPoint>> history_;  ///< by projection: last 5 min
 };
 
 }  // namespace ultracore::engine
