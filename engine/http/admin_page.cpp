@@ -21,6 +21,9 @@ h1 { font-size: 1.3em; margin: 0 0 .2em; }
 .state { display: inline-block; padding: .1em .5em; border-radius: 4px; color: #fff; font-size: .85em; vertical-align: middle; }
 .state.running { background: #2a7; } .state.paused { background: #c80; } .state.waiting { background: #d60; }
 .state.failed { background: #c22; } .state.stopped, .state.starting { background: #888; }
+.state.rebuilding { background: #37c; }
+.generation { color: #555; margin: .2em 0 .4em; } .generation b { color: #222; }
+progress { width: 14em; vertical-align: middle; }
 .detail { margin: .2em 0 .4em; color: #555; }
 .detail.problem { color: #b22; font-weight: bold; }
 .stats { display: flex; flex-wrap: wrap; gap: .4em 1.6em; margin: .3em 0 .5em; }
@@ -136,9 +139,23 @@ function render(data) {
       '" data-lag="' + show(q.lag) + '"><td>' + esc(q.topic) + "</td><td>" + q.partition + "</td><td>" + (q.stored_offset < 0 ? "\u2013" : q.stored_offset) +
       "</td><td>" + show(q.log_end) + '</td><td class="lag' + (q.lag > 0 ? " lagging" : "") + '">' + show(q.lag) + "</td></tr>").join("");
     const problem = p.state === "failed" || p.state === "waiting";
+    const g = (data.generations || []).find(x => x.projection === p.name);
+    let generation = "";
+    if (g) {
+      const r = g.rebuild;
+      generation = '<div class="generation" data-generation="' + g.live_generation + '">generation <b>' + g.live_generation +
+        "</b> in schema <b>" + esc(g.schema) + "</b>" +
+        (g.previous_generation ? " &middot; generation " + g.previous_generation + " kept as " + esc(g.previous_schema) + " (rollback or drop)" : "") +
+        (r ? ' &middot; <span class="rebuild" data-phase="' + esc(r.phase) + '">rebuild of generation ' + r.generation + ": " + esc(r.phase) +
+          (r.phase === "building" || r.phase === "switching"
+            ? ' <progress max="' + Math.max(r.events_total, 1) + '" value="' + r.events_done + '"></progress> ' + r.events_done + "/" + r.events_total +
+              " events, " + r.events_per_second.toFixed(0) + " ev/s" + (r.eta_seconds !== null ? ", ETA " + Math.round(r.eta_seconds) + " s" : "")
+            : "") + "</span>" : "") + "</div>";
+    }
     const stat = (cls, label, value, bad) => "<div><span>" + label + '</span> <b class="' + cls + (bad ? " bad" : "") + '">' + value + "</b></div>";
     parts.push('<div class="card" data-projection="' + esc(p.name) + '" data-state="' + esc(p.state) + '">' +
       "<h2>" + esc(p.name) + ' <span class="state ' + esc(p.state) + '">' + esc(p.state) + "</span></h2>" +
+      generation +
       (p.detail ? '<div class="detail' + (problem ? " problem" : "") + '">' + (problem ? "error: " : "") + esc(p.detail) + "</div>" : "") +
       '<div class="stats">' +
       stat("rate", "events/s", p.events_per_second.toFixed(1), false) +

@@ -287,6 +287,8 @@ TEST_F(StatusPageTest, ShowsStateLagPerPartitionCountsAndChartsAfterABurst) {
     EXPECT_NE(card.find("<b class=\"applied\">" + std::to_string(applied) + "</b>"), std::string::npos) << card;
     EXPECT_NE(card.find("<b class=\"lag\">0</b>"), std::string::npos) << card;
     EXPECT_NE(card.find("<b class=\"failed\">0</b>"), std::string::npos) << card;
+    EXPECT_NE(card.find("<div class=\"generation\" data-generation=\"1\">generation <b>1</b> in schema <b>" + name + "</b>"),
+              std::string::npos) << card;
     EXPECT_TRUE(std::regex_search(card, std::regex("<b class=\"rate\">[0-9]+\\.[0-9]</b>"))) << card;
     EXPECT_GE(chartPoints(card, "events_per_second"), 2) << card;
     EXPECT_GE(chartPoints(card, "lag"), 2) << card;
