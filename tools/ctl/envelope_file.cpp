@@ -11,7 +11,8 @@
 namespace ultracore::ctl {
 namespace {
 
-using nlohmann::json;
+// ordered_json: what is sent keeps the file's key order; the SDK parser reads a plain copy.
+using json = nlohmann::ordered_json;
 
 bool absent(const json& document, const char* field) {
   const auto it = document.find(field);
@@ -42,7 +43,7 @@ void check(EnvelopeFile& file, std::string where, json document,
                                               .count());
     }
   }
-  const auto envelope = sdk::envelopeFromJson(document);
+  const auto envelope = sdk::envelopeFromJson(nlohmann::json(document));
   if (!envelope) {
     std::string reason = envelope.status().message();
     if (!options.generate_ids && document.is_object() && absent(document, "event_id")) {

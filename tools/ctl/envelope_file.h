@@ -22,7 +22,7 @@ struct EnvelopeFileOptions {
 struct EnvelopeEntry {
   std::string where;  ///< "FILE:LINE" or "FILE: array index I", for messages
   std::string aggregate_id;
-  nlohmann::json document;  ///< after --generate-ids filled it
+  nlohmann::ordered_json document;  ///< after --generate-ids filled it; keys in file order
 };
 
 struct EnvelopeFile {

@@ -167,10 +167,10 @@ void registerProduceCommands(CLI::App& app, const CtlContext& context) {
   auto options = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
       "produce",
-      "send envelopes from a file (JSON lines, a JSON array or one object; - = stdin) to a "
-      "topic, key = aggregate_id; all are validated first, one invalid -> nothing is sent");
+      "send envelopes from a file to a topic (key = aggregate_id); all are validated first");
   cmd->add_option("topic", options->topic, "the topic")->required();
-  cmd->add_option("file", options->file, "the envelopes; - reads stdin")->required();
+  cmd->add_option("file", options->file,
+                  "JSON lines, one JSON array or one object; - reads stdin")->required();
   cmd->add_flag("--generate-ids", options->generate_ids,
                 "fill a missing event_id with a new UUID and a missing occurred_at with now "
                 "(default: a missing event_id is an error)");

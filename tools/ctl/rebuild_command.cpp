@@ -34,9 +34,8 @@ void registerRebuildCommands(CLI::App& app, const CtlContext& context) {
   auto options = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
       "rebuild",
-      "time travel: build PROJECTION's read model as it was at --until into the schema --into, "
-      "for audit queries (never live; the engine's offsets, processed_events and live schema "
-      "are not touched)");
+      "time travel: build a projection's read model as it was at --until into the schema "
+      "--into, for audit queries (never live; the engine's state is not touched)");
   cmd->add_option("projection", options->projection, "the manifest's projection name")->required();
   cmd->add_option("--until", options->until,
                   "the moment: a time (ISO 8601 with a zone, e.g. 2026-11-27T08:00:00Z or "

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,7 @@ struct Options {
   std::optional<std::int64_t> max;
   std::optional<std::int32_t> partition;
   bool raw = false;
+  bool exit_at_end = false;
 };
 
 /// Printable text: bytes below 0x20 (but tab/newline) as \xNN.
@@ -56,11 +58,12 @@ void printRecord(const engine::KafkaRecord& record, bool raw) {
   } else if (raw) {
     out += printable(value) + "\n";
   } else {
-    const nlohmann::json document = nlohmann::json::parse(value, nullptr, false);
+    // ordered_json: keys as the producer wrote them.
+    const auto document = nlohmann::ordered_json::parse(value, nullptr, false);
     // error_handler_t::replace: a string with invalid UTF-8 must not abort the printout.
     out += document.is_discarded()
                ? printable(value) + "\n"
-               : document.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+               : document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   }
   out += "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -75,8 +78,9 @@ void tail(const CtlContext& context, const Options& options) {
   std::signal(SIGPIPE, SIG_IGN);
   const auto& stop = installStopSignals();
 
-  engine::KafkaHandle consumer =
-      makeAssignConsumer(properties, {{"auto.offset.reset", "earliest"}});
+  engine::KafkaHandle consumer = makeAssignConsumer(
+      properties, {{"auto.offset.reset", "earliest"},
+                   {"enable.partition.eof", options.exit_at_end ? "true" : "false"}});
   std::vector<std::int32_t> partitions = topicPartitions(consumer.get(), options.topic);
   if (options.partition) {
     if (std::find(partitions.begin(), partitions.end(), *options.partition) == partitions.end()) {
@@ -103,13 +107,18 @@ void tail(const CtlContext& context, const Options& options) {
                options.from_beginning ? "beginning" : "log end");
 
   std::int64_t printed = 0;
-  while (!stop.load() && (!options.max || printed < *options.max)) {
+  std::set<std::int32_t> at_end;  // --exit-at-end: partitions whose end was reached
+  while (!stop.load() && (!options.max || printed < *options.max) &&
+         (!options.exit_at_end || at_end.size() < partitions.size())) {
     rd_kafka_message_t* message = rd_kafka_consumer_poll(consumer.get(), 200);
     if (message == nullptr) continue;
     if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      at_end.erase(message->partition);
       printRecord(engine::KafkaRecord::copyOf(*message), options.raw);
       ++printed;
-    } else if (message->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+    } else if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      at_end.insert(message->partition);
+    } else {
       std::fprintf(stderr, "kafka: %s\n", rd_kafka_message_errstr(message));
     }
     rd_kafka_message_destroy(message);
@@ -124,14 +133,16 @@ void tail(const CtlContext& context, const Options& options) {
 void registerTailCommands(CLI::App& app, const CtlContext& context) {
   auto options = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "tail", "print a topic's records: position, timestamp, key, headers and the envelope "
-              "(invalid envelopes are shown with the parser's error); no consumer group");
+      "tail", "print a topic's records with their envelopes (invalid ones with the parser's "
+              "error); reads without a consumer group");
   cmd->add_option("topic", options->topic, "the topic")->required();
   cmd->add_flag("--from-beginning", options->from_beginning,
                 "start at the log start (default: the log end, only new records)");
   cmd->add_option("--max", options->max, "stop after N records");
   cmd->add_option("--partition", options->partition, "only this partition");
   cmd->add_flag("--raw", options->raw, "print the value as stored instead of indented JSON");
+  cmd->add_flag("--exit-at-end", options->exit_at_end,
+                "stop once every partition's end is reached (like kcat -e)");
   cmd->callback([&context, options] { tail(context, *options); });
 }
 

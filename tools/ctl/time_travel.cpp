@@ -572,8 +572,9 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
               until.kind == TimeTravelUntil::Kind::kTime ? "records with Kafka timestamp <= it"
                                                          : "records with offset < next offset");
   std::printf("  applied:     %zu event(s)\n", builder.applied());
-  std::printf("  skipped:     %zu event(s) (on_error %s), %zu duplicate event_id(s)\n",
-              builder.skipped(), engine::toString(spec->on_error), builder.duplicates());
+  std::printf("  skipped:     %zu event(s) (on_error %s; listed in %s.ultracore_time_travel_skipped), "
+              "%zu duplicate event_id(s)\n",
+              builder.skipped(), engine::toString(spec->on_error), schema.c_str(), builder.duplicates());
   if (until.kind == TimeTravelUntil::Kind::kTime) {
     std::printf("  later:       %zu record(s) with a timestamp after until (not applied)\n", after_until);
   }

@@ -360,6 +360,15 @@ TEST_F(CtlTest, TailPrintsEnvelopesWithOffsetsAndShowsARecordThatIsNotOne) {
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("offset 3 "), std::string::npos) << out;
   EXPECT_NE(out.find(R"({"event_id":"tail-3","aggregate_id":"K-3"})"), std::string::npos) << out;
+  // --exit-at-end stops at the log end: all four records, then exit 0.
+  std::tie(status, out) = ctl({"tail", kMisc, "--from-beginning", "--exit-at-end"});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("tail-4"), std::string::npos) << out;
+  EXPECT_NE(out.find("4 record(s)"), std::string::npos) << out;
+  // An empty topic (two empty partitions): --exit-at-end ends at once.
+  std::tie(status, out) = ctl({"tail", kTopic, "--from-beginning", "--exit-at-end"});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("0 record(s)"), std::string::npos) << out;
   std::tie(status, out) = ctl({"tail", kMisc, "--partition", "7", "--max", "1"});
   EXPECT_EQ(status, 2) << out;
 
