@@ -16,13 +16,15 @@ using json = nlohmann::ordered_json;
 
 bool absent(const json& document, const char* field) {
   const auto it = document.find(field);
-  return it == document.end() || it->is_null() || (it->is_string() && it->get<std::string>().empty());
+  return it == document.end() || it->is_null() ||
+         (it->is_string() && it->get<std::string>().empty());
 }
 
 /// 1-based line of byte offset `byte` (1-based, as nlohmann's parse_error reports it).
 int lineOf(const std::string& text, std::size_t byte) {
   const std::size_t end = std::min(text.size(), byte > 0 ? byte - 1 : 0);
-  return 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(end), '\n'));
+  return 1 +
+         static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(end), '\n'));
 }
 
 /// nlohmann's parse error without its "[json.exception.parse_error.101] parse error at line

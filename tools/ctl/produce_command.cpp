@@ -26,12 +26,22 @@ struct Options {
 
 /// Consumer-only properties of the manifest's `kafka:` map, left out of the producer (as the
 /// engine's API producer does) so librdkafka does not warn about each.
-const std::set<std::string> kConsumerOnly = {
-    "group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
-    "max.poll.interval.ms", "auto.offset.reset", "enable.auto.commit",
-    "enable.auto.offset.store", "auto.commit.interval.ms", "partition.assignment.strategy",
-    "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
-    "enable.partition.eof", "check.crcs"};
+const std::set<std::string> kConsumerOnly = {"group.id",
+                                             "group.instance.id",
+                                             "session.timeout.ms",
+                                             "heartbeat.interval.ms",
+                                             "max.poll.interval.ms",
+                                             "auto.offset.reset",
+                                             "enable.auto.commit",
+                                             "enable.auto.offset.store",
+                                             "auto.commit.interval.ms",
+                                             "partition.assignment.strategy",
+                                             "isolation.level",
+                                             "fetch.wait.max.ms",
+                                             "fetch.min.bytes",
+                                             "fetch.max.bytes",
+                                             "enable.partition.eof",
+                                             "check.crcs"};
 
 struct Delivery {
   bool reported = false;
@@ -70,7 +80,8 @@ void produce(const CtlContext& context, const Options& options) {
   const EnvelopeFile file =
       readEnvelopeFile(readAll(options.file), options.file, {options.generate_ids});
   if (!file.errors.empty()) {
-    for (std::size_t i = 0; i < file.errors.size() && i < static_cast<std::size_t>(options.max_errors_shown); ++i) {
+    for (std::size_t i = 0;
+         i < file.errors.size() && i < static_cast<std::size_t>(options.max_errors_shown); ++i) {
       std::fprintf(stderr, "%s\n", file.errors[i].c_str());
     }
     if (file.errors.size() > static_cast<std::size_t>(options.max_errors_shown)) {
@@ -92,10 +103,10 @@ void produce(const CtlContext& context, const Options& options) {
     throw CtlError(e.what(), 2);
   }
   rd_kafka_conf_set_dr_msg_cb(conf.get(), onDelivery);
-  rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int level, const char* facility,
-                                          const char* message) {
-    if (level <= 3) std::fprintf(stderr, "kafka: %s: %s\n", facility, message);
-  });
+  rd_kafka_conf_set_log_cb(
+      conf.get(), [](const rd_kafka_t*, int level, const char* facility, const char* message) {
+        if (level <= 3) std::fprintf(stderr, "kafka: %s: %s\n", facility, message);
+      });
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof(error));
   if (rk == nullptr) throw CtlError(std::string("cannot create a Kafka producer: ") + error);
@@ -109,12 +120,12 @@ void produce(const CtlContext& context, const Options& options) {
     const auto& entry = file.entries[i];
     const std::string value = entry.document.dump();
     for (;;) {
-      const rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer.get(), RD_KAFKA_V_TOPIC(options.topic.c_str()),
-          RD_KAFKA_V_KEY(entry.aggregate_id.data(), entry.aggregate_id.size()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&deliveries[i]),
-          RD_KAFKA_V_END);
+      const rd_kafka_resp_err_t err =
+          rd_kafka_producev(producer.get(), RD_KAFKA_V_TOPIC(options.topic.c_str()),
+                            RD_KAFKA_V_KEY(entry.aggregate_id.data(), entry.aggregate_id.size()),
+                            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_OPAQUE(&deliveries[i]), RD_KAFKA_V_END);
       if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         rd_kafka_poll(producer.get(), 50);
         continue;
@@ -156,7 +167,8 @@ void produce(const CtlContext& context, const Options& options) {
                 static_cast<long long>(range.first), static_cast<long long>(range.second));
   }
   if (!failures.empty()) {
-    for (const auto& failure : failures) std::fprintf(stderr, "not delivered: %s\n", failure.c_str());
+    for (const auto& failure : failures)
+      std::fprintf(stderr, "not delivered: %s\n", failure.c_str());
     throw CtlError(std::to_string(failures.size()) + " event(s) not delivered (the others were)");
   }
 }
@@ -169,8 +181,8 @@ void registerProduceCommands(CLI::App& app, const CtlContext& context) {
       "produce",
       "send envelopes from a file to a topic (key = aggregate_id); all are validated first");
   cmd->add_option("topic", options->topic, "the topic")->required();
-  cmd->add_option("file", options->file,
-                  "JSON lines, one JSON array or one object; - reads stdin")->required();
+  cmd->add_option("file", options->file, "JSON lines, one JSON array or one object; - reads stdin")
+      ->required();
   cmd->add_flag("--generate-ids", options->generate_ids,
                 "fill a missing event_id with a new UUID and a missing occurred_at with now "
                 "(default: a missing event_id is an error)");

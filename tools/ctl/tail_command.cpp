@@ -61,9 +61,10 @@ void printRecord(const engine::KafkaRecord& record, bool raw) {
     // ordered_json: keys as the producer wrote them.
     const auto document = nlohmann::ordered_json::parse(value, nullptr, false);
     // error_handler_t::replace: a string with invalid UTF-8 must not abort the printout.
-    out += document.is_discarded()
-               ? printable(value) + "\n"
-               : document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    out +=
+        document.is_discarded()
+            ? printable(value) + "\n"
+            : document.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
   }
   out += "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
@@ -133,8 +134,9 @@ void tail(const CtlContext& context, const Options& options) {
 void registerTailCommands(CLI::App& app, const CtlContext& context) {
   auto options = std::make_shared<Options>();
   auto* cmd = app.add_subcommand(
-      "tail", "print a topic's records with their envelopes (invalid ones with the parser's "
-              "error); reads without a consumer group");
+      "tail",
+      "print a topic's records with their envelopes (invalid ones with the parser's "
+      "error); reads without a consumer group");
   cmd->add_option("topic", options->topic, "the topic")->required();
   cmd->add_flag("--from-beginning", options->from_beginning,
                 "start at the log start (default: the log end, only new records)");

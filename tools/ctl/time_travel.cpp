@@ -9,12 +9,12 @@
 #include <unordered_set>
 #include <vector>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
 #include <pqxx/result>
 #include <pqxx/transaction>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/kafka/kafka_record.h"
 #include "engine/manifest/manifest.h"
@@ -89,14 +89,17 @@ struct Item {
 };
 
 std::string position(const engine::KafkaRecord& record) {
-  return record.topic + "[" + std::to_string(record.partition) + "]@" + std::to_string(record.offset);
+  return record.topic + "[" + std::to_string(record.partition) + "]@" +
+         std::to_string(record.offset);
 }
 
 class Builder {
  public:
   Builder(pqxx::connection& connection, sdk::Projection& projection, std::string schema,
           engine::ErrorPolicy on_error)
-      : connection_(connection), projection_(projection), schema_(std::move(schema)),
+      : connection_(connection),
+        projection_(projection),
+        schema_(std::move(schema)),
         on_error_(on_error) {}
 
   /// Applies `items` (log order per partition). Throws CtlError on a `fail` poison or a
@@ -235,7 +238,8 @@ std::map<std::string, std::string> liveSchemas(const engine::Manifest& manifest,
   }
   pqxx::read_transaction txn(connection);
   if (!txn.exec("SELECT to_regclass('public.ultracore_projection_schemas')")[0][0].is_null()) {
-    for (const auto& row : txn.exec("SELECT schema_name, projection FROM ultracore_projection_schemas")) {
+    for (const auto& row :
+         txn.exec("SELECT schema_name, projection FROM ultracore_projection_schemas")) {
       schemas.emplace(row[0].as<std::string>(), row[1].as<std::string>());
     }
   }
@@ -300,7 +304,8 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
   const TimeTravelUntil until = parseUntil(request.until);
   const std::string& schema = request.schema;
   if (!isPlainSchemaName(schema)) {
-    throw CtlError("--into '" + schema + "': use a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", 2);
+    throw CtlError(
+        "--into '" + schema + "': use a lower-case identifier ([a-z_][a-z0-9_]*, at most 63)", 2);
   }
   if (schema == "public" || schema == "information_schema" || schema.rfind("pg_", 0) == 0) {
     throw CtlError("--into '" + schema + "': a system schema; choose a schema of its own", 2);
@@ -317,9 +322,8 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
   if (until.kind == TimeTravelUntil::Kind::kOffsets) {
     for (const auto& [tp, offset] : until.offsets) {
       if (std::find(spec->topics.begin(), spec->topics.end(), tp.first) == spec->topics.end()) {
-        throw CtlError("--until: projection '" + spec->name + "' does not read topic '" +
-                           tp.first + "'",
-                       2);
+        throw CtlError(
+            "--until: projection '" + spec->name + "' does not read topic '" + tp.first + "'", 2);
       }
     }
   }
@@ -350,8 +354,8 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
     if (exists && !request.replace) {
       throw CtlError("schema '" + schema + "' already exists (--replace drops and rebuilds it)", 2);
     }
-    if (exists && txn.exec_params("SELECT to_regclass($1)", txn.quote_name(schema) +
-                                                                ".ultracore_time_travel")[0][0]
+    if (exists && txn.exec_params("SELECT to_regclass($1)",
+                                  txn.quote_name(schema) + ".ultracore_time_travel")[0][0]
                       .is_null()) {
       throw CtlError("schema '" + schema +
                          "' exists and was not made by a time-travel build (it has no "
@@ -390,7 +394,8 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
   }
   for (const auto& [tp, offset] : until.offsets) {
     if (ends.count(tp) == 0) {
-      throw CtlError("--until: topic '" + tp.first + "' has no partition " + std::to_string(tp.second), 2);
+      throw CtlError(
+          "--until: topic '" + tp.first + "' has no partition " + std::to_string(tp.second), 2);
     }
   }
   json end_offsets = json::object();
@@ -440,8 +445,9 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
     throw CtlError("creating schema '" + schema + "': " + e.what());
   }
 
-  std::fprintf(stderr, "time travel: projection '%s' into schema '%s', until %s; reading %zu partition(s)\n",
-               spec->name.c_str(), schema.c_str(), until.describe().c_str(), ends.size());
+  std::fprintf(
+      stderr, "time travel: projection '%s' into schema '%s', until %s; reading %zu partition(s)\n",
+      spec->name.c_str(), schema.c_str(), until.describe().c_str(), ends.size());
 
   Builder builder(*connection, *projection, schema, spec->on_error);
   std::size_t read = 0, after_until = 0;
@@ -465,7 +471,8 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
     const auto& stop = installStopSignals();
     std::size_t open = 0;
     std::map<TopicPartition, bool> done;
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(ends.size()));
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(ends.size()));
     for (const auto& [tp, end] : ends) {
       done[tp] = end <= 0;
       if (end <= 0) continue;
@@ -517,11 +524,13 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
                                  (record.timestamp_ms >= 0 && record.timestamp_ms <= until.time_ms);
             if (belongs) {
               Item item{std::move(record), std::nullopt, sdk::Status::ok()};
-              auto envelope = sdk::parseEnvelope(item.record.value ? *item.record.value : std::string_view());
+              auto envelope =
+                  sdk::parseEnvelope(item.record.value ? *item.record.value : std::string_view());
               if (envelope) {
-                item.event.emplace(std::move(envelope.value()),
-                                   sdk::RecordPosition{item.record.topic, item.record.partition,
-                                                       item.record.offset, item.record.timestamp_ms});
+                item.event.emplace(
+                    std::move(envelope.value()),
+                    sdk::RecordPosition{item.record.topic, item.record.partition,
+                                        item.record.offset, item.record.timestamp_ms});
               } else {
                 item.parse_status = envelope.status();
               }
@@ -540,8 +549,10 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
       }
       if (std::chrono::steady_clock::now() - last_progress > std::chrono::seconds(2)) {
         last_progress = std::chrono::steady_clock::now();
-        std::fprintf(stderr, "time travel: %zu record(s) read, %zu applied, %zu skipped, %zu partition(s) to go\n",
-                     read, builder.applied(), builder.skipped(), open);
+        std::fprintf(
+            stderr,
+            "time travel: %zu record(s) read, %zu applied, %zu skipped, %zu partition(s) to go\n",
+            read, builder.applied(), builder.skipped(), open);
       }
     }
     builder.applyBatch(batch);
@@ -572,11 +583,13 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
               until.kind == TimeTravelUntil::Kind::kTime ? "records with Kafka timestamp <= it"
                                                          : "records with offset < next offset");
   std::printf("  applied:     %zu event(s)\n", builder.applied());
-  std::printf("  skipped:     %zu event(s) (on_error %s; listed in %s.ultracore_time_travel_skipped), "
-              "%zu duplicate event_id(s)\n",
-              builder.skipped(), engine::toString(spec->on_error), schema.c_str(), builder.duplicates());
+  std::printf(
+      "  skipped:     %zu event(s) (on_error %s; listed in %s.ultracore_time_travel_skipped), "
+      "%zu duplicate event_id(s)\n",
+      builder.skipped(), engine::toString(spec->on_error), schema.c_str(), builder.duplicates());
   if (until.kind == TimeTravelUntil::Kind::kTime) {
-    std::printf("  later:       %zu record(s) with a timestamp after until (not applied)\n", after_until);
+    std::printf("  later:       %zu record(s) with a timestamp after until (not applied)\n",
+                after_until);
   }
   std::printf("  end offsets: ");
   bool first = true;

@@ -15,6 +15,11 @@
 /// not a valid envelope, or that apply() rejects, stops the build when the projection's
 /// on_error is `fail`; otherwise it alone is skipped (the batch is retried event by event with
 /// savepoints), printed on stderr and listed in SCHEMA.ultracore_time_travel_skipped.
+/// This is the log replayed once, which is not always what the live read model went through:
+/// under `park` the live engine also holds back the aggregate's later events, and an operator
+/// may later retry a dead letter (applied then, out of log order); time travel skips the one
+/// event and goes on. A PostgreSQL fault (transient or not) ends the build as failed; rerun it
+/// with --replace.
 /// SCHEMA.ultracore_time_travel holds one row describing the build; its status is `building`
 /// while it runs, `complete` at the end, `failed` (with the error) when it stopped.
 

@@ -75,7 +75,8 @@ class CtlTest : public ::testing::Test {
 
   /// {exit status, stdout+stderr} of ultracore-ctl with this test's manifest.
   std::pair<int, std::string> ctl(std::vector<std::string> args) {
-    std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config", manifest_.string()};
+    std::vector<std::string> argv = {binPath("ultracore-ctl").string(), "--config",
+                                     manifest_.string()};
     argv.insert(argv.end(), args.begin(), args.end());
     Subprocess process(argv, {}, dir_.path() / ("ctl-" + std::to_string(++ctl_runs_) + ".log"));
     const auto status = process.wait(120s);
@@ -124,75 +125,102 @@ class CtlTest : public ::testing::Test {
 TEST_F(CtlTest, RebuildUntilATimeBetweenTwoEventsYieldsTheStateAfterTheFirst) {
   startEngineAndWait();
   produce(broker_.bootstrap(),
-          {{kTopic, "CUST-TT-1", customerEvent("tt-1", "CustomerCreated", "CUST-TT-1", 1, created("old@example.com"))}});
+          {{kTopic, "CUST-TT-1",
+            customerEvent("tt-1", "CustomerCreated", "CUST-TT-1", 1, created("old@example.com"))}});
   // The record's Kafka timestamp was taken when it was produced, before produce() returned.
   std::this_thread::sleep_for(20ms);
   const std::int64_t between = nowMs();
   std::this_thread::sleep_for(20ms);
-  produce(broker_.bootstrap(),
-          {{kTopic, "CUST-TT-1", customerEvent("tt-2", "CustomerUpdated", "CUST-TT-1", 2, {{"email", "new@example.com"}})}});
-  ASSERT_TRUE(waitUntil([&] {
-    return sql("SELECT email FROM customers.customers WHERE customer_id = 'CUST-TT-1'") == "new@example.com" &&
-           sql("SELECT count(*) FROM processed_events") == "4";  // two projections, two events
-  }, 60s)) << engine_->log();
+  produce(
+      broker_.bootstrap(),
+      {{kTopic, "CUST-TT-1",
+        customerEvent("tt-2", "CustomerUpdated", "CUST-TT-1", 2, {{"email", "new@example.com"}})}});
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return sql("SELECT email FROM customers.customers WHERE customer_id = 'CUST-TT-1'") ==
+                   "new@example.com" &&
+               sql("SELECT count(*) FROM processed_events") == "4";  // two projections, two events
+      },
+      60s))
+      << engine_->log();
   const std::string processed_before = tableChecksum(db_.url(), "SELECT * FROM processed_events");
-  const std::string offsets_before = tableChecksum(db_.url(), "SELECT projection, topic, partition, next_offset FROM ultracore_offsets");
+  const std::string offsets_before = tableChecksum(
+      db_.url(), "SELECT projection, topic, partition, next_offset FROM ultracore_offsets");
   const std::string live_before = tableChecksum(db_.url(), "SELECT * FROM customers.customers");
 
-  auto [status, out] = ctl({"rebuild", "customers", "--until", isoUtc(between), "--into", "audit_t"});
+  auto [status, out] =
+      ctl({"rebuild", "customers", "--until", isoUtc(between), "--into", "audit_t"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("applied:     1 event(s)"), std::string::npos) << out;
-  EXPECT_EQ(sql("SELECT email FROM audit_t.customers WHERE customer_id = 'CUST-TT-1'"), "old@example.com");
+  EXPECT_EQ(sql("SELECT email FROM audit_t.customers WHERE customer_id = 'CUST-TT-1'"),
+            "old@example.com");
   EXPECT_EQ(sql("SELECT version FROM audit_t.customers WHERE customer_id = 'CUST-TT-1'"), "1");
   EXPECT_EQ(sql("SELECT count(*) FROM audit_t.customers"), "1");
-  EXPECT_EQ(sql("SELECT status || ' ' || events || ' ' || projection || ' ' || until_kind FROM audit_t.ultracore_time_travel"),
+  EXPECT_EQ(sql("SELECT status || ' ' || events || ' ' || projection || ' ' || until_kind FROM "
+                "audit_t.ultracore_time_travel"),
             "complete 1 customers time");
   EXPECT_EQ(sql("SELECT until FROM audit_t.ultracore_time_travel"), isoUtc(between));
-  EXPECT_EQ(sql("SELECT (extract(epoch FROM until_time) * 1000)::bigint FROM audit_t.ultracore_time_travel"),
+  EXPECT_EQ(sql("SELECT (extract(epoch FROM until_time) * 1000)::bigint FROM "
+                "audit_t.ultracore_time_travel"),
             std::to_string(between));
 
   // The same moment as epoch milliseconds; and a moment after both events.
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", std::to_string(between), "--into", "audit_ms"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", std::to_string(between), "--into", "audit_ms"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_ms.customers"), "old@example.com 1");
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", isoUtc(nowMs()), "--into", "audit_now"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", isoUtc(nowMs()), "--into", "audit_now"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_now.customers"), "new@example.com 2");
 
   // Nothing of the engine's moved.
   EXPECT_EQ(tableChecksum(db_.url(), "SELECT * FROM processed_events"), processed_before);
-  EXPECT_EQ(tableChecksum(db_.url(), "SELECT projection, topic, partition, next_offset FROM ultracore_offsets"), offsets_before);
+  EXPECT_EQ(
+      tableChecksum(db_.url(),
+                    "SELECT projection, topic, partition, next_offset FROM ultracore_offsets"),
+      offsets_before);
   EXPECT_EQ(tableChecksum(db_.url(), "SELECT * FROM customers.customers"), live_before);
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM customers.customers"), "new@example.com 2");
-  EXPECT_EQ(sql("SELECT count(*) FROM ultracore_projection_schemas WHERE schema_name LIKE 'audit%'"), "0");
+  EXPECT_EQ(
+      sql("SELECT count(*) FROM ultracore_projection_schemas WHERE schema_name LIKE 'audit%'"),
+      "0");
 }
 
 // --until OFFSETS: next offsets per partition as ultracore_offsets stores them; partitions not
 // listed contribute nothing.
 TEST_F(CtlTest, RebuildUntilOffsetsAppliesRecordsBelowEachNextOffset) {
   produce(broker_.bootstrap(),
-          {{kTopic, "CUST-A", customerEvent("a-1", "CustomerCreated", "CUST-A", 1, created("a1@example.com")), 0},
-           {kTopic, "CUST-A", customerEvent("a-2", "CustomerUpdated", "CUST-A", 2, {{"email", "a2@example.com"}}), 0},
-           {kTopic, "CUST-B", customerEvent("b-1", "CustomerCreated", "CUST-B", 1, created("b1@example.com")), 1}});
+          {{kTopic, "CUST-A",
+            customerEvent("a-1", "CustomerCreated", "CUST-A", 1, created("a1@example.com")), 0},
+           {kTopic, "CUST-A",
+            customerEvent("a-2", "CustomerUpdated", "CUST-A", 2, {{"email", "a2@example.com"}}), 0},
+           {kTopic, "CUST-B",
+            customerEvent("b-1", "CustomerCreated", "CUST-B", 1, created("b1@example.com")), 1}});
   const std::string p0 = std::string(kTopic) + ":0=";
   const std::string p1 = std::string(kTopic) + ":1=";
 
   auto [status, out] = ctl({"rebuild", "customers", "--until", p0 + "1", "--into", "at_offsets_1"});
   ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(sql("SELECT string_agg(customer_id || ' ' || email || ' ' || version, ', ' ORDER BY customer_id) FROM at_offsets_1.customers"),
+  EXPECT_EQ(sql("SELECT string_agg(customer_id || ' ' || email || ' ' || version, ', ' ORDER BY "
+                "customer_id) FROM at_offsets_1.customers"),
             "CUST-A a1@example.com 1");
-  EXPECT_EQ(sql("SELECT (end_offsets->>'ultracore.customers.events:0') || ',' || "
-                "(end_offsets->>'ultracore.customers.events:1') FROM at_offsets_1.ultracore_time_travel"),
-            "1,0");
+  EXPECT_EQ(
+      sql("SELECT (end_offsets->>'ultracore.customers.events:0') || ',' || "
+          "(end_offsets->>'ultracore.customers.events:1') FROM at_offsets_1.ultracore_time_travel"),
+      "1,0");
 
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", p0 + "2," + p1 + "1", "--into", "at_offsets_2"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", p0 + "2," + p1 + "1", "--into", "at_offsets_2"});
   ASSERT_EQ(status, 0) << out;
-  EXPECT_EQ(sql("SELECT string_agg(customer_id || ' ' || email || ' ' || version, ', ' ORDER BY customer_id) FROM at_offsets_2.customers"),
+  EXPECT_EQ(sql("SELECT string_agg(customer_id || ' ' || email || ' ' || version, ', ' ORDER BY "
+                "customer_id) FROM at_offsets_2.customers"),
             "CUST-A a2@example.com 2, CUST-B b1@example.com 1");
   EXPECT_EQ(sql("SELECT events FROM at_offsets_2.ultracore_time_travel"), "3");
 
   // Only partition 1 listed: partition 0 contributes nothing.
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", p1 + "1", "--into", "at_offsets_3"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", p1 + "1", "--into", "at_offsets_3"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT string_agg(customer_id, ',') FROM at_offsets_3.customers"), "CUST-B");
 
@@ -200,7 +228,8 @@ TEST_F(CtlTest, RebuildUntilOffsetsAppliesRecordsBelowEachNextOffset) {
   std::tie(status, out) = ctl({"rebuild", "customers", "--until", p0 + "3", "--into", "x1"});
   EXPECT_EQ(status, 2) << out;
   EXPECT_NE(out.find("beyond the log end"), std::string::npos) << out;
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", "misc.events:0=1", "--into", "x2"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", "misc.events:0=1", "--into", "x2"});
   EXPECT_EQ(status, 2) << out;
   EXPECT_NE(out.find("does not read topic 'misc.events'"), std::string::npos) << out;
   std::tie(status, out) = ctl({"rebuild", "customers", "--until", "yesterday", "--into", "x3"});
@@ -210,32 +239,39 @@ TEST_F(CtlTest, RebuildUntilOffsetsAppliesRecordsBelowEachNextOffset) {
 
 TEST_F(CtlTest, RebuildRefusesAnExistingSchemaAndTheLiveSchema) {
   produce(broker_.bootstrap(),
-          {{kTopic, "CUST-R", customerEvent("r-1", "CustomerCreated", "CUST-R", 1, created("r@example.com"))}});
+          {{kTopic, "CUST-R",
+            customerEvent("r-1", "CustomerCreated", "CUST-R", 1, created("r@example.com"))}});
   const std::string until = std::to_string(nowMs() + 1000);
   auto [status, out] = ctl({"rebuild", "customers", "--until", until, "--into", "audit_r"});
   ASSERT_EQ(status, 0) << out;
-  sql("INSERT INTO audit_r.customers (customer_id, tenant_id, first_name, last_name, email, status, version, created_at, updated_at) "
-      "SELECT 'MARKER', tenant_id, first_name, last_name, email, status, version, created_at, updated_at FROM audit_r.customers RETURNING 1");
+  sql("INSERT INTO audit_r.customers (customer_id, tenant_id, first_name, last_name, email, "
+      "status, version, created_at, updated_at) "
+      "SELECT 'MARKER', tenant_id, first_name, last_name, email, status, version, created_at, "
+      "updated_at FROM audit_r.customers RETURNING 1");
 
   std::tie(status, out) = ctl({"rebuild", "customers", "--until", until, "--into", "audit_r"});
   EXPECT_EQ(status, 2) << out;
   EXPECT_NE(out.find("schema 'audit_r' already exists"), std::string::npos) << out;
   EXPECT_EQ(sql("SELECT count(*) FROM audit_r.customers"), "2") << "refused, yet touched";
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", until, "--into", "audit_r", "--replace"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", until, "--into", "audit_r", "--replace"});
   EXPECT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT count(*) FROM audit_r.customers"), "1") << "--replace did not rebuild";
 
   // Live schemas: the plugin's default (customers) and a manifest `schema:` (strict_live),
   // whether they exist yet or not, with or without --replace.
   for (const std::string live : {"customers", "strict_live"}) {
-    std::tie(status, out) = ctl({"rebuild", "customers", "--until", until, "--into", live, "--replace"});
+    std::tie(status, out) =
+        ctl({"rebuild", "customers", "--until", until, "--into", live, "--replace"});
     EXPECT_EQ(status, 2) << out;
     EXPECT_NE(out.find("is the live schema of projection"), std::string::npos) << out;
   }
-  EXPECT_EQ(sql("SELECT count(*) FROM pg_namespace WHERE nspname IN ('customers', 'strict_live')"), "0");
+  EXPECT_EQ(sql("SELECT count(*) FROM pg_namespace WHERE nspname IN ('customers', 'strict_live')"),
+            "0");
   // A schema a time-travel build did not make is never dropped.
   sql("CREATE SCHEMA precious; CREATE TABLE precious.t (x int); SELECT 1");
-  std::tie(status, out) = ctl({"rebuild", "customers", "--until", until, "--into", "precious", "--replace"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers", "--until", until, "--into", "precious", "--replace"});
   EXPECT_EQ(status, 2) << out;
   EXPECT_EQ(sql("SELECT to_regclass('precious.t')::text"), "precious.t");
   std::tie(status, out) = ctl({"rebuild", "customers", "--until", until, "--into", "public"});
@@ -258,24 +294,40 @@ TEST_F(CtlTest, RebuildRefusesAnExistingSchemaAndTheLiveSchema) {
 // A record that is not an envelope and an event the plugin rejects: skipped alone under
 // on_error skip (listed, the rest applied); the build stops there under on_error fail.
 TEST_F(CtlTest, RebuildSkipsOrStopsAtPoisonByThePolicy) {
-  produce(broker_.bootstrap(),
-          {{kTopic, "CUST-P", customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
-           {kTopic, "CUST-P", "this is not json", 0},
-           {kTopic, "CUST-P", customerEvent("p-2", "CustomerTeleported", "CUST-P", 2, json::object()), 0},
-           {kTopic, "CUST-P", customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
-           {kTopic, "CUST-P", customerEvent("p-3", "CustomerUpdated", "CUST-P", 2, {{"email", "p3@example.com"}}), 0}});
+  produce(
+      broker_.bootstrap(),
+      {{kTopic, "CUST-P",
+        customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
+       {kTopic, "CUST-P", "this is not json", 0},
+       {kTopic, "CUST-P", customerEvent("p-2", "CustomerTeleported", "CUST-P", 2, json::object()),
+        0},
+       {kTopic, "CUST-P",
+        customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
+       {kTopic, "CUST-P",
+        customerEvent("p-3", "CustomerUpdated", "CUST-P", 2, {{"email", "p3@example.com"}}), 0}});
   const std::string until = std::to_string(nowMs() + 1000);
   auto [status, out] = ctl({"rebuild", "customers", "--until", until, "--into", "audit_skip"});
   ASSERT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("skipped ultracore.customers.events[0]@1: invalid envelope: not valid JSON"), std::string::npos) << out;
-  EXPECT_NE(out.find("skipped ultracore.customers.events[0]@2 (event_id p-2)"), std::string::npos) << out;
+  EXPECT_NE(out.find("skipped ultracore.customers.events[0]@1: invalid envelope: not valid JSON"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("skipped ultracore.customers.events[0]@2 (event_id p-2)"), std::string::npos)
+      << out;
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_skip.customers"), "p3@example.com 2");
-  EXPECT_EQ(sql("SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") FROM audit_skip.ultracore_time_travel_skipped"), "1,2");
-  EXPECT_EQ(sql("SELECT events || ' ' || skipped || ' ' || duplicates FROM audit_skip.ultracore_time_travel"), "2 2 1");
+  EXPECT_EQ(sql("SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") FROM "
+                "audit_skip.ultracore_time_travel_skipped"),
+            "1,2");
+  EXPECT_EQ(sql("SELECT events || ' ' || skipped || ' ' || duplicates FROM "
+                "audit_skip.ultracore_time_travel"),
+            "2 2 1");
 
-  std::tie(status, out) = ctl({"rebuild", "customers_strict", "--until", until, "--into", "audit_fail"});
+  std::tie(status, out) =
+      ctl({"rebuild", "customers_strict", "--until", until, "--into", "audit_fail"});
   EXPECT_EQ(status, 1) << out;
-  EXPECT_NE(out.find("stopped at ultracore.customers.events[0]@1: invalid envelope: not valid JSON"), std::string::npos) << out;
+  EXPECT_NE(
+      out.find("stopped at ultracore.customers.events[0]@1: invalid envelope: not valid JSON"),
+      std::string::npos)
+      << out;
   EXPECT_EQ(sql("SELECT status FROM audit_fail.ultracore_time_travel"), "failed");
 }
 
@@ -293,7 +345,8 @@ TEST_F(CtlTest, ProduceValidatesEverythingFirstAndTheEngineMaterializesIt) {
   const std::string bad = writeFile("bad.jsonl", lines);
   auto [status, out] = ctl({"produce", kTopic, bad});
   EXPECT_EQ(status, 2) << out;
-  EXPECT_NE(out.find(bad + ":3: invalid envelope: 'event_type' is missing"), std::string::npos) << out;
+  EXPECT_NE(out.find(bad + ":3: invalid envelope: 'event_type' is missing"), std::string::npos)
+      << out;
   EXPECT_EQ(out.find(bad + ":1:"), std::string::npos) << out;
   EXPECT_NE(out.find("nothing produced"), std::string::npos) << out;
   EXPECT_EQ(logEnd(kTopic, 2), 0);
@@ -301,22 +354,28 @@ TEST_F(CtlTest, ProduceValidatesEverythingFirstAndTheEngineMaterializesIt) {
   // The valid file, as JSON lines: key = aggregate_id, the engine applies every event.
   std::string good;
   for (int i = 1; i <= 4; ++i) {
-    good += customerEvent("pr-" + std::to_string(i), "CustomerCreated", "CUST-PR-" + std::to_string(i), 1,
-                          created("pr" + std::to_string(i) + "@example.com")) + "\n";
+    good +=
+        customerEvent("pr-" + std::to_string(i), "CustomerCreated", "CUST-PR-" + std::to_string(i),
+                      1, created("pr" + std::to_string(i) + "@example.com")) +
+        "\n";
   }
   std::tie(status, out) = ctl({"produce", kTopic, writeFile("good.jsonl", good)});
   ASSERT_EQ(status, 0) << out;
-  EXPECT_NE(out.find("produced 4 of 4 event(s) to ultracore.customers.events"), std::string::npos) << out;
+  EXPECT_NE(out.find("produced 4 of 4 event(s) to ultracore.customers.events"), std::string::npos)
+      << out;
   EXPECT_EQ(logEnd(kTopic, 2), 4);
-  ASSERT_TRUE(waitUntil([&] { return sql("SELECT count(*) FROM customers.customers") == "4"; }, 60s))
+  ASSERT_TRUE(
+      waitUntil([&] { return sql("SELECT count(*) FROM customers.customers") == "4"; }, 60s))
       << engine_->log();
-  EXPECT_EQ(sql("SELECT email FROM customers.customers WHERE customer_id = 'CUST-PR-3'"), "pr3@example.com");
+  EXPECT_EQ(sql("SELECT email FROM customers.customers WHERE customer_id = 'CUST-PR-3'"),
+            "pr3@example.com");
 
   // A JSON array with --generate-ids: missing event_id and occurred_at are filled in.
   json array = json::array();
   for (int i = 5; i <= 6; ++i) {
-    json document = json::parse(customerEvent("x", "CustomerCreated", "CUST-PR-" + std::to_string(i), 1,
-                                              created("pr" + std::to_string(i) + "@example.com")));
+    json document =
+        json::parse(customerEvent("x", "CustomerCreated", "CUST-PR-" + std::to_string(i), 1,
+                                  created("pr" + std::to_string(i) + "@example.com")));
     document.erase("event_id");
     document.erase("occurred_at");
     array.push_back(document);
@@ -324,39 +383,50 @@ TEST_F(CtlTest, ProduceValidatesEverythingFirstAndTheEngineMaterializesIt) {
   const std::string array_file = writeFile("array.json", array.dump(2));
   std::tie(status, out) = ctl({"produce", kTopic, array_file});
   EXPECT_EQ(status, 2) << out;
-  EXPECT_NE(out.find(array_file + ": array index 0: invalid envelope: 'event_id' is missing"), std::string::npos) << out;
+  EXPECT_NE(out.find(array_file + ": array index 0: invalid envelope: 'event_id' is missing"),
+            std::string::npos)
+      << out;
   std::tie(status, out) = ctl({"produce", kTopic, array_file, "--generate-ids"});
   ASSERT_EQ(status, 0) << out;
-  ASSERT_TRUE(waitUntil([&] { return sql("SELECT count(*) FROM customers.customers") == "6"; }, 60s))
+  ASSERT_TRUE(
+      waitUntil([&] { return sql("SELECT count(*) FROM customers.customers") == "6"; }, 60s))
       << engine_->log();
-  EXPECT_EQ(sql("SELECT count(DISTINCT event_id) FROM processed_events WHERE projection = 'customers'"), "6");
-  EXPECT_EQ(sql("SELECT count(*) FROM processed_events WHERE projection = 'customers' AND event_id ~ "
-                "'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'"), "2");
+  EXPECT_EQ(
+      sql("SELECT count(DISTINCT event_id) FROM processed_events WHERE projection = 'customers'"),
+      "6");
+  EXPECT_EQ(
+      sql("SELECT count(*) FROM processed_events WHERE projection = 'customers' AND event_id ~ "
+          "'^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$'"),
+      "2");
 
   // Unknown topic: exit 2 before anything is sent.
-  std::tie(status, out) = ctl({"produce", "no.such.topic", writeFile("one.json", customerEvent("z", "CustomerCreated", "CUST-Z", 1, created("z@example.com")))});
+  std::tie(status, out) = ctl({"produce", "no.such.topic",
+                               writeFile("one.json", customerEvent("z", "CustomerCreated", "CUST-Z",
+                                                                   1, created("z@example.com")))});
   EXPECT_EQ(status, 2) << out;
 }
 
 TEST_F(CtlTest, TailPrintsEnvelopesWithOffsetsAndShowsARecordThatIsNotOne) {
-  produce(broker_.bootstrap(),
-          {{kMisc, "K-1", envelope("tail-1", "Thing", "K-1", {{"n", 1}})},
-           {kMisc, "K-2", "not an envelope"},
-           {kMisc, "K-3", R"({"event_id":"tail-3","aggregate_id":"K-3"})"},
-           {kMisc, "K-4", envelope("tail-4", "Thing", "K-4", {{"n", 4}})}});
+  produce(broker_.bootstrap(), {{kMisc, "K-1", envelope("tail-1", "Thing", "K-1", {{"n", 1}})},
+                                {kMisc, "K-2", "not an envelope"},
+                                {kMisc, "K-3", R"({"event_id":"tail-3","aggregate_id":"K-3"})"},
+                                {kMisc, "K-4", envelope("tail-4", "Thing", "K-4", {{"n", 4}})}});
   auto [status, out] = ctl({"tail", kMisc, "--from-beginning", "--max", "3"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("misc.events partition 0 offset 0 "), std::string::npos) << out;
   EXPECT_NE(out.find("key K-1"), std::string::npos) << out;
   EXPECT_NE(out.find("  \"event_id\": \"tail-1\""), std::string::npos) << out;  // indented JSON
   EXPECT_NE(out.find("misc.events partition 0 offset 1 "), std::string::npos) << out;
-  EXPECT_NE(out.find("error: invalid envelope: not valid JSON\nnot an envelope\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: invalid envelope: not valid JSON\nnot an envelope\n"),
+            std::string::npos)
+      << out;
   EXPECT_NE(out.find("misc.events partition 0 offset 2 "), std::string::npos) << out;
   EXPECT_NE(out.find("error: invalid envelope: 'event_type' is missing"), std::string::npos) << out;
   EXPECT_EQ(out.find("offset 3 "), std::string::npos) << "--max 3 printed more:\n" << out;
   EXPECT_EQ(out.find("tail-4"), std::string::npos) << out;
 
-  std::tie(status, out) = ctl({"tail", kMisc, "--from-beginning", "--max", "4", "--raw", "--partition", "0"});
+  std::tie(status, out) =
+      ctl({"tail", kMisc, "--from-beginning", "--max", "4", "--raw", "--partition", "0"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("offset 3 "), std::string::npos) << out;
   EXPECT_NE(out.find(R"({"event_id":"tail-3","aggregate_id":"K-3"})"), std::string::npos) << out;
@@ -373,9 +443,11 @@ TEST_F(CtlTest, TailPrintsEnvelopesWithOffsetsAndShowsARecordThatIsNotOne) {
   EXPECT_EQ(status, 2) << out;
 
   // Without --max, from the log end: SIGTERM ends it cleanly (exit 0).
-  Subprocess tail({binPath("ultracore-ctl").string(), "--config", manifest_.string(), "tail", kMisc},
-                  {}, dir_.path() / "tail.log");
-  ASSERT_TRUE(waitUntil([&] { return tail.log().find("tailing misc.events") != std::string::npos; }, 30s))
+  Subprocess tail(
+      {binPath("ultracore-ctl").string(), "--config", manifest_.string(), "tail", kMisc}, {},
+      dir_.path() / "tail.log");
+  ASSERT_TRUE(
+      waitUntil([&] { return tail.log().find("tailing misc.events") != std::string::npos; }, 30s))
       << tail.log();
   tail.signal(SIGTERM);
   EXPECT_EQ(tail.wait(30s), 0) << tail.log();

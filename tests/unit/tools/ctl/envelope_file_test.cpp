@@ -24,13 +24,15 @@ TEST(CtlEnvelopeFile, JsonLinesSkipBlankLinesAndNameTheLineOfEachError) {
 }
 
 TEST(CtlEnvelopeFile, ArrayNamesTheIndexAndASingleObjectMaySpanLines) {
-  const EnvelopeFile array = readEnvelopeFile(
-      std::string("[\n") + kValid + ",\n" + R"({"event_id":"e2","event_type":"T","aggregate_id":""})" + "\n]",
-      "-", {});
+  const EnvelopeFile array =
+      readEnvelopeFile(std::string("[\n") + kValid + ",\n" +
+                           R"({"event_id":"e2","event_type":"T","aggregate_id":""})" + "\n]",
+                       "-", {});
   ASSERT_EQ(array.errors.size(), 1u);
   EXPECT_EQ(array.errors[0], "stdin: array index 1: invalid envelope: 'aggregate_id' is empty");
   const EnvelopeFile single = readEnvelopeFile(
-      "\n{\n  \"event_id\": \"e1\",\n  \"event_type\": \"T\",\n  \"aggregate_id\": \"A\"\n}\n", "one.json", {});
+      "\n{\n  \"event_id\": \"e1\",\n  \"event_type\": \"T\",\n  \"aggregate_id\": \"A\"\n}\n",
+      "one.json", {});
   ASSERT_TRUE(single.errors.empty()) << single.errors[0];
   ASSERT_EQ(single.entries.size(), 1u);
   EXPECT_EQ(single.entries[0].where, "one.json:2");
@@ -47,7 +49,9 @@ TEST(CtlEnvelopeFile, GenerateIdsFillsOnlyWhatIsMissing) {
   ASSERT_TRUE(filled.errors.empty());
   ASSERT_EQ(filled.entries.size(), 2u);
   const std::string id = filled.entries[0].document["event_id"];
-  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"))) << id;
+  EXPECT_TRUE(std::regex_match(
+      id, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")))
+      << id;
   EXPECT_TRUE(std::regex_match(filled.entries[0].document["occurred_at"].get<std::string>(),
                                std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
   EXPECT_EQ(filled.entries[1].document["event_id"], "e1");
