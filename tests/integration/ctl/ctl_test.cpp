@@ -3,6 +3,7 @@
 
 #include <csignal>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -110,6 +111,25 @@ class CtlTest : public ::testing::Test {
     }
     rd_kafka_destroy(rk);
     return total;
+  }
+
+  /// One record with one header (the harness's produce() sends none).
+  void produceWithHeader(const std::string& topic, const std::string& key, const std::string& value,
+                         const std::string& header, const std::string& header_value) {
+    char error[512];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", broker_.bootstrap().c_str(), error, sizeof(error));
+    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof(error));
+    ASSERT_NE(rk, nullptr) << error;
+    const auto err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(key.data(), key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_HEADER(header.c_str(), header_value.data(),
+                          static_cast<ssize_t>(header_value.size())),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    EXPECT_EQ(err, RD_KAFKA_RESP_ERR_NO_ERROR) << rd_kafka_err2str(err);
+    EXPECT_EQ(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
   }
 
   DevBroker broker_;
@@ -441,6 +461,27 @@ TEST_F(CtlTest, TailPrintsEnvelopesWithOffsetsAndShowsARecordThatIsNotOne) {
   EXPECT_NE(out.find("0 record(s)"), std::string::npos) << out;
   std::tie(status, out) = ctl({"tail", kMisc, "--partition", "7", "--max", "1"});
   EXPECT_EQ(status, 2) << out;
+
+  // Headers are shown; --bootstrap overrides a manifest whose bootstrap is wrong.
+  produceWithHeader(kMisc, "K-5", envelope("tail-5", "Thing", "K-5", {{"n", 5}}), "trace-id",
+                    "abc-123");
+  std::string text;
+  {
+    std::ifstream in(manifest_);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const auto at = text.find(broker_.bootstrap());
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, broker_.bootstrap().size(), "127.0.0.1:1");
+  const auto wrong = dir_.path() / "wrong-bootstrap.yaml";
+  std::ofstream(wrong) << text;
+  Subprocess headers({binPath("ultracore-ctl").string(), "--config", wrong.string(), "--bootstrap",
+                      broker_.bootstrap(), "tail", kMisc, "--from-beginning", "--exit-at-end"},
+                     {}, dir_.path() / "headers.log");
+  ASSERT_EQ(headers.wait(60s), 0) << headers.log();
+  EXPECT_NE(headers.log().find("misc.events partition 0 offset 4 "), std::string::npos)
+      << headers.log();
+  EXPECT_NE(headers.log().find("  header trace-id: abc-123\n"), std::string::npos) << headers.log();
 
   // Without --max, from the log end: SIGTERM ends it cleanly (exit 0).
   Subprocess tail(
