@@ -314,17 +314,26 @@ TEST_F(CtlTest, RebuildRefusesAnExistingSchemaAndTheLiveSchema) {
 // A record that is not an envelope and an event the plugin rejects: skipped alone under
 // on_error skip (listed, the rest applied); the build stops there under on_error fail.
 TEST_F(CtlTest, RebuildSkipsOrStopsAtPoisonByThePolicy) {
-  produce(
-      broker_.bootstrap(),
-      {{kTopic, "CUST-P",
-        customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
-       {kTopic, "CUST-P", "this is not json", 0},
-       {kTopic, "CUST-P", customerEvent("p-2", "CustomerTeleported", "CUST-P", 2, json::object()),
-        0},
-       {kTopic, "CUST-P",
-        customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
-       {kTopic, "CUST-P",
-        customerEvent("p-3", "CustomerUpdated", "CUST-P", 2, {{"email", "p3@example.com"}}), 0}});
+  produce(broker_.bootstrap(),
+          {{kTopic, "CUST-P",
+            customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
+           {kTopic, "CUST-P", "this is not json", 0},
+           {kTopic, "CUST-P",
+            customerEvent("p-2", "CustomerTeleported", "CUST-P", 2, json::object()), 0},
+           {kTopic, "CUST-P",
+            customerEvent("p-1", "CustomerCreated", "CUST-P", 1, created("p1@example.com")), 0},
+           {kTopic, "CUST-P",
+            customerEvent("p-3", "CustomerUpdated", "CUST-P", 2, {{"email", "p3@example.com"}}), 0},
+           // Partition 1: valid envelopes only; the first fails in PostgreSQL (not a date).
+           {kTopic, "CUST-Q1",
+            customerEvent("q-1", "CustomerCreated", "CUST-Q1", 1,
+                          {{"first_name", "Q"},
+                           {"last_name", "One"},
+                           {"email", "q1@example.com"},
+                           {"date_of_birth", "not-a-date"}}),
+            1},
+           {kTopic, "CUST-Q2",
+            customerEvent("q-2", "CustomerCreated", "CUST-Q2", 1, created("q2@example.com")), 1}});
   const std::string until = std::to_string(nowMs() + 1000);
   auto [status, out] = ctl({"rebuild", "customers", "--until", until, "--into", "audit_skip"});
   ASSERT_EQ(status, 0) << out;
@@ -333,13 +342,32 @@ TEST_F(CtlTest, RebuildSkipsOrStopsAtPoisonByThePolicy) {
       << out;
   EXPECT_NE(out.find("skipped ultracore.customers.events[0]@2 (event_id p-2)"), std::string::npos)
       << out;
-  EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_skip.customers"), "p3@example.com 2");
-  EXPECT_EQ(sql("SELECT string_agg(\"offset\"::text, ',' ORDER BY \"offset\") FROM "
-                "audit_skip.ultracore_time_travel_skipped"),
-            "1,2");
+  EXPECT_NE(out.find("skipped ultracore.customers.events[1]@0 (event_id q-1)"), std::string::npos)
+      << out;
+  EXPECT_EQ(sql("SELECT string_agg(customer_id || ' ' || email || ' ' || version, ', ' ORDER BY "
+                "customer_id) FROM audit_skip.customers"),
+            "CUST-P p3@example.com 2, CUST-Q2 q2@example.com 1");
+  EXPECT_EQ(sql("SELECT string_agg(partition || '@' || \"offset\", ',' ORDER BY partition, "
+                "\"offset\") FROM audit_skip.ultracore_time_travel_skipped"),
+            "0@1,0@2,1@0");
   EXPECT_EQ(sql("SELECT events || ' ' || skipped || ' ' || duplicates FROM "
                 "audit_skip.ultracore_time_travel"),
-            "2 2 1");
+            "3 3 1");
+
+  // A batch of valid envelopes only (partition 1) whose apply fails in PostgreSQL: retried
+  // event by event, only the failing one is skipped.
+  const std::string p1 = std::string(kTopic) + ":1=2";
+  std::tie(status, out) = ctl({"rebuild", "customers", "--until", p1, "--into", "audit_sql"});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("skipped ultracore.customers.events[1]@0 (event_id q-1)"), std::string::npos)
+      << out;
+  EXPECT_EQ(sql("SELECT string_agg(customer_id, ',') FROM audit_sql.customers"), "CUST-Q2");
+  std::tie(status, out) =
+      ctl({"rebuild", "customers_strict", "--until", p1, "--into", "audit_sql_fail"});
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("stopped at ultracore.customers.events[1]@0 (event_id q-1)"),
+            std::string::npos)
+      << out;
 
   std::tie(status, out) =
       ctl({"rebuild", "customers_strict", "--until", until, "--into", "audit_fail"});
