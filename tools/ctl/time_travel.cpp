@@ -365,7 +365,11 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
   }
 
   // The range to read, captured now: later records are never part of this build.
-  const auto properties = context.kafkaProperties(manifest);
+  // As the engine's consumer for this projection: the manifest's map, then the projection's
+  // own `kafka:` overrides; --bootstrap still wins.
+  auto properties = context.kafkaProperties(manifest);
+  for (const auto& [key, value] : spec->kafka) properties[key] = value;
+  if (!context.bootstrap.empty()) properties["bootstrap.servers"] = context.bootstrap;
   engine::KafkaHandle consumer = makeAssignConsumer(
       properties, {{"auto.offset.reset", "error"}, {"enable.partition.eof", "true"}});
   std::map<TopicPartition, std::int64_t> ends;  // exclusive end offset per partition
