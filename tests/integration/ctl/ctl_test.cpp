@@ -369,8 +369,10 @@ TEST_F(CtlTest, RebuildSkipsOrStopsAtPoisonByThePolicy) {
             std::string::npos)
       << out;
 
-  std::tie(status, out) =
-      ctl({"rebuild", "customers_strict", "--until", until, "--into", "audit_fail"});
+  // Under fail, the first poison read stops the build. Which partition is read first is not
+  // fixed, so this build reads partition 0 only.
+  std::tie(status, out) = ctl({"rebuild", "customers_strict", "--until",
+                               std::string(kTopic) + ":0=5", "--into", "audit_fail"});
   EXPECT_EQ(status, 1) << out;
   EXPECT_NE(
       out.find("stopped at ultracore.customers.events[0]@1: invalid envelope: not valid JSON"),
