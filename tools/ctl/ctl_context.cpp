@@ -35,4 +35,15 @@ std::unique_ptr<pqxx::connection> CtlContext::connect() const {
   }
 }
 
+std::map<std::string, std::string> CtlContext::kafkaProperties(
+    const engine::Manifest& manifest) const {
+  std::map<std::string, std::string> properties = manifest.kafka;
+  if (!bootstrap.empty()) properties["bootstrap.servers"] = bootstrap;
+  const auto it = properties.find("bootstrap.servers");
+  if (it == properties.end() || it->second.empty()) {
+    throw CtlError(config + ": no kafka bootstrap.servers (or pass --bootstrap)", 2);
+  }
+  return properties;
+}
+
 }  // namespace ultracore::ctl

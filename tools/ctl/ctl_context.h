@@ -8,7 +8,13 @@
 #include <stdexcept>
 #include <string>
 
+#include <map>
+
 #include <pqxx/connection>
+
+namespace ultracore::engine {
+struct Manifest;
+}
 
 namespace ultracore::ctl {
 
@@ -27,11 +33,15 @@ class CtlError : public std::runtime_error {
 struct CtlContext {
   std::string config = "config/projections.yaml";
   std::string postgres_url;  ///< --postgres-url overrides the manifest's postgres.url
+  std::string bootstrap;     ///< --bootstrap overrides the manifest's kafka bootstrap.servers
 
   /// The PostgreSQL URL: --postgres-url, else the manifest's. Throws ManifestError/CtlError.
   std::string postgresUrl() const;
   /// A new connection to that database. Throws CtlError naming the (redacted) URL.
   std::unique_ptr<pqxx::connection> connect() const;
+  /// The manifest's `kafka:` map with --bootstrap applied. Throws CtlError when no
+  /// bootstrap.servers is known.
+  std::map<std::string, std::string> kafkaProperties(const engine::Manifest& manifest) const;
 };
 
 }  // namespace ultracore::ctl

@@ -1,4 +1,4 @@
-// ultracore-ctl: operator commands against an UltraCore deployment's PostgreSQL.
+// ultracore-ctl: operator commands against an UltraCore deployment's PostgreSQL and Kafka.
 // Each command group lives in its own file pair and registers itself here.
 
 #include <cstdio>
@@ -10,19 +10,25 @@
 #include "tools/ctl/dead_letters_command.h"
 #include "tools/ctl/generation_commands.h"
 #include "tools/ctl/parked_command.h"
+#include "tools/ctl/produce_command.h"
 #include "tools/ctl/rebuild_command.h"
 #include "tools/ctl/status_command.h"
+#include "tools/ctl/tail_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"UltraCore operator commands"};
   app.require_subcommand(1);
   ultracore::ctl::CtlContext context;
-  app.add_option("-c,--config", context.config, "the manifest (projections.yaml): postgres.url")
+  app.add_option("-c,--config", context.config, "the manifest (projections.yaml): postgres.url, kafka properties, projections")
       ->capture_default_str();
   app.add_option("--postgres-url", context.postgres_url, "use this PostgreSQL URL instead");
+  app.add_option("--bootstrap", context.bootstrap,
+                 "use these Kafka bootstrap servers instead of the manifest's bootstrap.servers");
   ultracore::ctl::registerDeadLetterCommands(app, context);
   ultracore::ctl::registerParkedCommands(app, context);
   ultracore::ctl::registerStatusCommands(app, context);
+  ultracore::ctl::registerTailCommands(app, context);
+  ultracore::ctl::registerProduceCommands(app, context);
   ultracore::ctl::registerRebuildCommands(app, context);
   ultracore::ctl::registerGenerationCommands(app, context);
   try {

@@ -1,6 +1,9 @@
 #pragma once
 /// @file
-/// `ultracore-ctl rebuild PROJECTION`: zero-downtime rebuild (generation_commands.h).
+/// `ultracore-ctl rebuild PROJECTION`: the zero-downtime rebuild through the engine
+/// (generation_commands.h), or with `--until TIME|OFFSETS --into SCHEMA [--replace]` time travel
+/// (time_travel.h): the projection's read model as it was at that moment, built into a schema
+/// of its own for audit queries.
 
 #include <CLI/CLI.hpp>
 
