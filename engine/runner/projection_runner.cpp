@@ -207,6 +207,7 @@ void ProjectionRunner::run() {
 void ProjectionRunner::pollLoop() {
   const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
   const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
+  const bool flush_when_idle = settings_.spec.batch.flush_when_idle;
   while (!stop_) {
     if (pause_requested_ != paused_) applyPause();
     if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
@@ -219,9 +220,15 @@ void ProjectionRunner::pollLoop() {
       const auto waited = std::chrono::steady_clock::now() - batch_started_;
       timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(max_wait - waited),
                            std::chrono::milliseconds(0), kIdlePoll);
+      // Nothing more queued means no backlog: waiting out max_wait_ms would only add latency.
+      if (flush_when_idle) timeout = std::chrono::milliseconds(0);
     }
     rd_kafka_message_t* message =
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
+    if (message == nullptr && flush_when_idle && !pending_.empty()) {
+      flushPending();
+      continue;
+    }
     if (message != nullptr) {
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         handleConsumerError(*message);
