@@ -19,6 +19,10 @@ namespace ultracore::engine {
 namespace {
 
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
+/// Consumer prefetch defaults (see createConsumer and docs/PERFORMANCE.md).
+constexpr int kQueuedMinMessages = 10000;
+constexpr int kQueuedMaxKbytes = 16384;     // 16 MiB
+constexpr int kFetchMaxBytes = 8388608;     // 8 MiB
 /// How often a runner looks for operator requests (dead-letters retry, discard releases).
 constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
 
@@ -150,6 +154,15 @@ void ProjectionRunner::rebalanceTrampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
 }
 
 void ProjectionRunner::createConsumer() {
+  // Bounded prefetch. librdkafka's defaults (queued.min.messages 100000, 64 MiB queued,
+  // 50 MiB fetches) let a consumer that is assigned a backlog pull hundreds of MiB into memory
+  // before the first batch commits. A manifest `kafka:` entry (global or per projection)
+  // overrides any of these.
+  const std::map<std::string, std::string> defaults = {
+      {"queued.min.messages", std::to_string(kQueuedMinMessages)},
+      {"queued.max.messages.kbytes", std::to_string(kQueuedMaxKbytes)},
+      {"fetch.max.bytes", std::to_string(kFetchMaxBytes)},
+  };
   const std::map<std::string, std::string> enforced = {
       {"group.id", settings_.spec.group_id},
       {"enable.auto.commit", "false"},
@@ -157,7 +170,7 @@ void ProjectionRunner::createConsumer() {
       // A stored offset that is no longer in the log must stop the projection, never skip.
       {"auto.offset.reset", "error"},
   };
-  KafkaConf conf = makeKafkaConf({&settings_.kafka, &settings_.spec.kafka, &enforced});
+  KafkaConf conf = makeKafkaConf({&defaults, &settings_.kafka, &settings_.spec.kafka, &enforced});
   rd_kafka_conf_set_rebalance_cb(conf.get(), &ProjectionRunner::rebalanceTrampoline);
   // Without an error callback librdkafka only logs "broker down": the status must say it.
   rd_kafka_conf_set_error_cb(conf.get(), &ProjectionRunner::errorTrampoline);
