@@ -221,6 +221,9 @@ void ProjectionRunner::pollLoop() {
   const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
   const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
   const bool flush_when_idle = settings_.spec.batch.flush_when_idle;
+  // What consumer_poll serves from (the partitions' fetch queues forward into it).
+  const std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> queue(
+      rd_kafka_queue_get_consumer(consumer_.get()), &rd_kafka_queue_destroy);
   while (!stop_) {
     if (pause_requested_ != paused_) applyPause();
     if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
@@ -238,7 +241,11 @@ void ProjectionRunner::pollLoop() {
     }
     rd_kafka_message_t* message =
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
-    if (message == nullptr && flush_when_idle && !pending_.empty()) {
+    // An empty poll is not an empty queue: a poll without wait also ends after serving one
+    // op that is not a record (the result of the previous batch's async Kafka commit, a
+    // partition EOF). Flushing on those cut batches short under a full backlog.
+    if (message == nullptr && flush_when_idle && !pending_.empty() &&
+        rd_kafka_queue_length(queue.get()) == 0) {
       flushPending();
       continue;
     }
