@@ -64,10 +64,10 @@ void OffsetWatch::run() {
       pqxx::connection connection(url_);
       Receiver receiver(connection, [this] { bump(); });
       connection.get_notifs();  // sends the LISTEN
-      listening_ = true;
       retry = std::chrono::milliseconds(100);
       // Whatever committed before the LISTEN took effect was missed: wake everyone once.
       bump();
+      listening_ = true;
       while (!stop_) connection.await_notification(0, 100000);  // 100 ms: notice stop_
     } catch (const std::exception& e) {
       if (listening_) spdlog::warn("offset watch: {}; waiters poll until it reconnects", e.what());
