@@ -243,7 +243,7 @@ void ProjectionRunner::pollLoop() {
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
     // An empty poll is not an empty queue: a poll without wait also ends after serving one
     // op that is not a record (the result of the previous batch's async Kafka commit, a
-    // partition EOF). Flushing on those cut batches short under a full backlog.
+    // partition EOF); flushing on those would cut batches short under a backlog.
     if (message == nullptr && flush_when_idle && !pending_.empty() &&
         rd_kafka_queue_length(queue.get()) == 0) {
       flushPending();
