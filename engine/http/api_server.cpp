@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <ctime>
@@ -24,6 +25,7 @@
 #include "engine/http/openapi.h"
 #include "engine/http/pg_pool.h"
 #include "engine/http/route_path.h"
+#include "engine/postgres/offset_watch.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
 #include "engine/runner/plugin_logger.h"
@@ -48,6 +50,8 @@ namespace {
 
 constexpr std::size_t kWorkerThreads = 16;  // also the pool size: a request holds one connection
 constexpr auto kPoolWait = std::chrono::seconds(5);
+/// A consistent_with wait rechecks at least this often (the NOTIFY normally wakes it first).
+constexpr auto kConsistencyPoll = std::chrono::milliseconds(25);
 const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"};
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -250,6 +254,7 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
   docs_html_ = buildDocsHtml(docs, !manifest.api_token.empty());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
   pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
+  watch_ = std::make_unique<OffsetWatch>(manifest.postgres_url);
 }
 
 ApiServer::~ApiServer() { stop(); }
@@ -300,6 +305,7 @@ void ApiServer::start() {
     throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
+  watch_->start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("API listening on {}:{} ({} route(s); docs at /api/v1/docs)", host, bound,
                routes_.size());
@@ -308,6 +314,7 @@ void ApiServer::start() {
 void ApiServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
+  if (watch_) watch_->stop();
 }
 
 void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -427,10 +434,12 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                          "consistent_with");
       }
       const auto deadline = std::chrono::steady_clock::now() + kConsistencyTimeout;
-      auto pause = std::chrono::milliseconds(2);
       for (const auto& position : *positions) {
         if (route->topics.count(position.topic) == 0) continue;
         for (;;) {
+          // Read before the check: a commit that lands after the check changes it, so the
+          // wait below returns at once instead of missing the NOTIFY.
+          const std::uint64_t seen = watch_->generation();
           std::string next;
           try {
             pqxx::nontransaction txn(**lease);
@@ -452,8 +461,13 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                                  std::to_string(position.offset) + " within " +
                                  std::to_string(kConsistencyTimeout.count()) + " s");
           }
-          std::this_thread::sleep_for(pause);
-          pause = std::min(pause * 2, std::chrono::milliseconds(25));
+          // Woken by the NOTIFY of the batch that moves the offsets; the timeout is only the
+          // fallback poll for when the watch's connection is down.
+          watch_->waitForChange(
+              seen, std::min(kConsistencyPoll,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 deadline - std::chrono::steady_clock::now()) +
+                                 std::chrono::milliseconds(1)));
         }
       }
     }

@@ -24,6 +24,7 @@ struct Response;
 namespace ultracore::engine {
 
 class EventProducer;
+class OffsetWatch;
 class PgPool;
 class PluginLogger;
 struct ApiRoute;
@@ -66,6 +67,7 @@ class ApiServer {
   std::string docs_html_;
   std::unique_ptr<EventProducer> producer_;
   std::unique_ptr<PgPool> pool_;
+  std::unique_ptr<OffsetWatch> watch_;  ///< wakes consistent_with waits
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -90,7 +90,7 @@ const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
     "retries", "schema", "group_id",  "kafka",    "config"};
-const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms"};
+const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms", "flush_when_idle"};
 const std::vector<std::pair<std::string, ErrorPolicy>> kErrorPolicies = {
     {"fail", ErrorPolicy::kFail},
     {"skip", ErrorPolicy::kSkip},
@@ -400,6 +400,15 @@ class Parser {
     return *number;
   }
 
+  bool boolean(const Field& field) const {
+    const std::string what = inQuotes(field.name) + " must be true or false, got ";
+    if (!field.value.IsScalar()) fail(at(field), what + describe(field.value));
+    const std::string value = expand(field.value);
+    if (value == "true") return true;
+    if (value == "false") return false;
+    fail(at(field), what + inQuotes(value));
+  }
+
   std::string listenAddress(const Field& field) const {
     std::string address = text(field);
     if (!isListenAddress(address)) {
@@ -615,6 +624,9 @@ class Parser {
       }
       if (const Field* wait = values.find("max_wait_ms")) {
         spec.batch.max_wait_ms = static_cast<int>(integer(*wait, 0, 60000));
+      }
+      if (const Field* idle = values.find("flush_when_idle")) {
+        spec.batch.flush_when_idle = boolean(*idle);
       }
     }
 

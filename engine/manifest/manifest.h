@@ -48,7 +48,11 @@ struct PluginSpec {
 
 struct BatchSpec {
   int max_events = 500;
+  /// The longest a batch stays open for more records while the consumer keeps delivering.
   int max_wait_ms = 20;
+  /// Commit a batch as soon as the consumer has nothing more queued, instead of waiting out
+  /// max_wait_ms (under a backlog the queue is never empty, so batches still fill up).
+  bool flush_when_idle = true;
 };
 
 struct ProjectionSpec {

@@ -48,14 +48,17 @@ bool OffsetStore::compareAndAdvance(pqxx::transaction_base& txn,
     expected.push_back(std::to_string(a.expected));
     next.push_back(std::to_string(a.next));
   }
-  const auto result = txn.exec_params(
-      "UPDATE ultracore_offsets o SET next_offset = u.next, updated_at = now() "
+  // The NOTIFY is delivered only if this transaction commits, and after it does: it wakes the
+  // API's read-your-write waits (OffsetWatch) instead of them polling this table.
+  const auto result = txn.exec_params1(
+      "WITH moved AS (UPDATE ultracore_offsets o SET next_offset = u.next, updated_at = now() "
       "FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, expected, next) "
       "WHERE o.projection = $1 AND o.topic = u.t AND o.partition = u.p "
-      "AND o.next_offset = u.expected",
+      "AND o.next_offset = u.expected RETURNING 1) "
+      "SELECT count(*), pg_notify($6, $1) FROM moved",
       projection_, toArrayLiteral(topics), toArrayLiteral(partitions), toArrayLiteral(expected),
-      toArrayLiteral(next));
-  return result.affected_rows() == advances.size();
+      toArrayLiteral(next), std::string(kNotifyChannel));
+  return result[0].as<std::size_t>() == advances.size();
 }
 
 void OffsetStore::reset(pqxx::transaction_base& txn, std::int64_t next_offset) {

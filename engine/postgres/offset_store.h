@@ -33,6 +33,9 @@ class OffsetStore {
  public:
   /// Stored for a partition nothing was consumed from yet: start at the log's beginning.
   static constexpr std::int64_t kFromBeginning = -2;
+  /// compareAndAdvance sends `NOTIFY ultracore_offsets, '<projection>'` in the caller's
+  /// transaction (see OffsetWatch).
+  static constexpr const char* kNotifyChannel = "ultracore_offsets";
 
   explicit OffsetStore(std::string projection) : projection_(std::move(projection)) {}
 

@@ -19,6 +19,10 @@ namespace ultracore::engine {
 namespace {
 
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
+/// Consumer prefetch defaults (see createConsumer and docs/PERFORMANCE.md).
+constexpr int kQueuedMinMessages = 10000;
+constexpr int kQueuedMaxKbytes = 16384;     // 16 MiB
+constexpr int kFetchMaxBytes = 8388608;     // 8 MiB
 /// How often a runner looks for operator requests (dead-letters retry, discard releases).
 constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
 
@@ -172,6 +176,15 @@ void ProjectionRunner::rebalanceTrampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
 }
 
 void ProjectionRunner::createConsumer() {
+  // Bounded prefetch. librdkafka's defaults (queued.min.messages 100000, 64 MiB queued,
+  // 50 MiB fetches) let a consumer that is assigned a backlog pull hundreds of MiB into memory
+  // before the first batch commits. A manifest `kafka:` entry (global or per projection)
+  // overrides any of these.
+  const std::map<std::string, std::string> defaults = {
+      {"queued.min.messages", std::to_string(kQueuedMinMessages)},
+      {"queued.max.messages.kbytes", std::to_string(kQueuedMaxKbytes)},
+      {"fetch.max.bytes", std::to_string(kFetchMaxBytes)},
+  };
   const std::map<std::string, std::string> enforced = {
       {"group.id", settings_.spec.group_id},
       {"enable.auto.commit", "false"},
@@ -179,7 +192,7 @@ void ProjectionRunner::createConsumer() {
       // A stored offset that is no longer in the log must stop the projection, never skip.
       {"auto.offset.reset", "error"},
   };
-  KafkaConf conf = makeKafkaConf({&settings_.kafka, &settings_.spec.kafka, &enforced});
+  KafkaConf conf = makeKafkaConf({&defaults, &settings_.kafka, &settings_.spec.kafka, &enforced});
   rd_kafka_conf_set_rebalance_cb(conf.get(), &ProjectionRunner::rebalanceTrampoline);
   // Without an error callback librdkafka only logs "broker down": the status must say it.
   rd_kafka_conf_set_error_cb(conf.get(), &ProjectionRunner::errorTrampoline);
@@ -229,6 +242,10 @@ void ProjectionRunner::run() {
 void ProjectionRunner::pollLoop() {
   const auto max_wait = std::chrono::milliseconds(settings_.spec.batch.max_wait_ms);
   const auto max_events = static_cast<std::size_t>(settings_.spec.batch.max_events);
+  const bool flush_when_idle = settings_.spec.batch.flush_when_idle;
+  // What consumer_poll serves from (the partitions' fetch queues forward into it).
+  const std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> queue(
+      rd_kafka_queue_get_consumer(consumer_.get()), &rd_kafka_queue_destroy);
   while (!stop_) {
     if (pause_requested_ != paused_) applyPause();
     if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
@@ -241,9 +258,19 @@ void ProjectionRunner::pollLoop() {
       const auto waited = std::chrono::steady_clock::now() - batch_started_;
       timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(max_wait - waited),
                            std::chrono::milliseconds(0), kIdlePoll);
+      // Nothing more queued means no backlog: waiting out max_wait_ms would only add latency.
+      if (flush_when_idle) timeout = std::chrono::milliseconds(0);
     }
     rd_kafka_message_t* message =
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
+    // An empty poll is not an empty queue: a poll without wait also ends after serving one
+    // op that is not a record (the result of the previous batch's async Kafka commit, a
+    // partition EOF); flushing on those would cut batches short under a backlog.
+    if (message == nullptr && flush_when_idle && !pending_.empty() &&
+        rd_kafka_queue_length(queue.get()) == 0) {
+      flushPending();
+      continue;
+    }
     if (message != nullptr) {
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         handleConsumerError(*message);

@@ -92,7 +92,7 @@ TEST(EngineGroup, AZombieAfterARebalanceCannotCommitOverTheNewOwner) {
   auto zombie = startEngine(
       writeManifest(dir, broker.bootstrap(), db.url(),
                     "  - name: ledger\n    plugin: ledger\n    topics: [ledger.events]\n"
-                    "    batch: { max_events: 100000, max_wait_ms: 8000 }\n",
+                    "    batch: { max_events: 100000, max_wait_ms: 8000, flush_when_idle: false }\n",
                     "zombie.yaml"),
       dir.path() / "zombie.log");
   ASSERT_TRUE(waitUntil([&] { return assignedPartitions(*zombie) == 2; }, 60s)) << zombie->log();

@@ -89,6 +89,7 @@ projections:
   EXPECT_EQ(c.topics, std::vector<std::string>{"ultracore.customers.events"});
   EXPECT_EQ(c.batch.max_events, 500);
   EXPECT_EQ(c.batch.max_wait_ms, 20);
+  EXPECT_TRUE(c.batch.flush_when_idle);
   EXPECT_EQ(c.on_error, ErrorPolicy::kDeadLetter);
   EXPECT_EQ(c.retries, 0);
   EXPECT_EQ(c.schema, "");
@@ -131,7 +132,7 @@ projections:
     plugin: customers
     projection: customers
     topics: [a.events, b-events]
-    batch: {max_events: 100000, max_wait_ms: 0}
+    batch: {max_events: 100000, max_wait_ms: 0, flush_when_idle: false}
     on_error: park
     retries: 3
     schema: customers_v2
@@ -164,6 +165,7 @@ projections:
   EXPECT_EQ(p.topics, (std::vector<std::string>{"a.events", "b-events"}));
   EXPECT_EQ(p.batch.max_events, 100000);
   EXPECT_EQ(p.batch.max_wait_ms, 0);
+  EXPECT_FALSE(p.batch.flush_when_idle);
   EXPECT_EQ(p.on_error, ErrorPolicy::kPark);
   EXPECT_EQ(p.retries, 3);
   EXPECT_EQ(p.schema, "customers_v2");
@@ -368,6 +370,8 @@ INSTANTIATE_TEST_SUITE_P(
                   25, "'max_events' must be an integer, got 'abc'"},
         ErrorCase{"MaxWaitIsAFloat", withProjection("    batch: {max_wait_ms: 1.5}\n"), 9, 26,
                   "'max_wait_ms' must be an integer, got '1.5'"},
+        ErrorCase{"FlushWhenIdleNotABoolean", withProjection("    batch: {flush_when_idle: yes}\n"),
+                  9, 30, "'flush_when_idle' must be true or false, got 'yes'"},
         ErrorCase{"RetriesIsAList", withProjection("    retries: [1]\n"), 9, 14,
                   "'retries' must be an integer, got a list"},
         ErrorCase{"BatchIsAScalar", withProjection("    batch: 5\n"), 9, 12,
