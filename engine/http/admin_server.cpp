@@ -188,7 +188,8 @@ void AdminServer::sampleOnce() {
         const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"}};
         KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
         char error[512];
-        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof(error));
+        // A consumer handle (no group): the manifest's kafka: map is consumer settings.
+        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
         if (rk == nullptr) throw KafkaConfigError(error);
         conf.release();
         kafka_.reset(rk);
