@@ -3,6 +3,10 @@
 /// Engine: the manifest made to run. Control plane only; each projection's data plane lives in
 /// its ProjectionRunner.
 ///
+/// A projection's live generation runs `workers:` ProjectionRunners (all named after it, one
+/// consumer group, one storage key): they are started, stopped and replaced together. A
+/// rebuild's runner is always a single one.
+///
 /// Besides start-up and shutdown (main thread), the control plane serves the operator's actions
 /// (admin endpoint threads) and a control thread that drives rebuilds. All of them change the
 /// running set under one mutex; readers (metrics, status) take a snapshot of the runners.

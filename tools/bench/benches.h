@@ -14,7 +14,7 @@ struct MaterializeOptions {
   int partitions = 48;  ///< per topic: keeps each partition far below the mock's 5 MiB
   int max_events = 500;
   int max_wait_ms = 20;
-  int workers = 1;  ///< `workers:` of both projections (the shipped manifest's)
+  int workers = 2;  ///< `workers:` of both projections (config/projections.yaml ships 2)
   int timeout_s = 1800;
   std::vector<std::string> kafka;  ///< extra consumer properties, "key=value"
   std::string json_path;

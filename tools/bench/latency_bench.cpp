@@ -163,7 +163,7 @@ int runLatency(const LatencyOptions& options) {
   const int port = freePort();
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port), 500,
-            options.max_wait_ms, {}});
+            options.max_wait_ms, ManifestOptions{}.workers /* as shipped */, {}});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);

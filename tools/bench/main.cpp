@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
     sub->add_option("--batch-max-events", options->max_events, "batch.max_events (default 500)");
     sub->add_option("--batch-max-wait-ms", options->max_wait_ms, "batch.max_wait_ms (default 20)");
     sub->add_option("--workers", options->workers,
-                    "workers: of both projections, live runners per projection (default: as "
+                    "workers: of both projections, live runners per projection (default 2, as "
                     "shipped)")
         ->check(CLI::Range(1, 64));
     sub->add_option("--timeout", options->timeout_s, "give up after this many seconds");
