@@ -28,6 +28,7 @@ struct LatencyOptions {
   int partitions = 12;
   int max_wait_ms = 20;
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
+  int projection_workers = 2;  ///< `workers:` of both projections (as shipped)
   std::string json_path;
 };
 int runLatency(const LatencyOptions& options);

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   l->add_option("--duration", latency.duration_s, "seconds per rate (default 20)");
   l->add_option("--batch-max-wait-ms", latency.max_wait_ms, "batch.max_wait_ms (default 20)");
   l->add_option("--workers", latency.workers, "client connections (default 16)");
+  l->add_option("--projection-workers", latency.projection_workers,
+                "workers: of both projections (default 2, as shipped)")
+      ->check(CLI::Range(1, 64));
   l->add_option("--json", latency.json_path, "also write the results here");
   l->add_flag("--quick", latency_quick, "8 s per rate");
 
