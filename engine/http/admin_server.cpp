@@ -88,15 +88,26 @@ class Exposition {
     }
     out_ += " " + value + "\n";
   }
-  void histogram(const std::string& name, const std::string& projection, const Histogram& h) {
-    const auto counts = h.counts();
+  /// One histogram series per projection: the workers' buckets and sums added up (they all
+  /// share the same bounds).
+  void histogram(const std::string& name, const std::string& projection,
+                 const std::vector<const Histogram*>& parts) {
+    if (parts.empty()) return;
+    const std::vector<double>& bounds = parts.front()->bounds();
+    std::vector<std::uint64_t> counts(bounds.size() + 1, 0);
+    double sum = 0;
+    for (const Histogram* h : parts) {
+      const auto part = h->counts();
+      for (std::size_t i = 0; i < counts.size() && i < part.size(); ++i) counts[i] += part[i];
+      sum += h->sum();
+    }
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < counts.size(); ++i) {
       cumulative += counts[i];
-      const std::string le = i < h.bounds().size() ? number(h.bounds()[i]) : "+Inf";
+      const std::string le = i < bounds.size() ? number(bounds[i]) : "+Inf";
       sample(name + "_bucket", {{"projection", projection}, {"le", le}}, std::to_string(cumulative));
     }
-    sample(name + "_sum", {{"projection", projection}}, number(h.sum()));
+    sample(name + "_sum", {{"projection", projection}}, number(sum));
     sample(name + "_count", {{"projection", projection}}, std::to_string(cumulative));
   }
   std::string take() { return std::move(out_); }
@@ -104,6 +115,32 @@ class Exposition {
  private:
   std::string out_;
 };
+
+/// How much a state says something is wrong, for a projection with several workers: it shows
+/// the most severe of its workers' states. failed > waiting > stopped > starting > paused >
+/// running: one worker in trouble is the projection in trouble; "paused" shows as soon as one
+/// worker has paused (an operator pause reaches them all within a poll); "running" only when
+/// every worker runs.
+int severity(RunnerState state) {
+  switch (state) {
+    case RunnerState::kFailed: return 5;
+    case RunnerState::kWaiting: return 4;
+    case RunnerState::kStopped: return 3;
+    case RunnerState::kStarting: return 2;
+    case RunnerState::kPaused: return 1;
+    case RunnerState::kRunning: return 0;
+  }
+  return 0;
+}
+
+/// The worker whose state the group reports.
+const ProjectionRunner& mostSevere(const std::vector<std::shared_ptr<ProjectionRunner>>& workers) {
+  const ProjectionRunner* worst = workers.front().get();
+  for (const auto& worker : workers) {
+    if (severity(worker->state()) > severity(worst->state())) worst = worker.get();
+  }
+  return *worst;
+}
 
 }  // namespace
 
@@ -114,11 +151,23 @@ AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
 
 AdminServer::~AdminServer() { stop(); }
 
-std::shared_ptr<ProjectionRunner> AdminServer::find(const std::string& name) const {
+std::vector<std::shared_ptr<ProjectionRunner>> AdminServer::find(const std::string& name) const {
+  std::vector<std::shared_ptr<ProjectionRunner>> found;
   for (const auto& runner : engine_.runners()) {
-    if (runner->name() == name) return runner;
+    if (runner->name() == name) found.push_back(runner);
   }
-  return nullptr;
+  return found;
+}
+
+std::vector<AdminServer::RunnerGroup> AdminServer::groups() const {
+  std::vector<RunnerGroup> out;
+  for (const auto& runner : engine_.runners()) {
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const RunnerGroup& group) { return group.name == runner->name(); });
+    if (it == out.end()) it = out.insert(out.end(), RunnerGroup{runner->name(), {}});
+    it->workers.push_back(runner);
+  }
+  return out;
 }
 
 void AdminServer::start() {
@@ -175,6 +224,7 @@ void AdminServer::sampleLoop() {
 
 void AdminServer::sampleOnce() {
   const auto runners = engine_.runners();
+  const auto grouped = groups();
   const auto now = std::chrono::steady_clock::now();
 
   std::set<TopicPartition> wanted;
@@ -228,19 +278,21 @@ void AdminServer::sampleOnce() {
     for (auto& [tp, w] : marks) watermarks_[tp] = w;
     if (open_known) dead_letters_open_ = std::move(open);
     dead_letters_known_ = open_known;
-    for (const auto& runner : runners) {
-      auto& history = applied_history_[runner->name()];
-      history.emplace_back(now, runner->counters().events_applied.load());
+    for (const auto& group : grouped) {
+      std::uint64_t applied = 0;
+      for (const auto& worker : group.workers) applied += worker->counters().events_applied.load();
+      auto& history = applied_history_[group.name];
+      history.emplace_back(now, applied);
       while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
     }
   }
 
   // One chart point per projection, from what was just sampled (both calls take the lock).
   const std::int64_t t_ms = nowMs();
-  for (const auto& runner : runners) {
-    const HistoryPoint point{t_ms, eventsPerSecond(runner->name()), totalLag(partitionsOf(*runner))};
+  for (const auto& group : grouped) {
+    const HistoryPoint point{t_ms, eventsPerSecond(group.name), totalLag(partitionsOf(group))};
     std::lock_guard lock(sample_mutex_);
-    auto& points = history_[runner->name()];
+    auto& points = history_[group.name];
     points.push_back(point);
     while (!points.empty() && points.front().t_ms < t_ms - kHistoryWindowMs) points.pop_front();
   }
@@ -255,10 +307,22 @@ std::int64_t AdminServer::totalLag(const std::vector<PartitionView>& partitions)
   return total;
 }
 
-std::vector<AdminServer::PartitionView> AdminServer::partitionsOf(const ProjectionRunner& runner) {
+std::vector<AdminServer::PartitionView> AdminServer::partitionsOf(const RunnerGroup& group) {
   std::vector<PartitionView> out;
+  std::vector<PartitionProgress> owned;
+  for (const auto& worker : group.workers) {
+    for (const auto& progress : worker->partitions()) owned.push_back(progress);
+  }
+  // During a hand-over two workers may both list a partition for a moment: show it once.
+  std::sort(owned.begin(), owned.end(), [](const auto& a, const auto& b) {
+    if (a.partition != b.partition) return a.partition < b.partition;
+    return a.stored_offset > b.stored_offset;  // the fresher first: unique keeps it
+  });
+  owned.erase(std::unique(owned.begin(), owned.end(),
+                          [](const auto& a, const auto& b) { return a.partition == b.partition; }),
+              owned.end());
   std::lock_guard lock(sample_mutex_);
-  for (const auto& progress : runner.partitions()) {
+  for (const auto& progress : owned) {
     PartitionView view{progress, -1, -1};
     Watermarks w{-1, progress.cached_high};
     if (const auto it = watermarks_.find(progress.partition); it != watermarks_.end()) {
@@ -295,13 +359,23 @@ double AdminServer::eventsPerSecond(const std::string& projection) {
 // ---- views ----------------------------------------------------------------------------------
 
 std::string AdminServer::metricsText() {
-  const auto runners = engine_.runners();
+  // One series per projection: its workers are summed (counters, histograms) or reduced to the
+  // most severe state, so a projection with `workers: N` exposes what one with 1 does.
+  const auto grouped = groups();
   Exposition out;
   const auto counter = [&](const std::string& name, const std::string& help, auto field) {
     out.family(name, "counter", help);
-    for (const auto& runner : runners) {
-      out.sample(name, {{"projection", runner->name()}},
-                 std::to_string((runner->counters().*field).load()));
+    for (const auto& group : grouped) {
+      std::uint64_t total = 0;
+      for (const auto& worker : group.workers) total += (worker->counters().*field).load();
+      out.sample(name, {{"projection", group.name}}, std::to_string(total));
+    }
+  };
+  const auto histogram = [&](const std::string& name, auto field) {
+    for (const auto& group : grouped) {
+      std::vector<const Histogram*> parts;
+      for (const auto& worker : group.workers) parts.push_back(&(worker->counters().*field));
+      out.histogram(name, group.name, parts);
     }
   };
   counter("ultracore_events_applied_total", "Events applied to the read model.",
@@ -319,36 +393,32 @@ std::string AdminServer::metricsText() {
           &RunnerCounters::cas_conflicts);
 
   out.family("ultracore_batch_size_events", "histogram", "Events per committed batch.");
-  for (const auto& runner : runners) {
-    out.histogram("ultracore_batch_size_events", runner->name(), runner->counters().batch_size);
-  }
+  histogram("ultracore_batch_size_events", &RunnerCounters::batch_size);
   out.family("ultracore_batch_commit_seconds", "histogram",
              "Time from opening a batch's transaction to its commit.");
-  for (const auto& runner : runners) {
-    out.histogram("ultracore_batch_commit_seconds", runner->name(),
-                  runner->counters().commit_seconds);
-  }
+  histogram("ultracore_batch_commit_seconds", &RunnerCounters::commit_seconds);
 
   out.family("ultracore_projection_state", "gauge",
-             "1 for the runner's current state, 0 for the others.");
-  for (const auto& runner : runners) {
-    const RunnerState current = runner->state();
+             "1 for the runner's current state, 0 for the others (with several workers: the "
+             "most severe of theirs).");
+  for (const auto& group : grouped) {
+    const RunnerState current = mostSevere(group.workers).state();
     for (RunnerState state : kAllStates) {
-      out.sample("ultracore_projection_state", {{"projection", runner->name()}, {"state", toString(state)}},
+      out.sample("ultracore_projection_state", {{"projection", group.name}, {"state", toString(state)}},
                  current == state ? "1" : "0");
     }
   }
 
-  std::vector<std::pair<const ProjectionRunner*, std::vector<PartitionView>>> partitions;
-  for (const auto& runner : runners) partitions.emplace_back(runner.get(), partitionsOf(*runner));
+  std::vector<std::pair<std::string, std::vector<PartitionView>>> partitions;
+  for (const auto& group : grouped) partitions.emplace_back(group.name, partitionsOf(group));
   const auto partitionGauge = [&](const std::string& name, const std::string& help, auto value) {
     out.family(name, "gauge", help);
-    for (const auto& [runner, views] : partitions) {
+    for (const auto& [projection, views] : partitions) {
       for (const auto& view : views) {
         const std::int64_t v = value(view);
         if (v < 0) continue;
         out.sample(name,
-                   {{"projection", runner->name()},
+                   {{"projection", projection},
                     {"topic", view.progress.partition.topic},
                     {"partition", std::to_string(view.progress.partition.partition)}},
                    std::to_string(v));
@@ -373,9 +443,9 @@ std::string AdminServer::metricsText() {
   if (open_known) {
     out.family("ultracore_dead_letters_open", "gauge",
                "Dead letters waiting for the operator (open or retry requested).");
-    for (const auto& runner : runners) {
-      const auto it = open.find(runner->key());
-      out.sample("ultracore_dead_letters_open", {{"projection", runner->name()}},
+    for (const auto& group : grouped) {
+      const auto it = open.find(group.workers.front()->key());
+      out.sample("ultracore_dead_letters_open", {{"projection", group.name}},
                  std::to_string(it == open.end() ? 0 : it->second));
     }
   }
@@ -411,16 +481,19 @@ std::string AdminServer::metricsText() {
 }
 
 json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) {
-  const auto runners = engine_.runners();
+  const auto grouped = groups();
   json projections = json::array();
   std::map<std::string, std::int64_t> open;
   {
     std::lock_guard lock(sample_mutex_);
     open = dead_letters_open_;
   }
-  for (const auto& runner : runners) {
+  for (const auto& group : grouped) {
+    // One entry per projection: its workers' partitions together, their counters summed.
+    const ProjectionRunner& runner = *group.workers.front();
+    const ProjectionRunner& worst = mostSevere(group.workers);
     json partitions = json::array();
-    const auto views = partitionsOf(*runner);
+    const auto views = partitionsOf(group);
     for (const auto& view : views) {
       partitions.push_back({{"topic", view.progress.partition.topic},
                             {"partition", view.progress.partition.partition},
@@ -429,28 +502,38 @@ json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) 
                             {"lag", view.lag >= 0 ? json(view.lag) : json(nullptr)}});
     }
     const std::int64_t total_lag = totalLag(views);
-    const auto& c = runner->counters();
-    const auto it = open.find(runner->key());
-    projections.push_back({{"name", runner->name()},
-                           {"state", runner->stateName()},
-                           {"key", runner->key()},
-                           {"generation", runner->settings().generation},
-                           {"rebuild_of", runner->settings().building ? json(runner->settings().projection) : json()},
-                           {"detail", runner->detail()},
-                           {"paused", runner->pauseRequested()},
-                           {"topics", runner->topics()},
-                           {"events_per_second", eventsPerSecond(runner->name())},
-                           {"events_applied", c.events_applied.load()},
-                           {"events_failed", c.events_failed.load()},
-                           {"events_duplicate", c.events_duplicate.load()},
-                           {"batches_committed", c.batches_committed.load()},
+    std::uint64_t applied = 0, failed = 0, duplicate = 0, batches = 0;
+    bool paused = false;
+    for (const auto& worker : group.workers) {
+      const auto& c = worker->counters();
+      applied += c.events_applied.load();
+      failed += c.events_failed.load();
+      duplicate += c.events_duplicate.load();
+      batches += c.batches_committed.load();
+      paused = paused || worker->pauseRequested();
+    }
+    const auto it = open.find(runner.key());
+    projections.push_back({{"name", group.name},
+                           {"state", worst.stateName()},
+                           {"key", runner.key()},
+                           {"generation", runner.settings().generation},
+                           {"rebuild_of", runner.settings().building ? json(runner.settings().projection) : json()},
+                           {"workers", group.workers.size()},
+                           {"detail", worst.detail()},
+                           {"paused", paused},
+                           {"topics", runner.topics()},
+                           {"events_per_second", eventsPerSecond(group.name)},
+                           {"events_applied", applied},
+                           {"events_failed", failed},
+                           {"events_duplicate", duplicate},
+                           {"batches_committed", batches},
                            {"dead_letters_open", it == open.end() ? 0 : it->second},
                            {"lag", total_lag >= 0 ? json(total_lag) : json(nullptr)},
                            {"partitions", partitions}});
     if (history_since_ms) {
       json history = json::array();
       std::lock_guard lock(sample_mutex_);
-      if (const auto h = history_.find(runner->name()); h != history_.end()) {
+      if (const auto h = history_.find(group.name); h != history_.end()) {
         for (const auto& point : h->second) {
           if (point.t_ms <= *history_since_ms) continue;
           history.push_back({{"t_ms", point.t_ms},
@@ -525,15 +608,16 @@ void AdminServer::projectionAction(const httplib::Request&, httplib::Response& r
                                    const std::string& name, const std::string& action) {
   if (action == "pause" || action == "resume") {
     const auto found = find(name);
-    if (found == nullptr) {
+    if (found.empty()) {
       return sendError(res, 404, "unknown_projection",
                        "this engine runs no projection '" + name + "'");
     }
-    // The runner applies it on its own thread within one poll; the answer says what was asked.
-    found->requestPause(action == "pause");
+    // Every worker of the projection; each applies it on its own thread within one poll. The
+    // answer says what was asked. (The engine carries it over when it replaces the workers.)
+    for (const auto& worker : found) worker->requestPause(action == "pause");
     spdlog::info("admin: {} requested for projection '{}'", action, name);
     return sendJson(res, 202, {{"projection", name}, {"paused", action == "pause"},
-                               {"state", found->stateName()}});
+                               {"state", mostSevere(found).stateName()}});
   }
   spdlog::info("admin: {} requested for projection '{}'", action, name);
   try {

@@ -91,14 +91,25 @@ class AdminServer {
     std::int64_t lag = -1;      ///< -1: unknown
   };
 
+  /// The runners under one name: a projection's live workers (`workers:` in the manifest), or
+  /// a rebuild's runner alone. Every view shows one entry per group, never one per worker.
+  struct RunnerGroup {
+    std::string name;
+    std::vector<std::shared_ptr<ProjectionRunner>> workers;
+  };
+  /// engine_.runners() grouped by name, in the engine's order.
+  std::vector<RunnerGroup> groups() const;
+
   void dispatch(const httplib::Request& req, httplib::Response& res);
   void sampleLoop();
   void sampleOnce();
-  std::vector<PartitionView> partitionsOf(const ProjectionRunner& runner);
+  /// The partitions the group's workers own, concatenated.
+  std::vector<PartitionView> partitionsOf(const RunnerGroup& group);
   double eventsPerSecond(const std::string& projection);
   /// Sum of the partitions' lag; -1 when any is unknown.
   std::int64_t totalLag(const std::vector<PartitionView>& partitions) const;
-  std::shared_ptr<ProjectionRunner> find(const std::string& name) const;
+  /// Every runner named `name` (a projection's workers); empty when none.
+  std::vector<std::shared_ptr<ProjectionRunner>> find(const std::string& name) const;
   /// POST /api/v1/projections/{name}/{action}.
   void projectionAction(const httplib::Request& req, httplib::Response& res,
                         const std::string& name, const std::string& action);

@@ -89,7 +89,7 @@ const std::vector<std::string> kAdminKeys = {"listen", "token"};
 const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
-    "retries", "schema", "group_id",  "kafka",    "config"};
+    "retries", "schema", "group_id",  "kafka",    "config", "workers"};
 const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms", "flush_when_idle"};
 const std::vector<std::pair<std::string, ErrorPolicy>> kErrorPolicies = {
     {"fail", ErrorPolicy::kFail},
@@ -635,6 +635,9 @@ class Parser {
     }
     if (const Field* retries = section.find("retries")) {
       spec.retries = static_cast<int>(integer(*retries, 0, std::numeric_limits<int>::max()));
+    }
+    if (const Field* workers = section.find("workers")) {
+      spec.workers = static_cast<int>(integer(*workers, 1, kMaxWorkers));
     }
 
     if (const Field* schema = section.find("schema")) {

@@ -37,6 +37,9 @@ class ManifestError : public std::runtime_error {
   std::string message_;
 };
 
+/// The most `workers:` a projection may ask for.
+constexpr int kMaxWorkers = 64;
+
 enum class ErrorPolicy { kFail, kSkip, kDeadLetter, kPark };
 const char* toString(ErrorPolicy policy);
 
@@ -63,6 +66,9 @@ struct ProjectionSpec {
   BatchSpec batch;
   ErrorPolicy on_error = ErrorPolicy::kFail;
   int retries = 0;            ///< handler retries before on_error applies
+  /// Live runners of this projection in one engine, all in its consumer group: Kafka splits
+  /// the partitions among them and each commits on its own PostgreSQL connection (1..64).
+  int workers = 1;
   std::string schema;         ///< empty: the plugin's default schema for that projection
   std::string group_id;       ///< defaults to "ultracore.projection.<name>"
   std::map<std::string, std::string> kafka;  ///< per-projection librdkafka overrides

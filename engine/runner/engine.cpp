@@ -65,8 +65,8 @@ bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
   return a.name == b.name && a.plugin == b.plugin && a.projection == b.projection &&
          a.topics == b.topics && a.batch.max_events == b.batch.max_events &&
          a.batch.max_wait_ms == b.batch.max_wait_ms && a.on_error == b.on_error &&
-         a.retries == b.retries && a.schema == b.schema && a.group_id == b.group_id &&
-         a.kafka == b.kafka && a.config == b.config;
+         a.retries == b.retries && a.workers == b.workers && a.schema == b.schema &&
+         a.group_id == b.group_id && a.kafka == b.kafka && a.config == b.config;
 }
 
 /// Drops a generation's schema and everything stored under its key.
@@ -206,7 +206,8 @@ pqxx::connection& Engine::controlConnection() {
 
 std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
                                                      const std::string& schema, int generation,
-                                                     bool building, pqxx::dbtransaction* setup) {
+                                                     bool building, pqxx::dbtransaction* setup,
+                                                     int worker) {
   const std::string key = generationKey(spec.name, generation);
   loggers_.push_back(std::make_unique<PluginLogger>(spec.plugin + "/" + key));
   sdk::ProjectionContext context{spec.name, schema, spec.config, loggers_.back().get()};
@@ -222,6 +223,7 @@ std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
   settings.generation = generation;
   settings.building = building;
   settings.projection = spec.name;
+  settings.worker = worker;
   if (building) {  // its own name in logs and status, its own group: it reads every partition
     settings.spec.name = key;
     settings.spec.group_id = spec.group_id + ".g" + std::to_string(generation);
@@ -245,12 +247,13 @@ void Engine::loadGenerations(pqxx::connection& connection, Slot& slot) {
 }
 
 void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
+  std::shared_ptr<ProjectionRunner> first;
   {
     pqxx::work txn(connection, "ultracore-schema-setup");
-    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
+    first = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
     txn.commit();
   }
-  slot.runner->start();
+  startWorkers(slot, false, std::move(first));
   if (slot.building != 0) {
     pqxx::work txn(connection, "ultracore-schema-setup");
     slot.rebuild_runner = makeRunner(slot.spec, generationSchema(slot.schema, slot.building),
@@ -268,19 +271,36 @@ void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
 }
 
 void Engine::stopSlot(Slot& slot) {
-  for (auto* runner : {&slot.runner, &slot.rebuild_runner}) {
-    if (*runner) (*runner)->requestStop();
-  }
-  for (auto* runner : {&slot.runner, &slot.rebuild_runner}) {
-    if (*runner) (*runner)->join();
-  }
+  if (slot.rebuild_runner) slot.rebuild_runner->requestStop();
+  stopLive(slot);
+  if (slot.rebuild_runner) slot.rebuild_runner->join();
 }
 
-void Engine::startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> runner) {
-  slot.runner = runner ? std::move(runner)
-                       : makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-  slot.runner->requestPause(paused);
-  slot.runner->start();
+bool Engine::stopLive(Slot& slot) {
+  // All of them first: a worker that stays up would be handed the partitions of the others.
+  bool paused = false;
+  for (const auto& runner : slot.runners) {
+    paused = paused || runner->pauseRequested();
+    runner->requestStop();
+  }
+  for (const auto& runner : slot.runners) runner->join();
+  return paused;
+}
+
+void Engine::startWorkers(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> first) {
+  slot.runners.clear();
+  for (int worker = 0; worker < slot.spec.workers; ++worker) {
+    std::shared_ptr<ProjectionRunner> runner =
+        worker == 0 && first ? std::move(first)
+                             : makeRunner(slot.spec, slot.schema, slot.live, false, nullptr, worker);
+    runner->requestPause(paused);
+    slot.runners.push_back(std::move(runner));
+  }
+  for (const auto& runner : slot.runners) runner->start();
+}
+
+void Engine::startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> first) {
+  startWorkers(slot, paused, std::move(first));
   publish();
 }
 
@@ -312,9 +332,8 @@ void Engine::stop() {
   if (control_thread_.joinable()) control_thread_.join();
   std::lock_guard lock(control_mutex_);
   for (auto& slot : slots_) {
-    for (auto* runner : {&slot->runner, &slot->rebuild_runner}) {
-      if (*runner) (*runner)->requestStop();
-    }
+    for (const auto& runner : slot->runners) runner->requestStop();
+    if (slot->rebuild_runner) slot->rebuild_runner->requestStop();
   }
   for (auto& slot : slots_) stopSlot(*slot);
 }
@@ -328,7 +347,7 @@ void Engine::publish() {
   std::vector<std::shared_ptr<ProjectionRunner>> runners;
   std::map<std::string, json> generations;
   for (const auto& slot : slots_) {
-    if (slot->runner) runners.push_back(slot->runner);
+    runners.insert(runners.end(), slot->runners.begin(), slot->runners.end());
     const auto optional = [](int generation) { return generation == 0 ? json() : json(generation); };
     generations[slot->spec.name] = {
         {"projection", slot->spec.name},
@@ -391,7 +410,7 @@ Engine::Slot& Engine::slotFor(const std::string& projection) {
   if (!started_) throw ControlError(409, "not_running", "this engine runs no projections");
   for (auto& slot : slots_) {
     if (slot->spec.name != projection) continue;
-    if (!slot->runner) {
+    if (slot->runners.empty()) {
       throw ControlError(409, "not_running", "projection '" + projection +
                                                  "' did not start after the last reload; see the log");
     }
@@ -495,9 +514,7 @@ json Engine::rollback(const std::string& projection) {
     throw ControlError(409, "no_previous_generation",
                        "projection '" + projection + "' keeps no previous generation to roll back to");
   }
-  const bool paused = slot.runner->pauseRequested();
-  slot.runner->requestStop();
-  slot.runner->join();
+  const bool paused = stopLive(slot);
   const int from = slot.live;
   const int to = slot.previous;
   try {
@@ -551,9 +568,7 @@ json Engine::reset(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
   refuseWhileRebuilding(slot);
-  const bool paused = slot.runner->pauseRequested();
-  slot.runner->requestStop();
-  slot.runner->join();
+  const bool paused = stopLive(slot);
   std::shared_ptr<ProjectionRunner> runner;
   try {
     pqxx::work txn(controlConnection(), "ultracore-reset");
@@ -581,9 +596,14 @@ void Engine::controlLoop() {
       std::lock_guard lock(control_mutex_);
       for (auto& slot : slots_) {
         try {
-          if (slot->runner && slot->runner->superseded() &&
-              slot->runner->state() == RunnerState::kStopped) {
-            // Another engine switched generations: follow it.
+          const bool superseded = std::any_of(
+              slot->runners.begin(), slot->runners.end(), [](const auto& runner) {
+                return runner->superseded() && runner->state() == RunnerState::kStopped;
+              });
+          if (superseded) {
+            // Another engine switched generations: follow it, with every worker (those that
+            // had nothing to commit have not noticed yet).
+            stopLive(*slot);
             loadGenerations(controlConnection(), *slot);
             spdlog::info("[{}] generation {} is live now (switched elsewhere): restarting",
                          slot->spec.name, slot->live);
@@ -635,9 +655,11 @@ void Engine::advanceRebuild(Slot& slot) {
     done = std::max<std::int64_t>(p.stored_offset, 0);
     end = std::max(end, std::max(p.cached_high, done));
   }
-  for (const auto& p : slot.runner->partitions()) {
-    auto& [done, end] = partitions[p.partition];
-    end = std::max(end, std::max<std::int64_t>(p.cached_high, p.stored_offset));
+  for (const auto& runner : slot.runners) {
+    for (const auto& p : runner->partitions()) {
+      auto& [done, end] = partitions[p.partition];
+      end = std::max(end, std::max<std::int64_t>(p.cached_high, p.stored_offset));
+    }
   }
   std::int64_t done = 0;
   std::int64_t total = 0;
@@ -677,14 +699,10 @@ bool Engine::switchGenerations(Slot& slot) {
   setRebuildStatus(name, status);
   auto& connection = controlConnection();
   // Freeze the live generation, then let the new one reach exactly its offsets.
-  const bool paused = slot.runner->pauseRequested();
-  slot.runner->requestStop();
-  slot.runner->join();
+  const bool paused = stopLive(slot);
   const auto restartLive = [&](const std::string& why) {
     spdlog::warn("[{}] switch to generation {} postponed: {}", name, slot.building, why);
-    slot.runner = makeRunner(slot.spec, slot.schema, slot.live, false, nullptr);
-    slot.runner->requestPause(paused);
-    slot.runner->start();
+    startWorkers(slot, paused);
     status.phase = "building";
     status.detail = "switch postponed: " + why;
     setRebuildStatus(name, status);
@@ -799,7 +817,7 @@ std::string Engine::reload(Manifest manifest) {
       spdlog::error("reload: projection '{}' did not start: {}", slot.spec.name, e.what());
       failed.push_back(slot.spec.name + ": " + e.what());
       stopSlot(slot);
-      slot.runner.reset();
+      slot.runners.clear();
       slot.rebuild_runner.reset();
       return false;
     }
@@ -809,7 +827,7 @@ std::string Engine::reload(Manifest manifest) {
                            [&](const auto& slot) { return slot && slot->spec.name == spec.name; });
     if (it != slots_.end()) {
       std::unique_ptr<Slot> slot = std::move(*it);
-      if (slot->runner && !kafka_changed && sameRuntime(slot->spec, spec)) {
+      if (!slot->runners.empty() && !kafka_changed && sameRuntime(slot->spec, spec)) {
         ++unchanged;
       } else {
         stopSlot(*slot);

@@ -3,6 +3,10 @@
 /// Engine: the manifest made to run. Control plane only; each projection's data plane lives in
 /// its ProjectionRunner.
 ///
+/// A projection's live generation runs `workers:` ProjectionRunners (all named after it, one
+/// consumer group, one storage key): they are started, stopped and replaced together. A
+/// rebuild's runner is always a single one.
+///
 /// Besides start-up and shutdown (main thread), the control plane serves the operator's actions
 /// (admin endpoint threads) and a control thread that drives rebuilds. All of them change the
 /// running set under one mutex; readers (metrics, status) take a snapshot of the runners.
@@ -88,8 +92,9 @@ class Engine {
   /// The manifest the engine started with (the API and admin endpoints keep using it).
   const Manifest& manifest() const { return manifest_; }
   const PluginRegistry& plugins() const { return plugins_; }
-  /// The runners now: every projection's live runner, then the runners of rebuilds in
-  /// progress. A snapshot: safe from any thread, valid while held.
+  /// The runners now: every projection's live runners (its `workers:`, all named after the
+  /// projection), then the runners of rebuilds in progress. A snapshot: safe from any thread,
+  /// valid while held.
   std::vector<std::shared_ptr<ProjectionRunner>> runners() const;
 
   // ---- operator actions (any thread; each waits for the previous one) ----------------------
@@ -132,7 +137,10 @@ class Engine {
     int live = 1;
     int previous = 0;  ///< 0: none kept
     int building = 0;  ///< 0: no rebuild in progress
-    std::shared_ptr<ProjectionRunner> runner;
+    /// The live generation's workers (spec.workers of them, one consumer group): all started,
+    /// stopped and replaced together. Empty: not running.
+    std::vector<std::shared_ptr<ProjectionRunner>> runners;
+    /// A rebuild's runner is a single worker whatever spec.workers says.
     std::shared_ptr<ProjectionRunner> rebuild_runner;
     std::chrono::steady_clock::time_point next_sample;
     std::int64_t last_done = -1;
@@ -147,10 +155,12 @@ class Engine {
                    const std::string& schema, sdk::Projection& projection);
   /// Creates the projection through its plugin and a runner for generation `generation`
   /// writing into `schema` (not started). `building`: a rebuild's runner. `setup`: sets up the
-  /// schema first, in that transaction (nullptr: none).
+  /// schema first, in that transaction (nullptr: none). `worker`: which of the live workers
+  /// (0-based; only its log label differs).
   std::shared_ptr<ProjectionRunner> makeRunner(const ProjectionSpec& spec,
                                                const std::string& schema, int generation,
-                                               bool building, pqxx::dbtransaction* setup);
+                                               bool building, pqxx::dbtransaction* setup,
+                                               int worker = 0);
   Slot& slotFor(const std::string& projection);
   /// Throws ControlError (409) while the slot has a rebuild in progress.
   static void refuseWhileRebuilding(const Slot& slot);
@@ -158,16 +168,21 @@ class Engine {
   void loadGenerations(pqxx::connection& connection, Slot& slot);
   void startSlot(pqxx::connection& connection, Slot& slot);
   void stopSlot(Slot& slot);
-  /// (Re)starts the slot's live runner (`runner`, else a new one for the live generation),
-  /// paused if it was, and publishes it.
-  void startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> runner = nullptr);
+  /// (Re)starts the slot's live workers (`first` as worker 0 when given, new runners of the
+  /// live generation for the rest), all paused if `paused`, and publishes them.
+  void startLive(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> first = nullptr);
+  /// Same without publishing.
+  void startWorkers(Slot& slot, bool paused, std::shared_ptr<ProjectionRunner> first = nullptr);
+  /// Stops every live worker of the slot and waits for them all. Returns whether any of them
+  /// was paused by the operator (the replacements start paused then).
+  static bool stopLive(Slot& slot);
   void publish();
   void setRebuildStatus(const std::string& projection, const RebuildStatus& status);
 
   void controlLoop();
   /// One step of a rebuild in progress: progress, and the switch once caught up.
   void advanceRebuild(Slot& slot);
-  /// Stops the live runner, lets the rebuild reach its offsets, switches. False: not now.
+  /// Stops the live workers, lets the rebuild reach its offsets, switches. False: not now.
   bool switchGenerations(Slot& slot);
   /// Per partition: the live generation's stored offsets minus the rebuild's (never below 0).
   std::int64_t rebuildGap(pqxx::connection& connection, const Slot& slot);

@@ -68,6 +68,9 @@ std::vector<std::uint64_t> Histogram::counts() const {
 ProjectionRunner::ProjectionRunner(RunnerSettings settings,
                                    std::shared_ptr<sdk::Projection> projection)
     : settings_(std::move(settings)),
+      label_(settings_.spec.workers > 1 && !settings_.building
+                 ? settings_.spec.name + "#" + std::to_string(settings_.worker)
+                 : settings_.spec.name),
       projection_(std::move(projection)),
       offsets_(settings_.key.empty() ? settings_.spec.name : settings_.key),
       failures_(offsets_.projection()) {}
@@ -87,7 +90,7 @@ bool ProjectionRunner::generationHolds(pqxx::transaction_base& txn) {
       settings_.generation, settings_.building);
   if (!held.empty()) return true;
   if (!superseded_.exchange(true)) {
-    spdlog::warn("[{}] generation {} is no longer {}: stopping without writing", name(),
+    spdlog::warn("[{}] generation {} is no longer {}: stopping without writing", label(),
                  settings_.generation, settings_.building ? "being built" : "live");
   }
   stop_ = true;
@@ -120,11 +123,11 @@ void ProjectionRunner::setState(RunnerState state, const std::string& detail) {
     detail_ = detail;
   }
   if (state == RunnerState::kWaiting) {
-    spdlog::warn("[{}] waiting: {}", name(), detail);
+    spdlog::warn("[{}] waiting: {}", label(), detail);
   } else if (state == RunnerState::kFailed) {
-    spdlog::error("[{}] stopped on error: {}", name(), detail);
+    spdlog::error("[{}] stopped on error: {}", label(), detail);
   } else {
-    spdlog::info("[{}] {}{}{}", name(), toString(state), detail.empty() ? "" : ": ", detail);
+    spdlog::info("[{}] {}{}{}", label(), toString(state), detail.empty() ? "" : ": ", detail);
   }
   if (!connection_) return;
   try {  // Best effort: the status table is for operators, never a reason to fail.
@@ -136,7 +139,7 @@ void ProjectionRunner::setState(RunnerState state, const std::string& detail) {
         name(), stateName(), detail);
     txn.commit();
   } catch (const std::exception& e) {
-    spdlog::debug("[{}] could not record status: {}", name(), e.what());
+    spdlog::debug("[{}] could not record status: {}", label(), e.what());
   }
 }
 
@@ -217,7 +220,7 @@ void ProjectionRunner::createConsumer() {
 }
 
 void ProjectionRunner::run() {
-  spdlog::info("[{}] starting: topics {}, group '{}', schema '{}', on_error {}", name(),
+  spdlog::info("[{}] starting: topics {}, group '{}', schema '{}', on_error {}", label(),
                fmt::join(settings_.spec.topics, ","), settings_.spec.group_id, settings_.schema,
                toString(settings_.spec.on_error));
   try {
@@ -311,7 +314,7 @@ void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
     setState(RunnerState::kWaiting, "Kafka unreachable: " + reason);
     return;
   }
-  spdlog::warn("[{}] consumer: {} ({})", name(), reason, rd_kafka_err2name(message.err));
+  spdlog::warn("[{}] consumer: {} ({})", label(), reason, rd_kafka_err2name(message.err));
 }
 
 void ProjectionRunner::errorTrampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
@@ -332,7 +335,7 @@ void ProjectionRunner::onKafkaError(int err, const char* reason) {
     fail(std::string("Kafka consumer fatal error: ") + fatal);
     return;
   }
-  spdlog::warn("[{}] Kafka: {} ({})", name(), reason, rd_kafka_err2name(code));
+  spdlog::warn("[{}] Kafka: {} ({})", label(), reason, rd_kafka_err2name(code));
 }
 
 void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
@@ -359,9 +362,9 @@ void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
     expected_.erase({partitions->elems[i].topic, partitions->elems[i].partition});
   }
   if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-    spdlog::info("[{}] revoked {} partition(s)", name(), partitions->cnt);
+    spdlog::info("[{}] revoked {} partition(s)", label(), partitions->cnt);
   } else {
-    spdlog::warn("[{}] rebalance error: {}", name(), rd_kafka_err2str(err));
+    spdlog::warn("[{}] rebalance error: {}", label(), rd_kafka_err2str(err));
   }
   if (cooperative) {
     rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), partitions);
@@ -396,7 +399,7 @@ void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitio
     expected_[tp] = next;
   }
   spdlog::info("[{}] assigned {} partition(s), resuming from the offsets stored in PostgreSQL",
-               name(), partitions->cnt);
+               label(), partitions->cnt);
   if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
 }
 
@@ -413,7 +416,7 @@ ProjectionRunner::Outcome ProjectionRunner::resync() {
       rd_kafka_error_t* error =
           rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
       if (error != nullptr) {
-        spdlog::warn("[{}] seek after resync: {}", name(), rd_kafka_error_string(error));
+        spdlog::warn("[{}] seek after resync: {}", label(), rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
       }
     }
@@ -482,7 +485,7 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
     if (cas_lost) {
       ++counters_.cas_conflicts;
       spdlog::warn("[{}] offsets in PostgreSQL moved under this batch (another member owns the "
-                   "partition now): discarded it and re-read the stored offsets", name());
+                   "partition now): discarded it and re-read the stored offsets", label());
       return resync();
     }
     if (status) {
@@ -506,7 +509,7 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
       return processRange(items, middle, end);
     }
     if (attempts <= settings_.spec.retries) {
-      spdlog::warn("[{}] {} failed (attempt {} of {}): {}", name(),
+      spdlog::warn("[{}] {} failed (attempt {} of {}): {}", label(),
                    describe(items[begin].record, items[begin].event), attempts,
                    settings_.spec.retries + 1, status.message());
       if (!backoff(attempts - 1)) return Outcome::kStopped;
@@ -585,14 +588,14 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     counters_.events_duplicate += duplicates;
     counters_.events_parked += parked_now;
     if (parked_now > 0) {
-      spdlog::info("[{}] parked {} event(s) behind parked aggregates", name(), parked_now);
+      spdlog::info("[{}] parked {} event(s) behind parked aggregates", label(), parked_now);
     }
     ++counters_.batches_committed;
     counters_.batch_size.observe(static_cast<double>(items.size()));
     counters_.commit_seconds.observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count());
     if (duplicates > 0) {
-      spdlog::info("[{}] skipped {} event(s) already applied (same event_id)", name(), duplicates);
+      spdlog::info("[{}] skipped {} event(s) already applied (same event_id)", label(), duplicates);
     }
     commitToKafka(advances);
     return sdk::Status::ok();
@@ -606,7 +609,7 @@ ProjectionRunner::Outcome ProjectionRunner::handlePoison(Item& item, const sdk::
   ++counters_.events_failed;
   const std::string where = describe(item.record, item.event);
   const ErrorPolicy policy = settings_.spec.on_error;
-  spdlog::error("[{}] {} {}: {} (on_error: {})", name(), where, statusCodeName(error.code()),
+  spdlog::error("[{}] {} {}: {} (on_error: {})", label(), where, statusCodeName(error.code()),
                 error.message(), toString(policy));
   if (policy == ErrorPolicy::kFail) {
     fail("stopped at " + where + ": " + error.message());
@@ -660,7 +663,7 @@ sdk::Status ProjectionRunner::commitPoison(const Item& item, const sdk::Status& 
             failures_.recordDeadLetter(txn, toString(policy), item.record, event, error, attempts);
         if (aggregate) {
           failures_.parkAggregate(txn, *aggregate, id, item.record);
-          spdlog::warn("[{}] parked aggregate '{}' behind dead letter {}", name(), *aggregate, id);
+          spdlog::warn("[{}] parked aggregate '{}' behind dead letter {}", label(), *aggregate, id);
         }
       }
     } else {
@@ -700,7 +703,7 @@ void ProjectionRunner::serviceFailureRequests() {
     requests = failures_.pendingRequests(txn);
   } catch (...) {
     const sdk::Status status = statusFromCurrentException();
-    spdlog::warn("[{}] cannot read operator requests: {}", name(), status.message());
+    spdlog::warn("[{}] cannot read operator requests: {}", label(), status.message());
     if (status.code() == sdk::StatusCode::kTransient) connection_.reset();
     return;
   }
@@ -721,7 +724,7 @@ void ProjectionRunner::serviceFailureRequests() {
       return;
     } catch (...) {
       const sdk::Status status = statusFromCurrentException();
-      spdlog::error("[{}] operator request on dead letter {} failed: {}", name(),
+      spdlog::error("[{}] operator request on dead letter {} failed: {}", label(),
                     request.dead_letter_id, status.message());
       if (status.code() == sdk::StatusCode::kTransient) {
         setState(RunnerState::kWaiting, status.message());
@@ -775,11 +778,11 @@ void ProjectionRunner::retryDeadLetter(std::int64_t id) {
     if (parked_aggregate) releaseParked(txn, *parked_aggregate);
     txn.commit();
     ++counters_.events_retried;
-    spdlog::info("[{}] dead letter {} ({}) retried and applied", name(), id, where);
+    spdlog::info("[{}] dead letter {} ({}) retried and applied", label(), id, where);
   } else {
     failures_.markRetryFailed(txn, id, status);
     txn.commit();
-    spdlog::warn("[{}] retry of dead letter {} ({}) failed again: {}", name(), id, where,
+    spdlog::warn("[{}] retry of dead letter {} ({}) failed again: {}", label(), id, where,
                  status.message());
   }
 }
@@ -805,14 +808,14 @@ void ProjectionRunner::releaseParked(pqxx::dbtransaction& txn, const std::string
       failures_.reblock(txn, aggregate_id, blocking, item.record);
       spdlog::warn("[{}] released {} parked event(s) of '{}'; {} failed: {}; the aggregate stays "
                    "parked behind dead letter {}",
-                   name(), released, aggregate_id, describe(item.record, item.event),
+                   label(), released, aggregate_id, describe(item.record, item.event),
                    status.message(), blocking);
       return;
     }
     ++released;
   }
   failures_.unpark(txn, aggregate_id);
-  spdlog::info("[{}] released aggregate '{}': {} parked event(s) applied in order", name(),
+  spdlog::info("[{}] released aggregate '{}': {} parked event(s) applied in order", label(),
                aggregate_id, released);
 }
 
@@ -847,7 +850,7 @@ void ProjectionRunner::pauseAssignment(rd_kafka_topic_partition_list_t* partitio
   if (partitions == nullptr || partitions->cnt == 0) return;
   const rd_kafka_resp_err_t err = rd_kafka_pause_partitions(consumer_.get(), partitions);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    spdlog::warn("[{}] pause: {}", name(), rd_kafka_err2str(err));
+    spdlog::warn("[{}] pause: {}", label(), rd_kafka_err2str(err));
   }
 }
 
@@ -864,7 +867,7 @@ void ProjectionRunner::applyPause() {
     if (assignment->cnt > 0) {
       const rd_kafka_resp_err_t err = rd_kafka_resume_partitions(consumer_.get(), assignment);
       if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        spdlog::warn("[{}] resume: {}", name(), rd_kafka_err2str(err));
+        spdlog::warn("[{}] resume: {}", label(), rd_kafka_err2str(err));
       }
     }
     setState(RunnerState::kRunning, "");

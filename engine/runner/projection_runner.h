@@ -51,6 +51,9 @@ struct RunnerSettings {
   /// The manifest projection this runner materializes a generation of (a rebuild's runner is
   /// named after its key); empty: spec.name.
   std::string projection;
+  /// Which of the projection's live workers this is (0-based; spec.workers of them share the
+  /// consumer group). Only the log label differs: storage keys and status stay the name's.
+  int worker = 0;
 };
 
 enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed, kPaused };
@@ -106,6 +109,8 @@ class ProjectionRunner {
   void join();
 
   const std::string& name() const { return settings_.spec.name; }
+  /// The name in log lines: "<name>#<worker>" when the projection has several workers.
+  const std::string& label() const { return label_; }
   /// The storage key (RunnerSettings::key, else the name).
   const std::string& key() const { return offsets_.projection(); }
   const RunnerSettings& settings() const { return settings_; }
@@ -187,6 +192,7 @@ class ProjectionRunner {
   void fail(const std::string& detail);
 
   RunnerSettings settings_;
+  std::string label_;
   std::shared_ptr<sdk::Projection> projection_;
   OffsetStore offsets_;
   FailureStore failures_;

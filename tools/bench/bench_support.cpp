@@ -197,7 +197,8 @@ std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& o
   for (const char* name : {"customers", "accounts"}) {
     out << "  - { name: " << name << ", plugin: " << name << ", topics: [ultracore." << name
         << ".events], batch: { max_events: " << options.max_events
-        << ", max_wait_ms: " << options.max_wait_ms << " }, on_error: dead_letter }\n";
+        << ", max_wait_ms: " << options.max_wait_ms << " }, workers: " << options.workers
+        << ", on_error: dead_letter }\n";
   }
   return path;
 }

@@ -98,6 +98,7 @@ struct ManifestOptions {
   std::string api_listen = "127.0.0.1:0";
   int max_events = 500;  ///< the shipped manifest's batch
   int max_wait_ms = 20;
+  int workers = 2;  ///< each projection's `workers:` (2 as in config/projections.yaml)
   std::vector<std::string> kafka;  ///< extra "key: value" lines for the kafka section
 };
 /// The two domain projections (customers, accounts) as in config/projections.yaml, with

@@ -14,6 +14,7 @@ struct MaterializeOptions {
   int partitions = 48;  ///< per topic: keeps each partition far below the mock's 5 MiB
   int max_events = 500;
   int max_wait_ms = 20;
+  int workers = 2;  ///< `workers:` of both projections (config/projections.yaml ships 2)
   int timeout_s = 1800;
   std::vector<std::string> kafka;  ///< extra consumer properties, "key=value"
   std::string json_path;
@@ -27,6 +28,7 @@ struct LatencyOptions {
   int partitions = 12;
   int max_wait_ms = 20;
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
+  int projection_workers = 2;  ///< `workers:` of both projections (as shipped)
   std::string json_path;
 };
 int runLatency(const LatencyOptions& options);

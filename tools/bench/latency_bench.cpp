@@ -163,7 +163,7 @@ int runLatency(const LatencyOptions& options) {
   const int port = freePort();
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port), 500,
-            options.max_wait_ms, {}});
+            options.max_wait_ms, options.projection_workers, {}});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);
@@ -219,9 +219,12 @@ int runLatency(const LatencyOptions& options) {
                      {"read_p99_ms", r.read_p99}});
   }
   printTable("latency: engine (both roles), fetch.wait.max.ms 10, batch max_wait_ms " +
-                 std::to_string(options.max_wait_ms) + ", commit " + gitCommit().substr(0, 12),
+                 std::to_string(options.max_wait_ms) + ", workers " +
+                 std::to_string(options.projection_workers) + ", commit " +
+                 gitCommit().substr(0, 12),
              rows);
   json out{{"bench", "latency"},
+           {"projection_workers", options.projection_workers},
            {"commit", gitCommit()},
            {"duration_s", options.duration_s},
            {"batch_max_wait_ms", options.max_wait_ms},

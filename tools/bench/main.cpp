@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     sub->add_option("--partitions", options->partitions, "partitions per topic (default 48)");
     sub->add_option("--batch-max-events", options->max_events, "batch.max_events (default 500)");
     sub->add_option("--batch-max-wait-ms", options->max_wait_ms, "batch.max_wait_ms (default 20)");
+    sub->add_option("--workers", options->workers,
+                    "workers: of both projections, live runners per projection (default 2, as "
+                    "shipped)")
+        ->check(CLI::Range(1, 64));
     sub->add_option("--timeout", options->timeout_s, "give up after this many seconds");
     sub->add_option("--json", options->json_path, "also write the results here");
     sub->add_option("--kafka", options->kafka,
@@ -44,6 +48,9 @@ int main(int argc, char** argv) {
   l->add_option("--duration", latency.duration_s, "seconds per rate (default 20)");
   l->add_option("--batch-max-wait-ms", latency.max_wait_ms, "batch.max_wait_ms (default 20)");
   l->add_option("--workers", latency.workers, "client connections (default 16)");
+  l->add_option("--projection-workers", latency.projection_workers,
+                "workers: of both projections (default 2, as shipped)")
+      ->check(CLI::Range(1, 64));
   l->add_option("--json", latency.json_path, "also write the results here");
   l->add_flag("--quick", latency_quick, "8 s per rate");
 

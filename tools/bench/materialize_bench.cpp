@@ -337,7 +337,7 @@ int runMaterialize(const MaterializeOptions& options) {
   const Backlog backlog = loadBacklog(broker, options);
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, kafkaLines(options.kafka)});
+            options.max_wait_ms, options.workers, kafkaLines(options.kafka)});
   std::cerr << "engine catching up...\n";
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
                                           options.timeout_s);
@@ -356,7 +356,8 @@ int runMaterialize(const MaterializeOptions& options) {
   printTable(
       "materialize: " + fmtNumber(n) + " events (" + std::to_string(options.partitions) +
           " partitions per topic, batch " + std::to_string(options.max_events) + "/" +
-          std::to_string(options.max_wait_ms) + " ms), commit " + gitCommit().substr(0, 12),
+          std::to_string(options.max_wait_ms) + " ms, workers " + std::to_string(options.workers) +
+          "), commit " + gitCommit().substr(0, 12),
       {{"engine", fmtNumber(engine.events_per_s) + " events/s",
         "first committed batch -> caught up: " +
             fmtNumber(engine.catch_up.caught_up_s - engine.catch_up.first_progress_s, 1) + " s"},
@@ -387,6 +388,7 @@ int runMaterialize(const MaterializeOptions& options) {
                  {"partitions_per_topic", options.partitions},
                  {"batch_max_events", options.max_events},
                  {"batch_max_wait_ms", options.max_wait_ms},
+                 {"workers", options.workers},
                  {"kafka_overrides", options.kafka},
                  {"engine_events_per_s", engine.events_per_s},
                  {"engine_wall_events_per_s", engine.wall_events_per_s},
@@ -413,7 +415,7 @@ int runRebuild(const MaterializeOptions& options) {
   const Backlog backlog = loadBacklog(broker, options);
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, kafkaLines(options.kafka)});
+            options.max_wait_ms, options.workers, kafkaLines(options.kafka)});
   std::cerr << "first pass (materialize)...\n";
   const EnginePass first = runEnginePass(dir, manifest, database.url(), backlog, "engine-1.log",
                                          options.timeout_s);

@@ -1,6 +1,7 @@
 // DESIGN.md invariant 7: killing the engine at any instant (kill -9) and restarting it yields
 // exactly the state of one clean pass over the log. The projection is the ledger, which is not
-// idempotent by nature, so a duplicate or a loss shows in its table.
+// idempotent by nature, so a duplicate or a loss shows in its table. Run with `workers: 1` and
+// `workers: 2` (two live runners in one consumer group inside the killed engine).
 
 #include <atomic>
 #include <csignal>
@@ -60,7 +61,10 @@ std::string committedSum(const std::string& url) {
   }
 }
 
-TEST(EngineCrash, KillMinus9AtRandomMomentsEqualsOneCleanPass) {
+class EngineCrash : public ::testing::TestWithParam<int> {};
+
+TEST_P(EngineCrash, KillMinus9AtRandomMomentsEqualsOneCleanPass) {
+  const std::string workers = "    workers: " + std::to_string(GetParam()) + "\n";
   DevBroker broker(DevBroker::Options{1, 4, {"ledger.events"}});
   TestDatabase crashed;
   TestDatabase clean;
@@ -95,7 +99,7 @@ TEST(EngineCrash, KillMinus9AtRandomMomentsEqualsOneCleanPass) {
   } stopper{stop_producing};
 
   auto manifest = writeManifest(dir, broker.bootstrap(), crashed.url(),
-                                kProjection + "    group_id: crash-test\n", "crash.yaml");
+                                kProjection + workers + "    group_id: crash-test\n", "crash.yaml");
   std::vector<double> resume_seconds;
   for (int kill = 0; kill < kKills; ++kill) {
     auto engine = startEngine(manifest, dir.path() / ("engine-" + std::to_string(kill) + ".log"));
@@ -119,7 +123,8 @@ TEST(EngineCrash, KillMinus9AtRandomMomentsEqualsOneCleanPass) {
 
   auto finish = [&](const std::string& url, const std::string& name) {
     auto engine = startEngine(writeManifest(dir, broker.bootstrap(), url,
-                                            kProjection + "    group_id: " + name + "\n", name + ".yaml"),
+                                            kProjection + workers + "    group_id: " + name + "\n",
+                                            name + ".yaml"),
                               dir.path() / (name + ".log"));
     EXPECT_TRUE(waitForEngineRunning(*engine)) << engine->log();
     const bool caught_up = waitUntil(
@@ -143,6 +148,11 @@ TEST(EngineCrash, KillMinus9AtRandomMomentsEqualsOneCleanPass) {
   std::printf("restart to first commit after kill -9 (session.timeout.ms=3000): worst %.1f s over %d restarts\n",
               worst, kKills);
 }
+
+INSTANTIATE_TEST_SUITE_P(Workers, EngineCrash, ::testing::Values(1, 2),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return "Workers" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace ultracore::testing

@@ -47,6 +47,11 @@ class GenerationsTest : public ::testing::Test {
     }
   }
 
+  /// The bodies of the rebuild and reset tests, run with `extra` manifest keys of the
+  /// customers projection (", workers: 2": every step stops and restarts both live workers).
+  void rebuildUnderLoadSwitchesAndRollsBack(const std::string& extra);
+  void resetReplaysInPlace(const std::string& extra);
+
   void startEngine(const std::string& projections) {
     manifest_ = writeManifest(dir_, broker_.bootstrap(), db_.url(), projections);
     engine_ = testing::startEngine(manifest_, dir_.path() / "engine.log");
@@ -172,8 +177,8 @@ class GenerationsTest : public ::testing::Test {
   int ctl_runs_ = 0;
 };
 
-TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRollsBack) {
-  startEngine(customersProjection());
+void GenerationsTest::rebuildUnderLoadSwitchesAndRollsBack(const std::string& extra) {
+  startEngine(customersProjection(extra));
   produce(broker_.bootstrap(), customerEvents(3000));
   ASSERT_TRUE(caughtUp(db_.url(), "customers", 3000)) << engine_->log();
   const std::string old_table = value("SELECT 'customers.customers'::regclass::oid");
@@ -228,6 +233,12 @@ TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRo
   EXPECT_EQ(value("SELECT 'customers.customers'::regclass::oid"), old_table);
   ASSERT_TRUE(caughtUp(db_.url(), "customers", total)) << engine_->log();
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
+  if (!extra.empty()) {  // the second worker of the restored generation took partitions too
+    EXPECT_TRUE(waitUntil([&] {
+      const std::string log = engine_->log();
+      return log.find("[customers#1] assigned", log.rfind("rolled back")) != std::string::npos;
+    }, 30s)) << engine_->log();
+  }
 
   // Drop the generation kept for rollback (now generation 2).
   const auto [drop_status, drop_output] = ctl({"drop", "customers", "--yes"});
@@ -242,8 +253,16 @@ TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRo
   EXPECT_NE(again_output.find("no previous generation"), std::string::npos) << again_output;
 }
 
-TEST_F(GenerationsTest, ResetReplaysInPlaceAfterConfirmation) {
-  startEngine(customersProjection());
+TEST_F(GenerationsTest, RebuildUnderLoadSwitchesWithoutAFailingOrEmptyQueryAndRollsBack) {
+  rebuildUnderLoadSwitchesAndRollsBack("");
+}
+
+TEST_F(GenerationsTest, RebuildRollbackAndDropWithTwoLiveWorkers) {
+  rebuildUnderLoadSwitchesAndRollsBack(", workers: 2");
+}
+
+void GenerationsTest::resetReplaysInPlace(const std::string& extra) {
+  startEngine(customersProjection(extra));
   produce(broker_.bootstrap(), customerEvents(600));
   ASSERT_TRUE(caughtUp(db_.url(), "customers", 600)) << engine_->log();
   const std::string before = tableChecksum(db_.url(), kCustomersColumns);
@@ -260,6 +279,18 @@ TEST_F(GenerationsTest, ResetReplaysInPlaceAfterConfirmation) {
   ASSERT_TRUE(caughtUp(db_.url(), "customers", 600)) << engine_->log();
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
   EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers'"), "600");
+  if (!extra.empty()) {  // both workers were restarted and took partitions
+    const std::string log = engine_->log();
+    const auto reset_at = log.find("[customers] reset");
+    EXPECT_NE(log.find("[customers#0] assigned", reset_at), std::string::npos) << log;
+    EXPECT_NE(log.find("[customers#1] assigned", reset_at), std::string::npos) << log;
+  }
+}
+
+TEST_F(GenerationsTest, ResetReplaysInPlaceAfterConfirmation) { resetReplaysInPlace(""); }
+
+TEST_F(GenerationsTest, ResetWithTwoLiveWorkersReplaysInPlace) {
+  resetReplaysInPlace(", workers: 2");
 }
 
 TEST_F(GenerationsTest, SighupStartsAnAddedProjectionAndKeepsTheOthersRunningWithoutAGap) {

@@ -92,6 +92,7 @@ projections:
   EXPECT_TRUE(c.batch.flush_when_idle);
   EXPECT_EQ(c.on_error, ErrorPolicy::kDeadLetter);
   EXPECT_EQ(c.retries, 0);
+  EXPECT_EQ(c.workers, 1);
   EXPECT_EQ(c.schema, "");
   EXPECT_EQ(c.group_id, "ultracore.projection.customers");
   EXPECT_TRUE(c.kafka.empty());
@@ -135,6 +136,7 @@ projections:
     batch: {max_events: 100000, max_wait_ms: 0, flush_when_idle: false}
     on_error: park
     retries: 3
+    workers: 4
     schema: customers_v2
     group_id: my.group
     kafka: {fetch.min.bytes: 1024, auto.offset.reset: earliest}
@@ -168,6 +170,7 @@ projections:
   EXPECT_FALSE(p.batch.flush_when_idle);
   EXPECT_EQ(p.on_error, ErrorPolicy::kPark);
   EXPECT_EQ(p.retries, 3);
+  EXPECT_EQ(p.workers, 4);
   EXPECT_EQ(p.schema, "customers_v2");
   EXPECT_EQ(p.group_id, "my.group");
   EXPECT_EQ(p.kafka, (std::map<std::string, std::string>{{"fetch.min.bytes", "1024"},
@@ -422,6 +425,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "'retries' must be at least 0, got -1"},
         ErrorCase{"RetriesTooBig", withProjection("    retries: 99999999999\n"), 9, 14,
                   "'retries' must be at most 2147483647, got 99999999999"},
+        ErrorCase{"WorkersZero", withProjection("    workers: 0\n"), 9, 14,
+                  "'workers' must be between 1 and 64, got 0"},
+        ErrorCase{"WorkersTooMany", withProjection("    workers: 65\n"), 9, 14,
+                  "'workers' must be between 1 and 64, got 65"},
+        ErrorCase{"WorkersNotAnInteger", withProjection("    workers: two\n"), 9, 14,
+                  "'workers' must be an integer, got 'two'"},
+        ErrorCase{"WorkersIsAList", withProjection("    workers: [2]\n"), 9, 14,
+                  "'workers' must be an integer, got a list"},
         ErrorCase{"MaxBodyBytesZero", kMinimal + "api: {max_body_bytes: 0}\n", 4, 23,
                   "'max_body_bytes' must be between 1 and 1073741824, got 0"},
 
