@@ -609,7 +609,7 @@ void Engine::controlLoop() {
                          slot->spec.name, slot->live);
             startLive(*slot, false);
           }
-          if (slot->building != 0 && slot->runner && slot->rebuild_runner) advanceRebuild(*slot);
+          if (slot->building != 0 && !slot->runners.empty() && slot->rebuild_runner) advanceRebuild(*slot);
         } catch (const std::exception& e) {
           spdlog::warn("[{}] control: {}", slot->spec.name, e.what());
           control_connection_.reset();

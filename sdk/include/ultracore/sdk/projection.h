@@ -24,9 +24,12 @@ struct ProjectionContext {
   Logger* logger = nullptr;     ///< never null when the engine creates the projection
 };
 
-/// Created once by the engine on the main thread, through the plugin's factory, and destroyed
-/// through the plugin's destroy function. setupSchema() is called once before the first
-/// apply(). apply() is called from one runner thread at a time, never concurrently.
+/// Created by the engine through the plugin's factory, and destroyed through the plugin's
+/// destroy function: one instance per runner (a projection with `workers: N` has N, a rebuild
+/// or a restart after rollback/reset/reload gets new ones), so keep no state between batches
+/// that another instance would need. Before any instance's first apply(), setupSchema() has
+/// run on the schema it writes into (by one of the instances). apply() is called from one
+/// runner thread at a time per instance, never concurrently on one instance.
 ///
 /// Guarantees given to apply(): events of one aggregate arrive in log order; an event whose
 /// event_id this projection already applied is never passed again; the writes of one call
