@@ -1,6 +1,7 @@
 #include "engine_harness.h"
 
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -127,6 +128,23 @@ std::filesystem::path writeManifest(const TempDir& dir, const std::string& boots
       << "projections:\n"
       << projections_yaml;
   return path;
+}
+
+void setAdminToken(const std::filesystem::path& manifest, const std::string& token) {
+  std::ifstream in(manifest);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string admin = "admin:\n  listen: 127.0.0.1:0\n";
+  const auto at = text.find(admin);
+  if (at == std::string::npos) throw std::runtime_error(manifest.string() + " has no admin block");
+  text.insert(at + admin.size(), "  token: " + token + "\n");
+  std::ofstream(manifest) << text;
+}
+
+int adminPort(const Subprocess& engine) {
+  const std::string log = engine.log();
+  const std::string marker = "admin listening on 127.0.0.1:";
+  const auto at = log.find(marker);
+  return at == std::string::npos ? 0 : std::stoi(log.substr(at + marker.size()));
 }
 
 std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,

@@ -45,6 +45,13 @@ std::filesystem::path writeManifest(const TempDir& dir, const std::string& boots
                                     const std::string& projections_yaml,
                                     const std::string& name = "projections.yaml");
 
+/// Adds `admin.token: <token>` to a manifest written by writeManifest. Throws if it has no
+/// admin block.
+void setAdminToken(const std::filesystem::path& manifest, const std::string& token);
+
+/// The admin port the engine logged ("admin listening on 127.0.0.1:PORT"); 0 if not yet.
+int adminPort(const Subprocess& engine);
+
 /// ultracore-engine --config <manifest>, logging to <dir>/<log_name>.
 std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,
                                         const std::filesystem::path& log);

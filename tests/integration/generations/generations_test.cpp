@@ -131,11 +131,7 @@ class GenerationsTest : public ::testing::Test {
                   600s);
   }
   static std::string adminUrl(const Subprocess& engine) {
-    const std::string log = engine.log();
-    const std::string marker = "admin listening on 127.0.0.1:";
-    const auto at = log.find(marker);
-    if (at == std::string::npos) return "";
-    return "http://127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size())));
+    return "http://127.0.0.1:" + std::to_string(adminPort(engine));
   }
   std::string value(const std::string& sql) { return queryValue(db_.url(), sql); }
   /// customers.customers after one clean pass over the log's first `events` customer events,

@@ -7,7 +7,6 @@
 #include <csignal>
 #include <fstream>
 #include <iterator>
-#include <regex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -32,22 +31,12 @@ class OpsTest : public ::testing::Test {
     manifest_ = writeManifest(dir_, broker_.bootstrap(), db_.url(),
                               "  - { name: ledger, plugin: ledger, topics: [ledger.events],\n"
                               "      batch: { max_events: 200, max_wait_ms: 50 } }\n");
-    // The harness's manifest, with a token on the admin endpoint.
-    std::ifstream in(manifest_);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string admin = "admin:\n  listen: 127.0.0.1:0\n";
-    const auto at = text.find(admin);
-    ASSERT_NE(at, std::string::npos);
-    text.insert(at + admin.size(), std::string("  token: ") + kToken + "\n");
-    std::ofstream(manifest_) << text;
+    setAdminToken(manifest_, kToken);  // the harness's manifest, with a token on the admin endpoint
 
     engine_ = startEngine(manifest_, dir_.path() / "engine.log");
     ASSERT_TRUE(waitForEngineRunning(*engine_)) << engine_->log();
-    std::smatch match;
-    const std::string log = engine_->log();
-    ASSERT_TRUE(std::regex_search(log, match, std::regex("admin listening on 127\\.0\\.0\\.1:(\\d+)")))
-        << log;
-    port_ = std::stoi(match[1]);
+    port_ = adminPort(*engine_);
+    ASSERT_NE(port_, 0) << engine_->log();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(10s);
   }

@@ -147,19 +147,12 @@ class StatusPageTest : public ::testing::Test {
                               "      batch: { max_events: 100, max_wait_ms: 20 } }\n"
                               "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events],\n"
                               "      batch: { max_events: 100, max_wait_ms: 20 } }\n");
-    std::string text = readText(manifest_);
-    const std::string admin = "admin:\n  listen: 127.0.0.1:0\n";
-    const auto at = text.find(admin);
-    ASSERT_NE(at, std::string::npos);
-    text.insert(at + admin.size(), std::string("  token: ") + kToken + "\n");
-    std::ofstream(manifest_) << text;
+    setAdminToken(manifest_, kToken);
 
     engine_ = startEngine(manifest_, dir_.path() / "engine.log");
     ASSERT_TRUE(waitForEngineRunning(*engine_)) << engine_->log();
-    std::smatch match;
-    const std::string log = engine_->log();
-    ASSERT_TRUE(std::regex_search(log, match, std::regex("admin listening on 127\\.0\\.0\\.1:(\\d+)"))) << log;
-    port_ = std::stoi(match[1]);
+    port_ = adminPort(*engine_);
+    ASSERT_NE(port_, 0) << engine_->log();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
     client_->set_read_timeout(10s);
   }
