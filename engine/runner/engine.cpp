@@ -11,6 +11,7 @@
 #include <pqxx/transaction>
 #include <spdlog/spdlog.h>
 
+#include "engine/postgres/generation_store.h"
 #include "engine/postgres/migrations.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
@@ -67,21 +68,6 @@ bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
          a.batch.max_wait_ms == b.batch.max_wait_ms && a.on_error == b.on_error &&
          a.retries == b.retries && a.workers == b.workers && a.schema == b.schema &&
          a.group_id == b.group_id && a.kafka == b.kafka && a.config == b.config;
-}
-
-/// Drops a generation's schema and everything stored under its key.
-void purgeGeneration(pqxx::dbtransaction& txn, const std::string& schema, const std::string& key) {
-  txn.exec0("DROP SCHEMA IF EXISTS " + txn.quote_name(schema) + " CASCADE");
-  for (const char* table :
-       {"ultracore_offsets", "processed_events", "ultracore_dead_letters",
-        "ultracore_skipped_events", "ultracore_parked_events", "ultracore_parked_aggregates"}) {
-    txn.exec_params0(std::string("DELETE FROM ") + table + " WHERE projection = $1", key);
-  }
-  // Status rows are by runner name: a rebuild's runner is named after its key; the live
-  // runner's row (the projection's name) stays.
-  if (key.find("@g") != std::string::npos) {
-    txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1", key);
-  }
 }
 
 /// Locks the projection's generations row: waits for every batch in flight (they hold it

@@ -12,6 +12,7 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "engine/postgres/generation_store.h"
 #include "tools/ctl/admin_client.h"
 
 namespace ultracore::ctl {
@@ -120,12 +121,7 @@ void resetOffline(const CtlContext& context, const std::string& projection) {
   }
   const auto key = txn.exec_params1("SELECT ultracore_live_key($1)", projection)[0].as<std::string>();
   txn.exec_params("SELECT 1 FROM ultracore_generations WHERE projection = $1 FOR UPDATE", projection);
-  txn.exec0("DROP SCHEMA IF EXISTS " + txn.quote_name(schema[0][0].as<std::string>()) + " CASCADE");
-  for (const char* table : {"ultracore_offsets", "processed_events", "ultracore_dead_letters",
-                            "ultracore_skipped_events", "ultracore_parked_events",
-                            "ultracore_parked_aggregates"}) {
-    txn.exec_params0(std::string("DELETE FROM ") + table + " WHERE projection = $1", key);
-  }
+  engine::purgeGeneration(txn, schema[0][0].as<std::string>(), key);
   txn.commit();
   std::printf("%s: reset offline (schema '%s' dropped, offsets and processed events of '%s' "
               "deleted); the engine rebuilds it from the beginning of the log when it starts\n",
