@@ -147,7 +147,8 @@ class AccountsProjection final : public sdk::Projection {
           "status = COALESCE(b.status, a.status), "
           "version = COALESCE(b.version::bigint, a.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
-          "FROM batch b WHERE a.account_id = b.id RETURNING a.account_id",
+          "FROM batch b WHERE a.account_id = ANY (ARRAY(SELECT id FROM batch)) AND a.account_id = b.id "
+          "RETURNING a.account_id",
           {"id", "amounts", "status", "version", "events", "updated_at"}, updated);
       if (!rows) return rows.status();
       if (rows->size() != updated.size()) {

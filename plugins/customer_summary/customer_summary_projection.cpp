@@ -174,7 +174,7 @@ class CustomerSummaryProjection final : public sdk::Projection {
           "first_name = CASE WHEN substr(b.mask, 1, 1) = '1' THEN b.first_name ELSE c.first_name END, "
           "last_name = CASE WHEN substr(b.mask, 2, 1) = '1' THEN b.last_name ELSE c.last_name END, "
           "status = COALESCE(b.status, c.status) "
-          "FROM batch b WHERE c.customer_id = b.id",
+          "FROM batch b WHERE c.customer_id = ANY (ARRAY(SELECT id FROM batch)) AND c.customer_id = b.id",
           columns, rows);
       if (!updated) return updated.status();
     }
@@ -209,7 +209,8 @@ class CustomerSummaryProjection final : public sdk::Projection {
           "balance = a.balance + "
           "COALESCE((SELECT sum(x) FROM unnest(b.amounts::numeric[]) AS x), 0), "
           "status = COALESCE(b.status, a.status) "
-          "FROM batch b WHERE a.account_id = b.id RETURNING a.account_id, a.customer_id",
+          "FROM batch b WHERE a.account_id = ANY (ARRAY(SELECT id FROM batch)) AND a.account_id = b.id "
+          "RETURNING a.account_id, a.customer_id",
           {"id", "amounts", "status"}, moved);
       if (!rows) return rows.status();
       if (rows->size() != moved.size()) {

@@ -161,7 +161,8 @@ class CustomersProjection final : public sdk::Projection {
           "status = COALESCE(b.status, c.status), "
           "version = COALESCE(b.version::bigint, c.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
-          "FROM batch b WHERE c.customer_id = b.id RETURNING c.customer_id",
+          "FROM batch b WHERE c.customer_id = ANY (ARRAY(SELECT id FROM batch)) AND c.customer_id = b.id "
+          "RETURNING c.customer_id",
           {"id", "mask", "f1", "f2", "f3", "f4", "f5", "status", "version", "events",
            "updated_at"},
           updated);
