@@ -90,7 +90,8 @@ const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
     "retries", "schema", "group_id",  "kafka",    "config", "workers"};
-const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms", "flush_when_idle"};
+const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms", "flush_when_idle",
+                                             "synchronous_commit"};
 const std::vector<std::pair<std::string, ErrorPolicy>> kErrorPolicies = {
     {"fail", ErrorPolicy::kFail},
     {"skip", ErrorPolicy::kSkip},
@@ -627,6 +628,9 @@ class Parser {
       }
       if (const Field* idle = values.find("flush_when_idle")) {
         spec.batch.flush_when_idle = boolean(*idle);
+      }
+      if (const Field* synchronous = values.find("synchronous_commit")) {
+        spec.batch.synchronous_commit = boolean(*synchronous);
       }
     }
 

@@ -56,6 +56,12 @@ struct BatchSpec {
   /// Commit a batch as soon as the consumer has nothing more queued, instead of waiting out
   /// max_wait_ms (under a backlog the queue is never empty, so batches still fill up).
   bool flush_when_idle = true;
+  /// Wait for PostgreSQL's WAL flush (`synchronous_commit`) when a batch commits. Off by
+  /// default: the read model is rebuilt from Kafka, and a server crash can only roll back the
+  /// latest batches together with their offsets, which the engine then applies again.
+  bool synchronous_commit = false;
+
+  bool operator==(const BatchSpec&) const = default;
 };
 
 struct ProjectionSpec {

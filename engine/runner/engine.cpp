@@ -64,9 +64,7 @@ std::string isoTime(std::chrono::system_clock::time_point when) {
 /// The runtime-relevant parts of a projection's manifest entry (not where it was written).
 bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
   return a.name == b.name && a.plugin == b.plugin && a.projection == b.projection &&
-         a.topics == b.topics && a.batch.max_events == b.batch.max_events &&
-         a.batch.max_wait_ms == b.batch.max_wait_ms &&
-         a.batch.flush_when_idle == b.batch.flush_when_idle && a.on_error == b.on_error &&
+         a.topics == b.topics && a.batch == b.batch && a.on_error == b.on_error &&
          a.retries == b.retries && a.workers == b.workers && a.schema == b.schema &&
          a.group_id == b.group_id && a.kafka == b.kafka && a.config == b.config;
 }

@@ -163,6 +163,12 @@ void ProjectionRunner::connectPostgres() {
   for (int attempt = 0; !stop_; ++attempt) {
     try {
       connection_ = std::make_unique<pqxx::connection>(settings_.postgres_url);
+      // Every transaction of this connection rebuilds from Kafka: batches, dead letters and
+      // operator requests (whose own rows are written durably by ultracore-ctl). A server
+      // crash rolls the latest ones back whole, offsets included, and the runner redoes them.
+      if (!settings_.spec.batch.synchronous_commit) {
+        connection_->set_variable("synchronous_commit", "off");
+      }
       return;
     } catch (...) {
       setState(RunnerState::kWaiting, statusFromCurrentException().message());

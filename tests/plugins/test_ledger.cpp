@@ -5,6 +5,7 @@
 // Events: any type; event_data {"amount": <integer>}. An event of type "Poison" is rejected
 // with a handler error (for the error-policy tests), unless its event_id is in
 // {schema}.cured: that is how a test "fixes the plugin" before retrying a dead letter.
+// {schema}.commit_modes records the synchronous_commit setting each batch ran under.
 
 #include <map>
 #include <string>
@@ -28,7 +29,8 @@ class LedgerProjection final : public sdk::Projection {
         "CREATE TABLE IF NOT EXISTS {schema}.ledger ("
         " aggregate_id text PRIMARY KEY, event_ids text NOT NULL, total bigint NOT NULL,"
         " events integer NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS {schema}.cured (event_id text PRIMARY KEY)");
+        "CREATE TABLE IF NOT EXISTS {schema}.cured (event_id text PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS {schema}.commit_modes (synchronous_commit text PRIMARY KEY)");
   }
 
   Status apply(std::span<const sdk::Event> events, sdk::Writer& db) override {
@@ -49,6 +51,11 @@ class LedgerProjection final : public sdk::Projection {
       fold.ids += (fold.ids.empty() ? "" : ",") + event.eventId();
       fold.total += amount;
       ++fold.count;
+    }
+    if (Status seen = db.exec("INSERT INTO {schema}.commit_modes "
+                              "VALUES (current_setting('synchronous_commit')) ON CONFLICT DO NOTHING");
+        !seen) {
+      return seen;
     }
     std::vector<sdk::Params> rows;
     for (const auto& [id, fold] : folds) {

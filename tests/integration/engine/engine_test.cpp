@@ -155,6 +155,28 @@ TEST_F(EngineTest, FailPolicyStopsAtTheEventAndOtherProjectionsGoOn) {
   EXPECT_EQ(engine->wait(20s), 0) << engine->log();
 }
 
+// A batch does not wait for PostgreSQL's WAL flush unless the projection asks for it
+// (batch.synchronous_commit): the ledger records the setting its batches ran under.
+TEST_F(EngineTest, BatchesSkipTheWalFlushWaitUnlessTheProjectionAsksForIt) {
+  auto manifest = writeManifest(
+      dir_, broker_.bootstrap(), db_.url(),
+      "  - { name: ledger, plugin: ledger, topics: [ledger.events] }\n"
+      "  - { name: durable, plugin: ledger, projection: ledger, schema: durable,"
+      " topics: [ledger.events],"
+      " batch: { synchronous_commit: true } }\n");
+  auto engine = startEngine(manifest, dir_.path() / "engine.log");
+  produce(broker_.bootstrap(),
+          {{"ledger.events", "L", envelope("s1", "Entry", "L", {{"amount", 1}}), 0}});
+  ASSERT_TRUE(waitUntil([&] {
+    return count("SELECT count(*) FROM processed_events WHERE event_id = 's1'") == "2";
+  }, 60s)) << engine->log();
+  EXPECT_EQ(count("SELECT string_agg(synchronous_commit, ',') FROM ledger.commit_modes"), "off");
+  EXPECT_EQ(count("SELECT string_agg(synchronous_commit, ',') FROM durable.commit_modes"), "on");
+  EXPECT_EQ(count("SELECT event_ids FROM durable.ledger"), "s1");
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(20s), 0) << engine->log();
+}
+
 TEST_F(EngineTest, AStoredOffsetNoLongerInTheLogStopsTheProjectionLoudly) {
   produce(broker_.bootstrap(), {{"ledger.events", "L", envelope("l1", "Entry", "L", {{"amount", 1}}), 3}});
   auto manifest = writeManifest(dir_, broker_.bootstrap(), db_.url(),

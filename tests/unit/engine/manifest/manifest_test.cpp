@@ -90,6 +90,7 @@ projections:
   EXPECT_EQ(c.batch.max_events, 500);
   EXPECT_EQ(c.batch.max_wait_ms, 20);
   EXPECT_TRUE(c.batch.flush_when_idle);
+  EXPECT_FALSE(c.batch.synchronous_commit);
   EXPECT_EQ(c.on_error, ErrorPolicy::kDeadLetter);
   EXPECT_EQ(c.retries, 0);
   EXPECT_EQ(c.workers, 1);
@@ -133,7 +134,7 @@ projections:
     plugin: customers
     projection: customers
     topics: [a.events, b-events]
-    batch: {max_events: 100000, max_wait_ms: 0, flush_when_idle: false}
+    batch: {max_events: 100000, max_wait_ms: 0, flush_when_idle: false, synchronous_commit: true}
     on_error: park
     retries: 3
     workers: 4
@@ -168,6 +169,7 @@ projections:
   EXPECT_EQ(p.batch.max_events, 100000);
   EXPECT_EQ(p.batch.max_wait_ms, 0);
   EXPECT_FALSE(p.batch.flush_when_idle);
+  EXPECT_TRUE(p.batch.synchronous_commit);
   EXPECT_EQ(p.on_error, ErrorPolicy::kPark);
   EXPECT_EQ(p.retries, 3);
   EXPECT_EQ(p.workers, 4);
@@ -375,6 +377,9 @@ INSTANTIATE_TEST_SUITE_P(
                   "'max_wait_ms' must be an integer, got '1.5'"},
         ErrorCase{"FlushWhenIdleNotABoolean", withProjection("    batch: {flush_when_idle: yes}\n"),
                   9, 30, "'flush_when_idle' must be true or false, got 'yes'"},
+        ErrorCase{"SynchronousCommitNotABoolean",
+                  withProjection("    batch: {synchronous_commit: on}\n"), 9, 33,
+                  "'synchronous_commit' must be true or false, got 'on'"},
         ErrorCase{"RetriesIsAList", withProjection("    retries: [1]\n"), 9, 14,
                   "'retries' must be an integer, got a list"},
         ErrorCase{"BatchIsAScalar", withProjection("    batch: 5\n"), 9, 12,
