@@ -33,6 +33,10 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
+  if (std::getenv("ULTRACORE_BENCH_KEEP") != nullptr) {  // the engine and broker logs, to read
+    std::cerr << "kept " << path_.string() << " (ULTRACORE_BENCH_KEEP)\n";
+    return;
+  }
   std::error_code ignored;
   std::filesystem::remove_all(path_, ignored);
 }

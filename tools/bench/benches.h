@@ -30,6 +30,7 @@ struct LatencyOptions {
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
   int projection_workers = 2;  ///< `workers:` of both projections (as shipped)
   std::string json_path;
+  std::string samples_path;  ///< every request as CSV (rate, start, command, read-your-write, GET)
 };
 int runLatency(const LatencyOptions& options);
 

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -42,6 +43,8 @@ int freePort() {
 }
 
 struct Sample {
+  double start_s = 0;      ///< scheduled start, seconds into the rate's run
+  std::int64_t start_unix_ms = 0;  ///< the same, wall clock (to match the engine's log)
   double command_ms = -1;  ///< scheduled start -> POST answered
   double ryw_ms = -1;      ///< scheduled start -> GET with the token answered 200
   double read_ms = -1;     ///< GET alone
@@ -75,6 +78,7 @@ Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::s
 
 struct RateResult {
   int rate = 0;
+  std::vector<Sample> samples;
   std::size_t sent = 0, failed = 0;
   double achieved_rate = 0;
   double cmd_p50 = 0, cmd_p95 = 0, cmd_p99 = 0;
@@ -89,6 +93,7 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
   bool done = false;
   std::vector<Sample> samples;
   std::vector<std::thread> threads;
+  const auto started = Clock::now() + std::chrono::milliseconds(50);  // after the threads start
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&] {
       httplib::Client client("127.0.0.1", port);
@@ -105,12 +110,16 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
           queue.pop_front();
         }
         Sample sample = oneRoundTrip(client, job.first, job.second);
+        sample.start_s = std::chrono::duration<double>(job.first - started).count();
+        sample.start_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   (std::chrono::system_clock::now() - (Clock::now() - job.first))
+                                       .time_since_epoch())
+                                   .count();
         std::lock_guard lock(mutex);
         samples.push_back(sample);
       }
     });
   }
-  const auto started = Clock::now();
   const std::size_t total = static_cast<std::size_t>(rate) * duration_s;
   for (std::size_t i = 0; i < total; ++i) {
     const auto at = started + std::chrono::nanoseconds(static_cast<std::int64_t>(
@@ -151,6 +160,7 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
   result.ryw_max = ryw.empty() ? 0 : ryw.back();
   result.read_p50 = percentile(read, 50);
   result.read_p99 = percentile(read, 99);
+  result.samples = std::move(samples);
   return result;
 }
 
@@ -239,6 +249,15 @@ int runLatency(const LatencyOptions& options) {
     out["command_p99_ms"] = last["command_p99_ms"];
   }
   writeJson(options.json_path, out);
+  if (!options.samples_path.empty()) {
+    std::ofstream csv(options.samples_path);
+    csv << "rate,start_s,start_unix_ms,command_ms,ryw_ms,read_ms,ok\n";
+    for (const auto& r : results)
+      for (const auto& s : r.samples)
+        csv << r.rate << ',' << s.start_s << ',' << s.start_unix_ms << ',' << s.command_ms << ',' << s.ryw_ms << ','
+            << s.read_ms << ',' << (s.ok ? 1 : 0) << '\n';
+    if (!csv) throw std::runtime_error("cannot write " + options.samples_path);
+  }
   std::size_t failed = 0;
   for (const auto& r : results) failed += r.failed;
   return failed == 0 ? 0 : 1;

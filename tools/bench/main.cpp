@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
                 "workers: of both projections (default 2, as shipped)")
       ->check(CLI::Range(1, 64));
   l->add_option("--json", latency.json_path, "also write the results here");
+  l->add_option("--samples", latency.samples_path,
+                "write every request as CSV: rate, scheduled start (s), command, read-your-write "
+                "and GET ms (to find when the tail happens)");
   l->add_flag("--quick", latency_quick, "8 s per rate");
 
   CLI11_PARSE(app, argc, argv);
