@@ -201,7 +201,9 @@ std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& o
   for (const char* name : {"customers", "accounts"}) {
     out << "  - { name: " << name << ", plugin: " << name << ", topics: [ultracore." << name
         << ".events], batch: { max_events: " << options.max_events
-        << ", max_wait_ms: " << options.max_wait_ms << " }, workers: " << options.workers
+        << ", max_wait_ms: " << options.max_wait_ms
+        << ", synchronous_commit: " << (options.synchronous_commit ? "true" : "false")
+        << " }, workers: " << options.workers
         << ", on_error: dead_letter }\n";
   }
   return path;

@@ -100,6 +100,7 @@ struct ManifestOptions {
   int max_wait_ms = 20;
   int workers = 2;  ///< each projection's `workers:` (2 as in config/projections.yaml)
   std::vector<std::string> kafka;  ///< extra "key: value" lines for the kafka section
+  bool synchronous_commit = false;  ///< `batch.synchronous_commit` (false as shipped)
 };
 /// The two domain projections (customers, accounts) as in config/projections.yaml, with
 /// fetch.wait.max.ms 10 (the dev broker answers a fetch only when the wait ends).

@@ -17,6 +17,7 @@ struct MaterializeOptions {
   int workers = 2;  ///< `workers:` of both projections (config/projections.yaml ships 2)
   int timeout_s = 1800;
   std::vector<std::string> kafka;  ///< extra consumer properties, "key=value"
+  bool synchronous_commit = false;  ///< `batch.synchronous_commit` of both projections
   std::string json_path;
 };
 int runMaterialize(const MaterializeOptions& options);
@@ -29,6 +30,7 @@ struct LatencyOptions {
   int max_wait_ms = 20;
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
   int projection_workers = 2;  ///< `workers:` of both projections (as shipped)
+  bool synchronous_commit = false;  ///< `batch.synchronous_commit` of both projections
   std::string json_path;
   std::string samples_path;  ///< every request as CSV (rate, start, command, read-your-write, GET)
 };

@@ -173,7 +173,7 @@ int runLatency(const LatencyOptions& options) {
   const int port = freePort();
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port), 500,
-            options.max_wait_ms, options.projection_workers, {}});
+            options.max_wait_ms, options.projection_workers, {}, options.synchronous_commit});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);
@@ -230,11 +230,13 @@ int runLatency(const LatencyOptions& options) {
   }
   printTable("latency: engine (both roles), fetch.wait.max.ms 10, batch max_wait_ms " +
                  std::to_string(options.max_wait_ms) + ", workers " +
-                 std::to_string(options.projection_workers) + ", commit " +
+                 std::to_string(options.projection_workers) +
+                 (options.synchronous_commit ? ", synchronous_commit" : "") + ", commit " +
                  gitCommit().substr(0, 12),
              rows);
   json out{{"bench", "latency"},
            {"projection_workers", options.projection_workers},
+           {"synchronous_commit", options.synchronous_commit},
            {"commit", gitCommit()},
            {"duration_s", options.duration_s},
            {"batch_max_wait_ms", options.max_wait_ms},

@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
     sub->add_option("--kafka", options->kafka,
                     "extra consumer property for the engine's manifest, key=value (repeatable)");
     sub->add_flag("--quick", *quick, "50,000 events (under a minute)");
+    sub->add_flag("--synchronous-commit", options->synchronous_commit,
+                  "batch.synchronous_commit: true (wait for the WAL flush; default as shipped: "
+                  "false)");
   }
   m->add_option("--baseline-events", materialize.baseline_sample,
                 "events applied one transaction each for the baseline (default 20,000)");
@@ -56,6 +59,8 @@ int main(int argc, char** argv) {
                 "write every request as CSV: rate, scheduled start (s), command, read-your-write "
                 "and GET ms (to find when the tail happens)");
   l->add_flag("--quick", latency_quick, "8 s per rate");
+  l->add_flag("--synchronous-commit", latency.synchronous_commit,
+              "batch.synchronous_commit: true (wait for the WAL flush; default as shipped: false)");
 
   CLI11_PARSE(app, argc, argv);
   try {

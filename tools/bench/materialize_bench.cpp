@@ -337,7 +337,8 @@ int runMaterialize(const MaterializeOptions& options) {
   const Backlog backlog = loadBacklog(broker, options);
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, options.workers, kafkaLines(options.kafka)});
+            options.max_wait_ms, options.workers, kafkaLines(options.kafka),
+            options.synchronous_commit});
   std::cerr << "engine catching up...\n";
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
                                           options.timeout_s);
@@ -357,7 +358,8 @@ int runMaterialize(const MaterializeOptions& options) {
       "materialize: " + fmtNumber(n) + " events (" + std::to_string(options.partitions) +
           " partitions per topic, batch " + std::to_string(options.max_events) + "/" +
           std::to_string(options.max_wait_ms) + " ms, workers " + std::to_string(options.workers) +
-          "), commit " + gitCommit().substr(0, 12),
+          (options.synchronous_commit ? ", synchronous_commit" : "") + "), commit " +
+          gitCommit().substr(0, 12),
       {{"engine", fmtNumber(engine.events_per_s) + " events/s",
         "first committed batch -> caught up: " +
             fmtNumber(engine.catch_up.caught_up_s - engine.catch_up.first_progress_s, 1) + " s"},
@@ -389,6 +391,7 @@ int runMaterialize(const MaterializeOptions& options) {
                  {"batch_max_events", options.max_events},
                  {"batch_max_wait_ms", options.max_wait_ms},
                  {"workers", options.workers},
+                 {"synchronous_commit", options.synchronous_commit},
                  {"kafka_overrides", options.kafka},
                  {"engine_events_per_s", engine.events_per_s},
                  {"engine_wall_events_per_s", engine.wall_events_per_s},
