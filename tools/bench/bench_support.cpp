@@ -1,7 +1,10 @@
 #include "tools/bench/bench_support.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +86,22 @@ std::int64_t Process::peakRssBytes() const {
     if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
   }
   return 0;
+}
+
+double Process::cpuSecondsSoFar() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  // The command name (field 2) may hold spaces: count fields from its closing parenthesis.
+  const auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i >= 14) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 int Process::stop(std::chrono::seconds timeout) {
@@ -179,6 +198,22 @@ BenchDatabase::~BenchDatabase() {
   }
 }
 
+int freePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind to port 0 failed");
+  }
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
 std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& options) {
   const auto plugins = binDir().parent_path() / "plugins";
   const auto path = dir.path() / "projections.yaml";
@@ -191,7 +226,7 @@ std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& o
   for (const auto& line : options.kafka) out << "  " << line << "\n";
   out << "postgres:\n  url: " << options.postgres_url << "\n"
       << "api: { listen: " << options.api_listen << " }\n"
-      << "admin: { listen: 127.0.0.1:0 }\n"
+      << "admin: { listen: " << options.admin_listen << " }\n"
       << "plugins:\n"
       << "  - { name: customers, library: "
       << (plugins / "customers/libultracore_customers.so").string() << " }\n"

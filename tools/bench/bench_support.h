@@ -51,6 +51,9 @@ class Process {
   bool running();
   /// Peak resident set so far (VmHWM from /proc/<pid>/status), 0 if unreadable.
   std::int64_t peakRssBytes() const;
+  /// user+sys CPU so far (utime+stime from /proc/<pid>/stat), 0 if unreadable: for a phase of
+  /// a process that keeps running, where rusage (after the stop) only has the whole life.
+  double cpuSecondsSoFar() const;
   /// SIGTERM, then wait (SIGKILL after `timeout`); returns the exit code (128+signal).
   int stop(std::chrono::seconds timeout = std::chrono::seconds(30));
   /// rusage of the reaped child (valid after stop()).
@@ -92,10 +95,15 @@ class BenchDatabase {
   std::string url_;
 };
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for a
+/// listener the bench must talk to.
+int freePort();
+
 struct ManifestOptions {
   std::string bootstrap;
   std::string postgres_url;
   std::string api_listen = "127.0.0.1:0";
+  std::string admin_listen = "127.0.0.1:0";  ///< no admin token: the bench may call it
   int max_events = 500;  ///< the shipped manifest's batch
   int max_wait_ms = 20;
   int workers = 2;  ///< each projection's `workers:` (2 as in config/projections.yaml)

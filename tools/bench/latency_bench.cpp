@@ -2,11 +2,6 @@
 // start, so a slow answer cannot hide the queueing behind it), then GET the customer with the
 // answer's consistency token. Latencies are measured from the scheduled start.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -26,21 +21,6 @@ namespace ultracore::bench {
 namespace {
 
 using nlohmann::json;
-
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind to port 0 failed");
-  }
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
 
 struct Sample {
   double start_s = 0;      ///< scheduled start, seconds into the rate's run
@@ -171,9 +151,10 @@ int runLatency(const LatencyOptions& options) {
   BenchDatabase database;
   Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
   const int port = freePort();
-  const auto manifest = writeManifest(
-      dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port), 500,
-            options.max_wait_ms, options.projection_workers, {}, options.synchronous_commit});
+  const auto manifest =
+      writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port),
+                          "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers, {},
+                          options.synchronous_commit});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);

@@ -20,8 +20,10 @@ int main(int argc, char** argv) {
                                "per-event-commit baseline");
   MaterializeOptions rebuild;
   bool rebuild_quick = false;
-  auto* r = app.add_subcommand("rebuild", "rebuild a projection from the full log (README's "
-                                          "manual reset), beside the first materialization");
+  auto* r = app.add_subcommand("rebuild",
+                               "live rebuild of each projection from the full log "
+                               "(admin POST .../rebuild until the switch), beside "
+                               "the first materialization");
   for (auto [sub, options, quick] : {std::tuple{m, &materialize, &materialize_quick},
                                      std::tuple{r, &rebuild, &rebuild_quick}}) {
     sub->add_option("--events", options->events, "events in the backlog (default 1,000,000)");

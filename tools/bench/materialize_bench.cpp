@@ -2,13 +2,17 @@
 // subprocess, timed until every projection's stored offsets reach the topics' end offsets.
 // materialize also measures, in the same run and database, the PostgreSQL ceiling (the same
 // final rows written by COPY + one INSERT ... SELECT) and a per-event-commit baseline.
+// rebuild keeps that engine running and times the live rebuild of each projection through
+// the admin endpoint, POST -> the new generation switched in.
 
 #include <libpq-fe.h>
 
 #include <iostream>
 #include <memory>
 #include <stdexcept>
+#include <thread>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -68,28 +72,54 @@ struct EnginePass {
   double wall_events_per_s = 0;   ///< from the engine's start (group join included)
 };
 
-EnginePass runEnginePass(const TempDir& dir, const std::filesystem::path& manifest,
-                         const std::string& postgres_url, const Backlog& backlog,
-                         const std::string& log_name, int timeout_s) {
+/// Starts the engine (--role projections) and waits until its projections reached the
+/// backlog's end offsets. The engine keeps running in `engine`; stopEngine() ends the pass.
+EnginePass catchUpPass(const TempDir& dir, const std::filesystem::path& manifest,
+                       const std::string& postgres_url, const Backlog& backlog,
+                       const std::string& log_name, int timeout_s,
+                       std::unique_ptr<Process>& engine) {
   const auto started = Clock::now();
-  auto engine = startEngine(dir, manifest, log_name, {"--role", "projections"});
+  engine = startEngine(dir, manifest, log_name, {"--role", "projections"});
   EnginePass pass;
   pass.catch_up = waitCaughtUp(postgres_url, *engine, started, kProjections, backlog.ends,
                                std::chrono::seconds(timeout_s));
-  // VmHWM is a high-water mark: one last read before the stop covers the whole catch-up.
-  pass.maxrss_bytes = std::max(pass.catch_up.peak_rss_bytes, engine->peakRssBytes());
-  const int code = engine->stop();
+  pass.maxrss_bytes = pass.catch_up.peak_rss_bytes;
+  const double n = static_cast<double>(backlog.events.size());
+  pass.events_per_s = n / (pass.catch_up.caught_up_s - pass.catch_up.first_progress_s);
+  pass.wall_events_per_s = n / pass.catch_up.caught_up_s;
+  return pass;
+}
+
+/// Stops the engine; `pass` gets its CPU time and peak RSS over its whole life.
+void stopEngine(Process& engine, EnginePass& pass) {
+  // VmHWM is a high-water mark: one last read before the stop covers everything until then.
+  pass.maxrss_bytes = std::max(pass.maxrss_bytes, engine.peakRssBytes());
+  const int code = engine.stop();
   if (code != 0) std::cerr << "warning: engine exited with " << code << "\n";
-  const rusage& usage = engine->usage();
+  const rusage& usage = engine.usage();
   pass.cpu_s = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   // Not rusage's ru_maxrss: Linux carries the high-water mark across execve, so a child
   // forked from this bench reports the bench's own RSS at fork time (its generated backlog:
   // 300-500 MiB for 1M events) even when the engine never comes close.
-  const double n = static_cast<double>(backlog.events.size());
-  pass.events_per_s = n / (pass.catch_up.caught_up_s - pass.catch_up.first_progress_s);
-  pass.wall_events_per_s = n / pass.catch_up.caught_up_s;
+}
+
+EnginePass runEnginePass(const TempDir& dir, const std::filesystem::path& manifest,
+                         const std::string& postgres_url, const Backlog& backlog,
+                         const std::string& log_name, int timeout_s) {
+  std::unique_ptr<Process> engine;
+  EnginePass pass = catchUpPass(dir, manifest, postgres_url, backlog, log_name, timeout_s, engine);
+  stopEngine(*engine, pass);
   return pass;
+}
+
+/// Records in `topic` (every partition, log start 0: loadBacklog checks it).
+std::int64_t topicEvents(const Backlog& backlog, const std::string& topic) {
+  std::int64_t total = 0;
+  for (const auto& [tp, marks] : backlog.ends) {
+    if (tp.first == topic) total += marks.high - marks.low;
+  }
+  return total;
 }
 
 // ---- the PostgreSQL ceiling: COPY into temp tables, one INSERT ... SELECT each ----------
@@ -214,8 +244,17 @@ Ceiling runCeiling(const std::string& url, const Backlog& backlog) {
   return ceiling;
 }
 
-/// The engine's read model equals the folded stream (the ceiling's tables), row for row.
-bool readModelMatches(const std::string& url, std::size_t events) {
+/// The key a generation stores its offsets and processed_events under, as
+/// ultracore_generation_key() (migrations/0004_generations.sql).
+std::string generationKey(const std::string& projection, int generation) {
+  return generation <= 1 ? projection : projection + "@g" + std::to_string(generation);
+}
+
+/// The live read model of `projection` (customers or accounts; table `<name>.<name>`) equals
+/// the folded stream (the ceiling's table) row for row, `generation` is live, and its
+/// processed_events hold exactly `events` rows. A mismatch is described on stderr.
+bool readModelMatches(const std::string& url, const std::string& projection, int generation,
+                      std::int64_t events) {
   pqxx::connection connection(url);
   pqxx::nontransaction txn(connection);
   auto checksum = [&](const std::string& table) {
@@ -224,10 +263,25 @@ bool readModelMatches(const std::string& url, std::size_t events) {
               " AS t")[0][0]
         .as<std::string>();
   };
-  const bool same = checksum("customers.customers") == checksum("bench_ceiling.customers") &&
-                    checksum("accounts.accounts") == checksum("bench_ceiling.accounts");
-  const auto processed = txn.exec("SELECT count(*) FROM processed_events")[0][0].as<std::size_t>();
-  return same && processed == events;
+  const std::string table = projection + "." + projection;
+  const bool same = checksum(table) == checksum("bench_ceiling." + projection);
+  const std::string key = generationKey(projection, generation);
+  const auto row = txn.exec_params1(
+      "SELECT ultracore_live_key($1), "
+      "(SELECT count(*) FROM processed_events WHERE projection = $2)",
+      projection, key);
+  const auto live_key = row[0].as<std::string>();
+  const auto processed = row[1].as<std::int64_t>();
+  if (!same) std::cerr << "mismatch: " << table << " differs from the folded stream\n";
+  if (live_key != key) {
+    std::cerr << "mismatch: the live key of " << projection << " is " << live_key << ", expected "
+              << key << "\n";
+  }
+  if (processed != events) {
+    std::cerr << "mismatch: processed_events of " << key << " hold " << processed
+              << " rows, expected " << events << "\n";
+  }
+  return same && live_key == key && processed == events;
 }
 
 // ---- the baseline: one transaction per event -------------------------------------------
@@ -328,6 +382,88 @@ std::string mib(std::int64_t bytes) {
   return fmtNumber(static_cast<double>(bytes) / 1048576.0, 1) + " MiB";
 }
 
+// ---- the live rebuild: the admin endpoint's POST .../rebuild, polled until the switch ------
+
+struct LiveRebuild {
+  std::string projection;
+  int generation = 0;
+  std::int64_t events = 0;         ///< records in the projection's topic
+  double seconds = 0;              ///< POST -> a GET reports the new generation live
+  double first_progress_s = -1;    ///< POST -> the new generation's first committed batch
+  double switching_s = -1;         ///< POST -> a GET first reports phase "switching" (if seen)
+  double engine_events_per_s = 0;  ///< the engine's own figure once done (events_done / run)
+  double events_per_s = 0;         ///< events / seconds
+  bool matches = false;
+};
+
+/// One admin request (no token: the bench's manifest sets none); its JSON answer, or throws
+/// with the status and body when the status is not `expected_status`.
+json adminCall(httplib::Client& admin, const std::string& method, const std::string& path,
+               int expected_status) {
+  auto answer = method == "POST" ? admin.Post(path, "", "application/json") : admin.Get(path);
+  if (!answer) {
+    throw std::runtime_error(method + " " + path + ": " + httplib::to_string(answer.error()));
+  }
+  if (answer->status != expected_status) {
+    throw std::runtime_error(method + " " + path + ": HTTP " + std::to_string(answer->status) +
+                             " " + answer->body);
+  }
+  return json::parse(answer->body);
+}
+
+/// POSTs the rebuild of `projection` and polls its GET .../rebuild every 50 ms until the
+/// generation it started is live. Throws if the rebuild fails, the engine exits or `timeout`
+/// passes.
+LiveRebuild rebuildLive(httplib::Client& admin, Process& engine, const std::string& postgres_url,
+                        const std::string& projection, std::int64_t events,
+                        std::chrono::seconds timeout) {
+  LiveRebuild result;
+  result.projection = projection;
+  result.events = events;
+  pqxx::connection connection(postgres_url);
+  const std::string path = "/api/v1/projections/" + projection + "/rebuild";
+  const auto started = Clock::now();
+  result.generation = adminCall(admin, "POST", path, 202).at("generation").get<int>();
+  while (true) {
+    // The first committed batch as materialize sees it (its stored offsets), not the admin's
+    // events_done, which the engine updates on its 250 ms control tick.
+    if (result.first_progress_s < 0) {
+      pqxx::nontransaction txn(connection);
+      const bool progressed =
+          txn.exec_params1(
+                 "SELECT EXISTS (SELECT 1 FROM ultracore_offsets WHERE projection = $1 "
+                 "AND next_offset > 0)",
+                 generationKey(projection, result.generation))[0]
+              .as<bool>();
+      if (progressed) result.first_progress_s = secondsSince(started);
+    }
+    if (!engine.running()) throw std::runtime_error("the engine exited:\n" + engine.log());
+    if (secondsSince(started) > static_cast<double>(timeout.count())) {
+      throw std::runtime_error("the rebuild of " + projection + " did not switch within " +
+                               std::to_string(timeout.count()) + " s");
+    }
+    const json generations = adminCall(admin, "GET", path, 200);
+    const double now_s = secondsSince(started);
+    const json& rebuild = generations.at("rebuild");
+    if (!rebuild.is_null() && rebuild.at("generation") == result.generation) {
+      const std::string phase = rebuild.at("phase").get<std::string>();
+      if (phase == "failed" || phase == "cancelled") {
+        throw std::runtime_error("the rebuild of " + projection + " " + phase + ": " +
+                                 rebuild.value("detail", std::string()));
+      }
+      if (result.switching_s < 0 && phase == "switching") result.switching_s = now_s;
+    }
+    if (generations.at("live_generation").get<int>() >= result.generation) {
+      result.seconds = now_s;
+      if (!rebuild.is_null()) result.engine_events_per_s = rebuild.value("events_per_second", 0.0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  result.events_per_s = static_cast<double>(events) / result.seconds;
+  return result;
+}
+
 }  // namespace
 
 int runMaterialize(const MaterializeOptions& options) {
@@ -336,7 +472,7 @@ int runMaterialize(const MaterializeOptions& options) {
   Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
   const Backlog backlog = loadBacklog(broker, options);
   const auto manifest = writeManifest(
-      dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", options.max_events,
+      dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
             options.max_wait_ms, options.workers, kafkaLines(options.kafka),
             options.synchronous_commit});
   std::cerr << "engine catching up...\n";
@@ -345,7 +481,11 @@ int runMaterialize(const MaterializeOptions& options) {
   broker.stop();
   std::cerr << "PostgreSQL ceiling (COPY + one merge)...\n";
   const Ceiling ceiling = runCeiling(database.url(), backlog);
-  const bool matches = readModelMatches(database.url(), backlog.events.size());
+  const bool customers_match =
+      readModelMatches(database.url(), "customers", 1, topicEvents(backlog, kCustomersTopic));
+  const bool accounts_match =
+      readModelMatches(database.url(), "accounts", 1, topicEvents(backlog, kAccountsTopic));
+  const bool matches = customers_match && accounts_match;
   std::cerr << "baseline (one transaction per event, " << options.baseline_sample
             << " events)...\n";
   const double baseline = runBaseline(database.url(), backlog, options.baseline_sample);
@@ -380,7 +520,8 @@ int runMaterialize(const MaterializeOptions& options) {
        {"engine CPU", fmtNumber(engine.cpu_s, 1) + " s",
         "user+sys (rusage), whole process life"},
        {"read model check", matches ? "ok" : "MISMATCH",
-        "engine tables == folded stream; processed_events == events"},
+        "engine tables == folded stream; processed_events of each projection == its topic's "
+        "events"},
        {"load", fmtNumber(static_cast<double>(backlog.bytes) / 1048576.0, 1) + " MiB JSON",
         "produced in " + fmtNumber(backlog.produce_s, 1) + " s (lz4 batches)"}});
   writeJson(options.json_path,
@@ -416,53 +557,131 @@ int runRebuild(const MaterializeOptions& options) {
   BenchDatabase database;
   Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
   const Backlog backlog = loadBacklog(broker, options);
-  const auto manifest = writeManifest(
-      dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, options.workers, kafkaLines(options.kafka)});
+  const int admin_port = freePort();
+  const auto manifest =
+      writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:0",
+                          "127.0.0.1:" + std::to_string(admin_port), options.max_events,
+                          options.max_wait_ms, options.workers, kafkaLines(options.kafka),
+                          options.synchronous_commit});
   std::cerr << "first pass (materialize)...\n";
-  const EnginePass first = runEnginePass(dir, manifest, database.url(), backlog, "engine-1.log",
-                                         options.timeout_s);
-  // README's manual replay, for both projections, with the engine stopped.
-  {
-    pqxx::connection connection(database.url());
-    pqxx::work txn(connection);
-    txn.exec("TRUNCATE customers.customers; TRUNCATE accounts.accounts;"
-             "DELETE FROM processed_events WHERE projection IN ('customers', 'accounts');"
-             "UPDATE ultracore_offsets SET next_offset = -2 "
-             "WHERE projection IN ('customers', 'accounts')");
-    txn.commit();
+  std::unique_ptr<Process> engine;
+  EnginePass first =
+      catchUpPass(dir, manifest, database.url(), backlog, "engine.log", options.timeout_s, engine);
+  // The expected rows, for the check after each switch: written while the engine idles,
+  // before the rebuilds' clocks start (its timing is materialize's business, not reported).
+  std::cerr << "expected read models (the ceiling's tables)...\n";
+  runCeiling(database.url(), backlog);
+
+  httplib::Client admin("127.0.0.1", admin_port);
+  admin.set_read_timeout(30, 0);
+  const double cpu_before = engine->cpuSecondsSoFar();
+  std::vector<LiveRebuild> rebuilds;
+  // accounts first: 90 % of the events.
+  for (const auto& [projection, topic] :
+       {std::pair{"accounts", kAccountsTopic}, std::pair{"customers", kCustomersTopic}}) {
+    std::cerr << "live rebuild of " << projection << "...\n";
+    LiveRebuild rebuild =
+        rebuildLive(admin, *engine, database.url(), projection, topicEvents(backlog, topic),
+                    std::chrono::seconds(options.timeout_s));
+    rebuild.matches =
+        readModelMatches(database.url(), projection, rebuild.generation, rebuild.events);
+    rebuilds.push_back(rebuild);
   }
-  std::cerr << "rebuild...\n";
-  const EnginePass rebuild = runEnginePass(dir, manifest, database.url(), backlog, "engine-2.log",
-                                           options.timeout_s);
+  const double rebuild_cpu_s = engine->cpuSecondsSoFar() - cpu_before;
+  stopEngine(*engine, first);
+  broker.stop();
+
   const double n = static_cast<double>(backlog.events.size());
-  printTable(
-      "rebuild: " + fmtNumber(n) + " events (" + std::to_string(options.partitions) +
-          " partitions per topic), commit " + gitCommit().substr(0, 12),
-      {{"rebuild", fmtNumber(rebuild.events_per_s) + " events/s",
-        "first committed batch -> caught up: " +
-            fmtNumber(rebuild.catch_up.caught_up_s - rebuild.catch_up.first_progress_s, 1) + " s"},
-       {"rebuild incl. start-up", fmtNumber(rebuild.wall_events_per_s) + " events/s",
-        "process start -> caught up: " + fmtNumber(rebuild.catch_up.caught_up_s, 1) + " s"},
-       {"materialize (first pass)", fmtNumber(first.events_per_s) + " events/s",
-        "same run, same log, empty tables: " +
-            fmtNumber(first.catch_up.caught_up_s - first.catch_up.first_progress_s, 1) + " s"},
-       {"rebuild / materialize", fmtNumber(rebuild.events_per_s / first.events_per_s * 100, 1) + " %",
-        "the rebuild runs over the first pass's deleted rows (no VACUUM in between)"},
-       {"rebuild peak RSS", mib(rebuild.maxrss_bytes), ""},
-       {"rebuild CPU", fmtNumber(rebuild.cpu_s, 1) + " s", "user+sys"}});
-  writeJson(options.json_path, json{{"bench", "rebuild"},
-                                    {"commit", gitCommit()},
-                                    {"events", backlog.events.size()},
-                                    {"partitions_per_topic", options.partitions},
-                                    {"rebuild_events_per_s", rebuild.events_per_s},
-                                    {"rebuild_wall_events_per_s", rebuild.wall_events_per_s},
-                                    {"rebuild_catch_up_s", rebuild.catch_up.caught_up_s},
-                                    {"rebuild_peak_rss_bytes", rebuild.maxrss_bytes},
-                                    {"rebuild_cpu_s", rebuild.cpu_s},
-                                    {"materialize_events_per_s", first.events_per_s},
-                                    {"materialize_catch_up_s", first.catch_up.caught_up_s}});
-  return 0;
+  double rebuild_s = 0;
+  double applying_s = 0;  // first progress -> live: what compares with materialize's events/s
+  bool matches = true;
+  for (const auto& r : rebuilds) {
+    rebuild_s += r.seconds;
+    applying_s += r.seconds - r.first_progress_s;
+    matches = matches && r.matches;
+  }
+  const double rebuild_events_per_s = n / rebuild_s;
+  const double applying_events_per_s = n / applying_s;
+  const double first_s = first.catch_up.caught_up_s - first.catch_up.first_progress_s;
+  const auto percent = [&](double events_per_s) {
+    return fmtNumber(events_per_s / first.events_per_s * 100, 1) + " %";
+  };
+  std::vector<TableRow> rows;
+  json per_projection = json::object();
+  std::string ratios;
+  for (const auto& r : rebuilds) {
+    const std::string phases =
+        "join + first batch " + fmtNumber(r.first_progress_s, 1) + " s, then " +
+        (r.switching_s < 0
+             ? fmtNumber(r.seconds - r.first_progress_s, 1) + " s to live (switching not seen)"
+             : fmtNumber(r.switching_s - r.first_progress_s, 1) + " s building, " +
+                   fmtNumber(r.seconds - r.switching_s, 1) + " s switching");
+    rows.push_back({"rebuild " + r.projection, fmtNumber(r.events_per_s) + " events/s",
+                    fmtNumber(static_cast<double>(r.events)) + " events, POST -> generation " +
+                        std::to_string(r.generation) + " live " + fmtNumber(r.seconds, 1) +
+                        " s: " + phases + " (engine says " + fmtNumber(r.engine_events_per_s) +
+                        " events/s)"});
+    ratios += ", " + r.projection + " " + percent(r.events_per_s);
+    per_projection[r.projection] = {
+        {"generation", r.generation},
+        {"events", r.events},
+        {"rebuild_s", r.seconds},
+        {"rebuild_events_per_s", r.events_per_s},
+        {"first_progress_s", r.first_progress_s},
+        {"applying_events_per_s", static_cast<double>(r.events) / (r.seconds - r.first_progress_s)},
+        {"switching_seen_s", r.switching_s < 0 ? json() : json(r.switching_s)},
+        {"engine_events_per_s", r.engine_events_per_s},
+        {"vs_materialize", r.events_per_s / first.events_per_s},
+        {"read_model_matches", r.matches}};
+  }
+  rows.push_back({"rebuild (both)", fmtNumber(rebuild_events_per_s) + " events/s",
+                  "all events / both rebuilds' POST -> live, " + fmtNumber(rebuild_s, 1) +
+                      " s (one after the other)"});
+  rows.push_back({"rebuild (both) excl. join", fmtNumber(applying_events_per_s) + " events/s",
+                  "all events / both rebuilds' first progress -> live, " +
+                      fmtNumber(applying_s, 1) + " s (stored offsets polled every 50 ms)"});
+  rows.push_back({"materialize (first pass)", fmtNumber(first.events_per_s) + " events/s",
+                  "same run, same log, empty tables, workers " + std::to_string(options.workers) +
+                      " on both projections at once: first committed batch -> caught up " +
+                      fmtNumber(first_s, 1) + " s"});
+  rows.push_back({"rebuild / materialize", percent(rebuild_events_per_s),
+                  "excl. join " + percent(applying_events_per_s) + ratios +
+                      "; a rebuild is one runner, one projection at a time"});
+  rows.push_back({"engine peak RSS", mib(first.maxrss_bytes),
+                  "VmHWM, one engine through the first pass and both rebuilds"});
+  rows.push_back({"engine CPU", fmtNumber(first.cpu_s, 1) + " s",
+                  "user+sys over the first pass and both rebuilds; the rebuilds alone " +
+                      fmtNumber(rebuild_cpu_s, 1) + " s"});
+  rows.push_back({"read model check", matches ? "ok" : "MISMATCH",
+                  "after each switch: live tables == folded stream; processed_events of the new "
+                  "generation == its topic's events"});
+  printTable("rebuild (live, admin POST .../rebuild): " + fmtNumber(n) + " events (" +
+                 std::to_string(options.partitions) + " partitions per topic, batch " +
+                 std::to_string(options.max_events) + "/" + std::to_string(options.max_wait_ms) +
+                 " ms), commit " + gitCommit().substr(0, 12),
+             rows);
+  writeJson(options.json_path,
+            json{{"bench", "rebuild"},
+                 {"commit", gitCommit()},
+                 {"events", backlog.events.size()},
+                 {"partitions_per_topic", options.partitions},
+                 {"batch_max_events", options.max_events},
+                 {"batch_max_wait_ms", options.max_wait_ms},
+                 {"workers", options.workers},
+                 {"kafka_overrides", options.kafka},
+                 {"rebuild_events_per_s", rebuild_events_per_s},
+                 {"rebuild_s", rebuild_s},
+                 {"rebuild_applying_events_per_s", applying_events_per_s},
+                 {"rebuild_cpu_s", rebuild_cpu_s},
+                 {"projections", per_projection},
+                 {"materialize_events_per_s", first.events_per_s},
+                 {"materialize_wall_events_per_s", first.wall_events_per_s},
+                 {"materialize_catch_up_s", first.catch_up.caught_up_s},
+                 {"rebuild_vs_materialize", rebuild_events_per_s / first.events_per_s},
+                 {"engine_peak_rss_bytes", first.maxrss_bytes},
+                 {"engine_cpu_s", first.cpu_s},
+                 {"read_model_matches", matches}});
+  return matches ? 0 : 1;
 }
 
 }  // namespace ultracore::bench
