@@ -241,10 +241,9 @@ void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
   startWorkers(slot, false, std::move(first));
   if (slot.building != 0) {
     pqxx::work txn(connection, "ultracore-schema-setup");
-    slot.rebuild_runner = makeRunner(slot.spec, generationSchema(slot.schema, slot.building),
-                                     slot.building, true, &txn);
+    makeBuilders(slot, slot.building, &txn);
     txn.commit();
-    slot.rebuild_runner->start();
+    for (const auto& builder : slot.builders) builder->start();
     spdlog::info("[{}] resuming the rebuild of generation {}", slot.spec.name, slot.building);
     RebuildStatus status;
     status.generation = slot.building;
@@ -256,9 +255,32 @@ void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
 }
 
 void Engine::stopSlot(Slot& slot) {
-  if (slot.rebuild_runner) slot.rebuild_runner->requestStop();
+  for (const auto& builder : slot.builders) builder->requestStop();
   stopLive(slot);
-  if (slot.rebuild_runner) slot.rebuild_runner->join();
+  stopBuilders(slot);
+}
+
+void Engine::makeBuilders(Slot& slot, int generation, pqxx::dbtransaction* setup) {
+  slot.builders.clear();
+  const std::string schema = generationSchema(slot.schema, generation);
+  for (int worker = 0; worker < slot.spec.workers; ++worker) {
+    slot.builders.push_back(
+        makeRunner(slot.spec, schema, generation, true, worker == 0 ? setup : nullptr, worker));
+  }
+}
+
+void Engine::stopBuilders(Slot& slot) {
+  for (const auto& builder : slot.builders) builder->requestStop();
+  for (const auto& builder : slot.builders) builder->join();
+  slot.builders.clear();
+}
+
+const ProjectionRunner* Engine::brokenBuilder(const Slot& slot) {
+  for (const auto& builder : slot.builders) {
+    const RunnerState state = builder->state();
+    if (state == RunnerState::kFailed || state == RunnerState::kStopped) return builder.get();
+  }
+  return nullptr;
 }
 
 bool Engine::stopLive(Slot& slot) {
@@ -318,7 +340,7 @@ void Engine::stop() {
   std::lock_guard lock(control_mutex_);
   for (auto& slot : slots_) {
     for (const auto& runner : slot->runners) runner->requestStop();
-    if (slot->rebuild_runner) slot->rebuild_runner->requestStop();
+    for (const auto& builder : slot->builders) builder->requestStop();
   }
   for (auto& slot : slots_) stopSlot(*slot);
 }
@@ -347,7 +369,7 @@ void Engine::publish() {
          slot->building == 0 ? json() : json(generationSchema(slot->schema, slot->building))}};
   }
   for (const auto& slot : slots_) {
-    if (slot->rebuild_runner) runners.push_back(slot->rebuild_runner);
+    runners.insert(runners.end(), slot->builders.begin(), slot->builders.end());
   }
   std::lock_guard lock(status_mutex_);
   published_ = std::move(runners);
@@ -440,12 +462,12 @@ json Engine::rebuild(const std::string& projection) {
         "UPDATE ultracore_generations SET building_generation = $2, rebuild_started_at = now(), "
         "updated_at = now() WHERE projection = $1",
         projection, generation);
-    slot.rebuild_runner = makeRunner(slot.spec, schema, generation, true, &txn);
+    makeBuilders(slot, generation, &txn);
     txn.commit();
   }
   slot.building = generation;
   slot.last_done = -1;
-  slot.rebuild_runner->start();
+  for (const auto& builder : slot.builders) builder->start();
   RebuildStatus status;
   status.generation = generation;
   status.phase = "building";
@@ -466,8 +488,7 @@ json Engine::cancelRebuild(const std::string& projection) {
     throw ControlError(409, "no_rebuild", "projection '" + projection + "' is not rebuilding");
   }
   const int generation = slot.building;
-  slot.rebuild_runner->requestStop();
-  slot.rebuild_runner->join();
+  stopBuilders(slot);
   {
     pqxx::work txn(controlConnection(), "ultracore-rebuild-cancel");
     lockGenerations(txn, projection);
@@ -480,7 +501,6 @@ json Engine::cancelRebuild(const std::string& projection) {
     txn.commit();
   }
   slot.building = 0;
-  slot.rebuild_runner.reset();
   {
     std::lock_guard status_lock(status_mutex_);
     rebuilds_[projection].phase = "cancelled";
@@ -594,7 +614,9 @@ void Engine::controlLoop() {
                          slot->spec.name, slot->live);
             startLive(*slot, false);
           }
-          if (slot->building != 0 && !slot->runners.empty() && slot->rebuild_runner) advanceRebuild(*slot);
+          if (slot->building != 0 && !slot->runners.empty() && !slot->builders.empty()) {
+            advanceRebuild(*slot);
+          }
         } catch (const std::exception& e) {
           spdlog::warn("[{}] control: {}", slot->spec.name, e.what());
           control_connection_.reset();
@@ -617,16 +639,15 @@ std::int64_t Engine::rebuildGap(pqxx::connection& connection, const Slot& slot) 
 }
 
 void Engine::advanceRebuild(Slot& slot) {
-  ProjectionRunner& builder = *slot.rebuild_runner;
   RebuildStatus status;
   {
     std::lock_guard lock(status_mutex_);
     status = rebuilds_[slot.spec.name];
   }
-  if (builder.state() == RunnerState::kFailed || builder.state() == RunnerState::kStopped) {
+  if (const ProjectionRunner* broken = brokenBuilder(slot)) {
     if (status.phase != "failed") {
       status.phase = "failed";
-      status.detail = builder.detail();
+      status.detail = broken->detail();
       setRebuildStatus(slot.spec.name, status);
       spdlog::error("[{}] rebuild of generation {} stopped: {} (cancel it, fix, rebuild again)",
                     slot.spec.name, slot.building, status.detail);
@@ -635,10 +656,14 @@ void Engine::advanceRebuild(Slot& slot) {
   }
   // Progress: offsets done against the log end, over every partition either runner has seen.
   std::map<TopicPartition, std::pair<std::int64_t, std::int64_t>> partitions;  // done, end
-  for (const auto& p : builder.partitions()) {
-    auto& [done, end] = partitions[p.partition];
-    done = std::max<std::int64_t>(p.stored_offset, 0);
-    end = std::max(end, std::max(p.cached_high, done));
+  bool assigned = false;
+  for (const auto& builder : slot.builders) {
+    for (const auto& p : builder->partitions()) {
+      auto& [done, end] = partitions[p.partition];
+      done = std::max(done, std::max<std::int64_t>(p.stored_offset, 0));
+      end = std::max(end, std::max(p.cached_high, done));
+      assigned = true;
+    }
   }
   for (const auto& runner : slot.runners) {
     for (const auto& p : runner->partitions()) {
@@ -667,7 +692,7 @@ void Engine::advanceRebuild(Slot& slot) {
   status.total = std::max(total, done);
   setRebuildStatus(slot.spec.name, status);
 
-  if (builder.partitions().empty()) return;  // not assigned yet
+  if (!assigned) return;  // not assigned yet
   const std::int64_t gap = rebuildGap(controlConnection(), slot);
   if (gap > 2 * static_cast<std::int64_t>(slot.spec.batch.max_events)) return;
   switchGenerations(slot);
@@ -697,16 +722,15 @@ bool Engine::switchGenerations(Slot& slot) {
   const auto deadline = std::chrono::steady_clock::now() + kFinalSyncTimeout;
   for (;;) {
     if (rebuildGap(connection, slot) == 0) break;
-    if (slot.rebuild_runner->state() == RunnerState::kFailed) {
-      return restartLive("the rebuild stopped: " + slot.rebuild_runner->detail());
+    if (const ProjectionRunner* broken = brokenBuilder(slot)) {
+      return restartLive("the rebuild stopped: " + broken->detail());
     }
     if (std::chrono::steady_clock::now() > deadline) {
       return restartLive("it did not reach the live offsets within 120 s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  slot.rebuild_runner->requestStop();
-  slot.rebuild_runner->join();
+  stopBuilders(slot);
   const int from = slot.live;
   const int to = slot.building;
   try {
@@ -722,15 +746,14 @@ bool Engine::switchGenerations(Slot& slot) {
                      generationKey(name, to));
     txn.commit();
   } catch (const std::exception& e) {
-    slot.rebuild_runner = makeRunner(slot.spec, generationSchema(slot.schema, to), to, true, nullptr);
-    slot.rebuild_runner->start();
+    makeBuilders(slot, to, nullptr);
+    for (const auto& builder : slot.builders) builder->start();
     control_connection_.reset();
     return restartLive(std::string("the switch transaction failed: ") + e.what());
   }
   slot.previous = from;
   slot.live = to;
   slot.building = 0;
-  slot.rebuild_runner.reset();
   startLive(slot, paused);
   status.phase = "done";
   status.detail = "generation " + std::to_string(to) + " is live; generation " +
@@ -803,7 +826,6 @@ std::string Engine::reload(Manifest manifest) {
       failed.push_back(slot.spec.name + ": " + e.what());
       stopSlot(slot);
       slot.runners.clear();
-      slot.rebuild_runner.reset();
       return false;
     }
   };

@@ -140,8 +140,9 @@ class Engine {
     /// The live generation's workers (spec.workers of them, one consumer group): all started,
     /// stopped and replaced together. Empty: not running.
     std::vector<std::shared_ptr<ProjectionRunner>> runners;
-    /// A rebuild's runner is a single worker whatever spec.workers says.
-    std::shared_ptr<ProjectionRunner> rebuild_runner;
+    /// The generation being built: spec.workers runners in the rebuild's own consumer group,
+    /// started and stopped together like the live ones. Empty: no rebuild running here.
+    std::vector<std::shared_ptr<ProjectionRunner>> builders;
     std::chrono::steady_clock::time_point next_sample;
     std::int64_t last_done = -1;
     std::chrono::steady_clock::time_point last_done_at;
@@ -176,6 +177,13 @@ class Engine {
   /// Stops every live worker of the slot and waits for them all. Returns whether any of them
   /// was paused by the operator (the replacements start paused then).
   static bool stopLive(Slot& slot);
+  /// Creates spec.workers runners of `generation` into slot.builders, not started yet; the
+  /// first sets up the generation's schema in `setup` when given.
+  void makeBuilders(Slot& slot, int generation, pqxx::dbtransaction* setup);
+  /// Stops the rebuild's runners and waits for them all.
+  static void stopBuilders(Slot& slot);
+  /// The first builder that failed or stopped by itself; nullptr while all run.
+  static const ProjectionRunner* brokenBuilder(const Slot& slot);
   void publish();
   void setRebuildStatus(const std::string& projection, const RebuildStatus& status);
 

@@ -646,7 +646,7 @@ int runRebuild(const MaterializeOptions& options) {
                       fmtNumber(first_s, 1) + " s"});
   rows.push_back({"rebuild / materialize", percent(rebuild_events_per_s),
                   "excl. join " + percent(applying_events_per_s) + ratios +
-                      "; a rebuild is one runner, one projection at a time"});
+                      "; a rebuild is one projection at a time"});
   rows.push_back({"engine peak RSS", mib(first.maxrss_bytes),
                   "VmHWM, one engine through the first pass and both rebuilds"});
   rows.push_back({"engine CPU", fmtNumber(first.cpu_s, 1) + " s",
