@@ -464,6 +464,22 @@ LiveRebuild rebuildLive(httplib::Client& admin, Process& engine, const std::stri
   return result;
 }
 
+/// The keys every materialize/rebuild JSON starts with (what ran), then `figures`.
+json runJson(const std::string& bench, const MaterializeOptions& options, const Backlog& backlog,
+             json figures) {
+  json out{{"bench", bench},
+           {"commit", gitCommit()},
+           {"events", backlog.events.size()},
+           {"partitions_per_topic", options.partitions},
+           {"batch_max_events", options.max_events},
+           {"batch_max_wait_ms", options.max_wait_ms},
+           {"workers", options.workers},
+           {"synchronous_commit", options.synchronous_commit},
+           {"kafka_overrides", options.kafka}};
+  out.update(figures);
+  return out;
+}
+
 }  // namespace
 
 int runMaterialize(const MaterializeOptions& options) {
@@ -525,16 +541,8 @@ int runMaterialize(const MaterializeOptions& options) {
        {"load", fmtNumber(static_cast<double>(backlog.bytes) / 1048576.0, 1) + " MiB JSON",
         "produced in " + fmtNumber(backlog.produce_s, 1) + " s (lz4 batches)"}});
   writeJson(options.json_path,
-            json{{"bench", "materialize"},
-                 {"commit", gitCommit()},
-                 {"events", backlog.events.size()},
-                 {"partitions_per_topic", options.partitions},
-                 {"batch_max_events", options.max_events},
-                 {"batch_max_wait_ms", options.max_wait_ms},
-                 {"workers", options.workers},
-                 {"synchronous_commit", options.synchronous_commit},
-                 {"kafka_overrides", options.kafka},
-                 {"engine_events_per_s", engine.events_per_s},
+            runJson("materialize", options, backlog,
+                    json{{"engine_events_per_s", engine.events_per_s},
                  {"engine_wall_events_per_s", engine.wall_events_per_s},
                  {"engine_catch_up_s", engine.catch_up.caught_up_s},
                  {"engine_first_batch_s", engine.catch_up.first_progress_s},
@@ -548,7 +556,7 @@ int runMaterialize(const MaterializeOptions& options) {
                  {"baseline_sample_events", sample},
                  {"engine_vs_ceiling", engine.events_per_s / ceiling_events_per_s},
                  {"engine_vs_baseline", engine.events_per_s / baseline},
-                 {"read_model_matches", matches}});
+                 {"read_model_matches", matches}}));
   return matches ? 0 : 1;
 }
 
@@ -661,15 +669,8 @@ int runRebuild(const MaterializeOptions& options) {
                  " ms), commit " + gitCommit().substr(0, 12),
              rows);
   writeJson(options.json_path,
-            json{{"bench", "rebuild"},
-                 {"commit", gitCommit()},
-                 {"events", backlog.events.size()},
-                 {"partitions_per_topic", options.partitions},
-                 {"batch_max_events", options.max_events},
-                 {"batch_max_wait_ms", options.max_wait_ms},
-                 {"workers", options.workers},
-                 {"kafka_overrides", options.kafka},
-                 {"rebuild_events_per_s", rebuild_events_per_s},
+            runJson("rebuild", options, backlog,
+                    json{{"rebuild_events_per_s", rebuild_events_per_s},
                  {"rebuild_s", rebuild_s},
                  {"rebuild_applying_events_per_s", applying_events_per_s},
                  {"rebuild_cpu_s", rebuild_cpu_s},
@@ -680,7 +681,7 @@ int runRebuild(const MaterializeOptions& options) {
                  {"rebuild_vs_materialize", rebuild_events_per_s / first.events_per_s},
                  {"engine_peak_rss_bytes", first.maxrss_bytes},
                  {"engine_cpu_s", first.cpu_s},
-                 {"read_model_matches", matches}});
+                 {"read_model_matches", matches}}));
   return matches ? 0 : 1;
 }
 
