@@ -209,7 +209,7 @@ std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
   settings.building = building;
   settings.projection = spec.name;
   settings.worker = worker;
-  if (building) {  // its own name in logs and status, its own group: it reads every partition
+  if (building) {  // its own name in logs and status, its own group: the builders share the log
     settings.spec.name = key;
     settings.spec.group_id = spec.group_id + ".g" + std::to_string(generation);
   }
@@ -462,8 +462,13 @@ json Engine::rebuild(const std::string& projection) {
         "UPDATE ultracore_generations SET building_generation = $2, rebuild_started_at = now(), "
         "updated_at = now() WHERE projection = $1",
         projection, generation);
-    makeBuilders(slot, generation, &txn);
-    txn.commit();
+    try {
+      makeBuilders(slot, generation, &txn);
+      txn.commit();
+    } catch (...) {
+      slot.builders.clear();  // never started: nothing to stop
+      throw;
+    }
   }
   slot.building = generation;
   slot.last_done = -1;
@@ -652,6 +657,8 @@ void Engine::advanceRebuild(Slot& slot) {
       spdlog::error("[{}] rebuild of generation {} stopped: {} (cancel it, fix, rebuild again)",
                     slot.spec.name, slot.building, status.detail);
     }
+    // The others would only meet the same event, or finish a generation that cannot switch.
+    stopBuilders(slot);
     return;
   }
   // Progress: offsets done against the log end, over every partition either runner has seen.
@@ -746,10 +753,19 @@ bool Engine::switchGenerations(Slot& slot) {
                      generationKey(name, to));
     txn.commit();
   } catch (const std::exception& e) {
-    makeBuilders(slot, to, nullptr);
-    for (const auto& builder : slot.builders) builder->start();
     control_connection_.reset();
-    return restartLive(std::string("the switch transaction failed: ") + e.what());
+    const bool switched = restartLive(std::string("the switch transaction failed: ") + e.what());
+    try {  // back to building, from the offsets the builders stored
+      makeBuilders(slot, to, nullptr);
+      for (const auto& builder : slot.builders) builder->start();
+    } catch (const std::exception& again) {
+      slot.builders.clear();
+      status.phase = "failed";
+      status.detail = std::string("the rebuild could not restart: ") + again.what();
+      setRebuildStatus(name, status);
+      spdlog::error("[{}] {} (cancel it, rebuild again)", name, status.detail);
+    }
+    return switched;
   }
   slot.previous = from;
   slot.live = to;

@@ -156,8 +156,8 @@ class Engine {
                    const std::string& schema, sdk::Projection& projection);
   /// Creates the projection through its plugin and a runner for generation `generation`
   /// writing into `schema` (not started). `building`: a rebuild's runner. `setup`: sets up the
-  /// schema first, in that transaction (nullptr: none). `worker`: which of the live workers
-  /// (0-based; only its log label differs).
+  /// schema first, in that transaction (nullptr: none). `worker`: which of the workers, live
+  /// or building (0-based; only its log label differs).
   std::shared_ptr<ProjectionRunner> makeRunner(const ProjectionSpec& spec,
                                                const std::string& schema, int generation,
                                                bool building, pqxx::dbtransaction* setup,

@@ -67,7 +67,7 @@ std::vector<std::uint64_t> Histogram::counts() const {
 ProjectionRunner::ProjectionRunner(RunnerSettings settings,
                                    std::shared_ptr<sdk::Projection> projection)
     : settings_(std::move(settings)),
-      label_(settings_.spec.workers > 1 && !settings_.building
+      label_(settings_.spec.workers > 1
                  ? settings_.spec.name + "#" + std::to_string(settings_.worker)
                  : settings_.spec.name),
       projection_(std::move(projection)),

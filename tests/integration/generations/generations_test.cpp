@@ -378,6 +378,41 @@ TEST_F(GenerationsTest, AnInterruptedRebuildResumesAfterARestartAndCanBeCancelle
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), clean);
 }
 
+// A rebuild whose runner fails (on_error: fail) stops all of its runners, reports the event,
+// leaves the live generation alone and can be cancelled. The ledger rejects a "Poison" event
+// unless its schema's `cured` table lists it: the live schema does, the rebuild's does not.
+TEST_F(GenerationsTest, AFailingRebuildStopsAllItsRunnersAndCanBeCancelled) {
+  startEngine("  - { name: ledger, plugin: ledger, topics: [ultracore.customers.events],\n"
+              "      on_error: fail, workers: 2 }\n");
+  value("INSERT INTO ledger.cured VALUES ('p1') RETURNING event_id");
+  auto records = customerEvents(200);
+  records.push_back({kCustomers, "C-1", envelope("p1", "Poison", "C-1", {})});
+  produce(broker_.bootstrap(), records);
+  ASSERT_TRUE(caughtUp(db_.url(), "ledger", 201)) << engine_->log();
+
+  auto [status, output] = ctl({"rebuild", "ledger", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  ASSERT_TRUE(waitUntil([&] {
+    return engine_->log().find("rebuild of generation 2 stopped") != std::string::npos;
+  }, 120s)) << engine_->log();
+  EXPECT_NE(engine_->log().find("event_id=p1"), std::string::npos) << engine_->log();
+  // Both runners of generation 2 stop: the one that failed ("stopped on error") and the other.
+  EXPECT_TRUE(waitUntil([&] {
+    const std::string log = engine_->log();
+    return count(log, "[ledger@g2#0] stopped") == 1 && count(log, "[ledger@g2#1] stopped") == 1;
+  }, 30s)) << engine_->log();
+
+  std::tie(status, output) = ctl({"rebuild", "ledger", "--cancel"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  EXPECT_EQ(value("SELECT live_generation || '/' || coalesce(building_generation, 0) FROM "
+                  "ultracore_generations WHERE projection = 'ledger'"),
+            "1/0");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'ledger__g2'"), "0");
+  // The live generation kept going: one more event is applied.
+  produce(broker_.bootstrap(), customerEvents(1));
+  EXPECT_TRUE(caughtUp(db_.url(), "ledger", 202)) << engine_->log();
+}
+
 TEST_F(GenerationsTest, ASecondEngineInTheGroupFollowsTheSwitchAndNeverWritesTheOldGeneration) {
   startEngine(customersProjection());
   auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
