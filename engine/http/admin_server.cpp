@@ -142,6 +142,14 @@ const ProjectionRunner& mostSevere(const std::vector<std::shared_ptr<ProjectionR
   return *worst;
 }
 
+/// One counter of a projection: its workers' values added up.
+std::uint64_t total(const std::vector<std::shared_ptr<ProjectionRunner>>& workers,
+                    std::atomic<std::uint64_t> RunnerCounters::*field) {
+  std::uint64_t sum = 0;
+  for (const auto& worker : workers) sum += (worker->counters().*field).load();
+  return sum;
+}
+
 }  // namespace
 
 AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
@@ -279,10 +287,8 @@ void AdminServer::sampleOnce() {
     if (open_known) dead_letters_open_ = std::move(open);
     dead_letters_known_ = open_known;
     for (const auto& group : grouped) {
-      std::uint64_t applied = 0;
-      for (const auto& worker : group.workers) applied += worker->counters().events_applied.load();
       auto& history = applied_history_[group.name];
-      history.emplace_back(now, applied);
+      history.emplace_back(now, total(group.workers, &RunnerCounters::events_applied));
       while (history.size() > 2 && now - history.front().first > kRateWindow * 2) history.pop_front();
     }
   }
@@ -366,9 +372,7 @@ std::string AdminServer::metricsText() {
   const auto counter = [&](const std::string& name, const std::string& help, auto field) {
     out.family(name, "counter", help);
     for (const auto& group : grouped) {
-      std::uint64_t total = 0;
-      for (const auto& worker : group.workers) total += (worker->counters().*field).load();
-      out.sample(name, {{"projection", group.name}}, std::to_string(total));
+      out.sample(name, {{"projection", group.name}}, std::to_string(total(group.workers, field)));
     }
   };
   const auto histogram = [&](const std::string& name, auto field) {
@@ -502,16 +506,8 @@ json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) 
                             {"lag", view.lag >= 0 ? json(view.lag) : json(nullptr)}});
     }
     const std::int64_t total_lag = totalLag(views);
-    std::uint64_t applied = 0, failed = 0, duplicate = 0, batches = 0;
-    bool paused = false;
-    for (const auto& worker : group.workers) {
-      const auto& c = worker->counters();
-      applied += c.events_applied.load();
-      failed += c.events_failed.load();
-      duplicate += c.events_duplicate.load();
-      batches += c.batches_committed.load();
-      paused = paused || worker->pauseRequested();
-    }
+    const bool paused = std::any_of(group.workers.begin(), group.workers.end(),
+                                    [](const auto& worker) { return worker->pauseRequested(); });
     const auto it = open.find(runner.key());
     projections.push_back({{"name", group.name},
                            {"state", worst.stateName()},
@@ -523,10 +519,10 @@ json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) 
                            {"paused", paused},
                            {"topics", runner.topics()},
                            {"events_per_second", eventsPerSecond(group.name)},
-                           {"events_applied", applied},
-                           {"events_failed", failed},
-                           {"events_duplicate", duplicate},
-                           {"batches_committed", batches},
+                           {"events_applied", total(group.workers, &RunnerCounters::events_applied)},
+                           {"events_failed", total(group.workers, &RunnerCounters::events_failed)},
+                           {"events_duplicate", total(group.workers, &RunnerCounters::events_duplicate)},
+                           {"batches_committed", total(group.workers, &RunnerCounters::batches_committed)},
                            {"dead_letters_open", it == open.end() ? 0 : it->second},
                            {"lag", total_lag >= 0 ? json(total_lag) : json(nullptr)},
                            {"partitions", partitions}});
