@@ -244,12 +244,6 @@ Ceiling runCeiling(const std::string& url, const Backlog& backlog) {
   return ceiling;
 }
 
-/// The key a generation stores its offsets and processed_events under, as
-/// ultracore_generation_key() (migrations/0004_generations.sql).
-std::string generationKey(const std::string& projection, int generation) {
-  return generation <= 1 ? projection : projection + "@g" + std::to_string(generation);
-}
-
 /// The live read model of `projection` (customers or accounts; table `<name>.<name>`) equals
 /// the folded stream (the ceiling's table) row for row, `generation` is live, and its
 /// processed_events hold exactly `events` rows. A mismatch is described on stderr.
@@ -265,13 +259,15 @@ bool readModelMatches(const std::string& url, const std::string& projection, int
   };
   const std::string table = projection + "." + projection;
   const bool same = checksum(table) == checksum("bench_ceiling." + projection);
-  const std::string key = generationKey(projection, generation);
+  // The keys a generation stores its offsets and processed_events under
+  // (migrations/0004_generations.sql).
   const auto row = txn.exec_params1(
-      "SELECT ultracore_live_key($1), "
-      "(SELECT count(*) FROM processed_events WHERE projection = $2)",
-      projection, key);
-  const auto live_key = row[0].as<std::string>();
-  const auto processed = row[1].as<std::int64_t>();
+      "SELECT ultracore_generation_key($1, $2), ultracore_live_key($1), "
+      "(SELECT count(*) FROM processed_events WHERE projection = ultracore_generation_key($1, $2))",
+      projection, generation);
+  const auto key = row[0].as<std::string>();
+  const auto live_key = row[1].as<std::string>();
+  const auto processed = row[2].as<std::int64_t>();
   if (!same) std::cerr << "mismatch: " << table << " differs from the folded stream\n";
   if (live_key != key) {
     std::cerr << "mismatch: the live key of " << projection << " is " << live_key << ", expected "
@@ -431,9 +427,9 @@ LiveRebuild rebuildLive(httplib::Client& admin, Process& engine, const std::stri
       pqxx::nontransaction txn(connection);
       const bool progressed =
           txn.exec_params1(
-                 "SELECT EXISTS (SELECT 1 FROM ultracore_offsets WHERE projection = $1 "
-                 "AND next_offset > 0)",
-                 generationKey(projection, result.generation))[0]
+                 "SELECT EXISTS (SELECT 1 FROM ultracore_offsets "
+                 "WHERE projection = ultracore_generation_key($1, $2) AND next_offset > 0)",
+                 projection, result.generation)[0]
               .as<bool>();
       if (progressed) result.first_progress_s = secondsSince(started);
     }
