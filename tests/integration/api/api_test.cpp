@@ -2,10 +2,6 @@
 // PostgreSQL, a dev broker. Every "nothing was published" claim is checked on the topic's end
 // offsets.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
@@ -28,22 +24,6 @@ constexpr const char* kToken = "s3cret-token";
 constexpr int kPartitions = 6;
 
 /// A port nobody listens on right now (the kernel's pick), for api.listen.
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind to port 0 failed");
-  }
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
-}
-
 class ApiTest : public ::testing::Test {
  protected:
   ApiTest() : broker_(DevBroker::Options{1, kPartitions, {kCustomersTopic, kAccountsTopic}}) {}

@@ -52,6 +52,9 @@ void setAdminToken(const std::filesystem::path& manifest, const std::string& tok
 /// The admin port the engine logged ("admin listening on 127.0.0.1:PORT"); 0 if not yet.
 int adminPort(const Subprocess& engine);
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+int freePort();
+
 /// ultracore-engine --config <manifest>, logging to <dir>/<log_name>.
 std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,
                                         const std::filesystem::path& log);

@@ -3,9 +3,6 @@
 // SDK, run its own test (the test kit), add it to a copy of config/projections.yaml, start
 // the engine, produce its event, and find the row.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <fstream>
@@ -35,18 +32,6 @@ int run(const std::vector<std::string>& argv, const fs::path& log,
   Subprocess process(argv, std::move(env), log);
   const auto status = process.wait(timeout);
   return status.value_or(-1);
-}
-
-int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 TEST(ScaffoldTest, ScaffoldedPluginBuildsAgainstTheInstalledSdkAndRunsInTheEngine) {
