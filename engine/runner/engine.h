@@ -5,7 +5,7 @@
 ///
 /// A projection's live generation runs `workers:` ProjectionRunners (all named after it, one
 /// consumer group, one storage key): they are started, stopped and replaced together. A
-/// rebuild's runner is always a single one.
+/// rebuild runs as many, in its own consumer group under the new generation's key.
 ///
 /// Besides start-up and shutdown (main thread), the control plane serves the operator's actions
 /// (admin endpoint threads) and a control thread that drives rebuilds. All of them change the

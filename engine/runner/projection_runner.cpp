@@ -21,7 +21,7 @@ namespace {
 constexpr auto kIdlePoll = std::chrono::milliseconds(100);
 /// Consumer prefetch defaults (see createConsumer and docs/PERFORMANCE.md).
 constexpr int kQueuedMaxKbytes = 8192;  // 8 MiB
-constexpr int kFetchMaxBytes = 8388608;     // 8 MiB
+constexpr int kFetchMaxBytes = 8388608;  // 8 MiB
 /// How often a runner looks for operator requests (dead-letters retry, discard releases).
 constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
 
