@@ -70,12 +70,19 @@ int main(int argc, char** argv) {
                  "all: projections and the HTTP API; api or projections: only that part")
       ->check(CLI::IsMember({"all", "api", "projections"}))
       ->capture_default_str();
+  std::string instance_id;
+  app.add_option("--instance-id", instance_id,
+                 "this engine process's id, unique among the processes sharing a manifest, kept "
+                 "across restarts: runners join their groups as static members (Kafka's "
+                 "group.instance.id), so a restarted engine gets its partitions back at once")
+      ->envname("ULTRACORE_INSTANCE_ID");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   try {
     ultracore::engine::Engine engine(ultracore::engine::loadManifest(config));
+    if (!instance_id.empty()) engine.setInstanceId(instance_id);
     engine.loadPlugins();
     if (check) {
       std::printf("%s: ok (%zu plugins, %zu projections)\n", config.c_str(),

@@ -96,6 +96,11 @@ std::string generationKey(const std::string& projection, int generation) {
 
 Engine::Engine(Manifest manifest) : manifest_(std::move(manifest)), kafka_(manifest_.kafka) {}
 
+void Engine::setInstanceId(std::string instance_id) {
+  validateInstanceId(instance_id);
+  instance_id_ = std::move(instance_id);
+}
+
 Engine::~Engine() { stop(); }
 
 void Engine::loadPlugins() {
@@ -209,6 +214,7 @@ std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
   settings.building = building;
   settings.projection = spec.name;
   settings.worker = worker;
+  settings.instance_id = instance_id_;
   if (building) {  // its own name in logs and status, its own group: the builders share the log
     settings.spec.name = key;
     settings.spec.group_id = spec.group_id + ".g" + std::to_string(generation);

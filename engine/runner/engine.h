@@ -71,6 +71,10 @@ class Engine {
   explicit Engine(Manifest manifest);
   ~Engine();
 
+  /// Static group membership for every runner this engine starts (RunnerSettings::instance_id);
+  /// call before start(). Throws std::invalid_argument for an id Kafka would not accept.
+  void setInstanceId(std::string instance_id);
+
   /// Loads every plugin and checks each projection against what its plugin offers.
   /// Throws PluginError or ManifestError (with the manifest's file:line:column).
   void loadPlugins();
@@ -198,6 +202,7 @@ class Engine {
 
   Manifest manifest_;
   std::map<std::string, std::string> kafka_;  ///< the kafka: map now (a reload may change it)
+  std::string instance_id_;                   ///< --instance-id; empty: dynamic membership
   PluginRegistry plugins_;
   std::vector<std::unique_ptr<PluginLogger>> loggers_;
 

@@ -1,6 +1,7 @@
 #include "engine/runner/projection_runner.h"
 
 #include <algorithm>
+#include <cctype>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -177,6 +178,28 @@ void ProjectionRunner::connectPostgres() {
   }
 }
 
+namespace {
+bool isMemberIdChar(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '-';
+}
+}  // namespace
+
+std::string staticMemberId(const std::string& instance_id, const std::string& key, int worker) {
+  std::string id = instance_id + "." + key + ".w" + std::to_string(worker);
+  for (char& c : id) {
+    if (!isMemberIdChar(c)) c = '-';
+  }
+  return id;
+}
+
+void validateInstanceId(const std::string& instance_id) {
+  if (instance_id.empty() || instance_id.size() > 100 ||
+      !std::all_of(instance_id.begin(), instance_id.end(), isMemberIdChar)) {
+    throw std::invalid_argument("instance id '" + instance_id +
+                                "' must be 1 to 100 characters of A-Z, a-z, 0-9, '.', '_' and '-'");
+  }
+}
+
 void ProjectionRunner::rebalanceTrampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
                                            rd_kafka_topic_partition_list_t* partitions,
                                            void* opaque) {
@@ -193,13 +216,20 @@ void ProjectionRunner::createConsumer() {
       {"queued.max.messages.kbytes", std::to_string(kQueuedMaxKbytes)},
       {"fetch.max.bytes", std::to_string(kFetchMaxBytes)},
   };
-  const std::map<std::string, std::string> enforced = {
+  std::map<std::string, std::string> enforced = {
       {"group.id", settings_.spec.group_id},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
       // A stored offset that is no longer in the log must stop the projection, never skip.
       {"auto.offset.reset", "error"},
+      // Topics are managed (ultracore-ctl topics ensure): subscribing never creates one.
+      {"allow.auto.create.topics", "false"},
   };
+  if (!settings_.instance_id.empty()) {
+    enforced["group.instance.id"] = staticMemberId(
+        settings_.instance_id, settings_.key.empty() ? settings_.spec.name : settings_.key,
+        settings_.worker);
+  }
   KafkaConf conf = makeKafkaConf({&defaults, &settings_.kafka, &settings_.spec.kafka, &enforced});
   rd_kafka_conf_set_rebalance_cb(conf.get(), &ProjectionRunner::rebalanceTrampoline);
   // Without an error callback librdkafka only logs "broker down": the status must say it.

@@ -54,7 +54,20 @@ struct RunnerSettings {
   /// Which of the projection's live workers this is (0-based; spec.workers of them share the
   /// consumer group). Only the log label differs: storage keys and status stay the name's.
   int worker = 0;
+  /// The engine process's instance id (`ultracore-engine --instance-id`); empty: dynamic group
+  /// membership. Set: every runner joins with a static `group.instance.id` derived from it
+  /// (staticMemberId), so a restarted engine gets its partitions back at once instead of after
+  /// session.timeout.ms.
+  std::string instance_id;
 };
+
+/// The `group.instance.id` of a runner: "<instance>.<key>.w<worker>", with the characters Kafka
+/// does not accept in an id (anything but [A-Za-z0-9._-], e.g. the '@' of "name@g2") as '-'.
+/// Unique per consumer group as long as each engine process has its own instance id.
+std::string staticMemberId(const std::string& instance_id, const std::string& key, int worker);
+
+/// Throws std::invalid_argument unless `instance_id` is 1..100 characters of [A-Za-z0-9._-].
+void validateInstanceId(const std::string& instance_id);
 
 enum class RunnerState { kStarting, kRunning, kWaiting, kStopped, kFailed, kPaused };
 const char* toString(RunnerState state);

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <librdkafka/rdkafka.h>
+
 #include <pqxx/pqxx>
 #include <random>
 #include <sstream>
@@ -242,6 +244,143 @@ std::string DevBroker::control(const std::string& path, const std::string& body)
     throw std::runtime_error("control channel POST " + path + " answered " +
                              std::to_string(res->status) + ": " + res->body);
   return res->body;
+}
+
+// ----------------------------------------------------------------------------- KafkaCluster
+
+KafkaCluster::KafkaCluster(Options options) : options_(options) {
+  const fs::path cluster_dir = dir_.path() / "cluster";
+  run({"up", cluster_dir.string(), "--brokers", std::to_string(options_.brokers)},
+      std::chrono::seconds(180));
+  bootstrap_ = trim(readFile(cluster_dir / "bootstrap"));
+  if (bootstrap_.empty())
+    throw std::runtime_error("tools/kafka/cluster wrote no bootstrap file in " +
+                             cluster_dir.string());
+}
+
+KafkaCluster::~KafkaCluster() {
+  try {
+    run({"down", (dir_.path() / "cluster").string()}, std::chrono::seconds(90));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: stopping the Kafka cluster: %s\n", e.what());
+  }
+}
+
+void KafkaCluster::run(const std::vector<std::string>& args, std::chrono::seconds timeout) {
+  std::vector<std::string> argv{(sourceDir() / "tools" / "kafka" / "cluster").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const fs::path log = dir_.path() / "cluster-command.log";
+  fs::remove(log);
+  Subprocess process(argv, {}, log);
+  auto status = process.wait(timeout);
+  if (!status) {
+    process.kill();
+    throw std::runtime_error("tools/kafka/cluster " + args.front() + " took longer than " +
+                             std::to_string(timeout.count()) + " s; its output:\n" +
+                             process.log());
+  }
+  if (*status != 0)
+    throw std::runtime_error("tools/kafka/cluster " + args.front() + " failed (status " +
+                             std::to_string(*status) + "; tools/install-deps installs Java and " +
+                             "the Kafka jars); its output:\n" + process.log());
+}
+
+void KafkaCluster::stopNode(int id, bool kill) {
+  std::vector<std::string> args{"stop-node", (dir_.path() / "cluster").string(),
+                                std::to_string(id)};
+  if (kill) args.push_back("--kill");
+  run(args, std::chrono::seconds(60));
+}
+
+void KafkaCluster::startNode(int id) {
+  run({"start-node", (dir_.path() / "cluster").string(), std::to_string(id)},
+      std::chrono::seconds(120));
+}
+
+namespace {
+
+struct RdKafkaDeleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDeleter>;
+
+RdKafka adminHandle(const std::string& bootstrap) {
+  char error[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), error, sizeof(error)) !=
+      RD_KAFKA_CONF_OK) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(error);
+  }
+  rd_kafka_conf_set(conf, "log_level", "3", error, sizeof(error));
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof(error));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("rd_kafka_new: ") + error);
+  }
+  return RdKafka(rk);
+}
+
+}  // namespace
+
+void KafkaCluster::createTopic(const std::string& name, int partitions, int replication_factor,
+                               const std::map<std::string, std::string>& config) {
+  RdKafka rk = adminHandle(bootstrap_);
+  char error[512];
+  rd_kafka_NewTopic_t* topic =
+      rd_kafka_NewTopic_new(name.c_str(), partitions, replication_factor, error, sizeof(error));
+  if (topic == nullptr) throw std::runtime_error("NewTopic " + name + ": " + error);
+  for (const auto& [key, value] : config) rd_kafka_NewTopic_set_config(topic, key.c_str(), value.c_str());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_CreateTopics(rk.get(), &topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
+  std::string failure;
+  if (event == nullptr) {
+    failure = "no answer within 30 s";
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    failure = rd_kafka_event_error_string(event);
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    for (size_t i = 0; i < count; ++i) {
+      if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        failure = rd_kafka_topic_result_error_string(results[i]);
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(topic);
+  if (!failure.empty()) throw std::runtime_error("creating topic " + name + ": " + failure);
+  auto deadline = Clock::now() + std::chrono::seconds(60);
+  for (int p = 0; p < partitions; ++p) {
+    while (leaderOf(name, p) < 0) {
+      if (Clock::now() >= deadline)
+        throw std::runtime_error("topic " + name + " partition " + std::to_string(p) +
+                                 " has no leader 60 s after its creation");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+int KafkaCluster::leaderOf(const std::string& topic, int partition) {
+  RdKafka rk = adminHandle(bootstrap_);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* metadata = nullptr;
+  int leader = -1;
+  if (rd_kafka_metadata(rk.get(), 0, handle, &metadata, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int t = 0; t < metadata->topic_cnt; ++t) {
+      const auto& tm = metadata->topics[t];
+      if (tm.err != RD_KAFKA_RESP_ERR_NO_ERROR || topic != tm.topic) continue;
+      for (int p = 0; p < tm.partition_cnt; ++p) {
+        if (tm.partitions[p].id == partition && tm.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+          leader = tm.partitions[p].leader;
+      }
+    }
+    rd_kafka_metadata_destroy(metadata);
+  }
+  rd_kafka_topic_destroy(handle);
+  return leader;
 }
 
 // ------------------------------------------------------------------------------- PostgreSQL

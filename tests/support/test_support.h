@@ -86,6 +86,43 @@ class DevBroker {
   std::string control_url_;
 };
 
+/// An Apache Kafka cluster (KRaft, `brokers` combined broker+controller nodes on loopback) started
+/// by tools/kafka/cluster in its own temporary directory; stopped on destruction. Topics are not
+/// auto-created: create them with createTopic(). The jars come from tools/kafka/install
+/// (tools/install-deps runs it); a missing Java or jar fails the test with the command to run.
+class KafkaCluster {
+ public:
+  struct Options {
+    int brokers = 1;
+  };
+  explicit KafkaCluster(Options options);
+  KafkaCluster() : KafkaCluster(Options{}) {}
+  ~KafkaCluster();
+  KafkaCluster(const KafkaCluster&) = delete;
+  KafkaCluster& operator=(const KafkaCluster&) = delete;
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  int brokers() const { return options_.brokers; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+  /// Stops node `id` (1-based): SIGTERM and wait, or SIGKILL with `kill`.
+  void stopNode(int id, bool kill = false);
+  /// Starts node `id` again on its ports and data; returns once it answers.
+  void startNode(int id);
+  /// Creates a topic through the admin API and waits until every partition has a leader.
+  /// replication_factor -1: the broker's default (3 on a 3-node cluster, else 1).
+  void createTopic(const std::string& name, int partitions, int replication_factor = -1,
+                   const std::map<std::string, std::string>& config = {});
+  /// The node id leading `topic`/`partition` now (-1 when it has none).
+  int leaderOf(const std::string& topic, int partition);
+
+ private:
+  void run(const std::vector<std::string>& args, std::chrono::seconds timeout);
+
+  Options options_;
+  TempDir dir_;
+  std::string bootstrap_;
+};
+
 /// The PostgreSQL server of the dev stack: ULTRACORE_PG from the environment, else read from
 /// <source>/.dev/env. Fails the test (throws) with a clear message when neither is there.
 std::string postgresAdminUrl();

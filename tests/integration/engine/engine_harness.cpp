@@ -169,10 +169,11 @@ int adminPort(const Subprocess& engine) {
 }
 
 std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,
-                                        const std::filesystem::path& log) {
-  return std::make_unique<Subprocess>(
-      std::vector<std::string>{binPath("ultracore-engine").string(), "--config", manifest.string()},
-      std::map<std::string, std::string>{}, log);
+                                        const std::filesystem::path& log,
+                                        const std::vector<std::string>& extra_args) {
+  std::vector<std::string> argv{binPath("ultracore-engine").string(), "--config", manifest.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return std::make_unique<Subprocess>(argv, std::map<std::string, std::string>{}, log);
 }
 
 bool waitForEngineRunning(const Subprocess& engine) {

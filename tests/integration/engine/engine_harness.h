@@ -55,9 +55,10 @@ int adminPort(const Subprocess& engine);
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 int freePort();
 
-/// ultracore-engine --config <manifest>, logging to <dir>/<log_name>.
+/// ultracore-engine --config <manifest> [extra_args...], logging to `log`.
 std::unique_ptr<Subprocess> startEngine(const std::filesystem::path& manifest,
-                                        const std::filesystem::path& log);
+                                        const std::filesystem::path& log,
+                                        const std::vector<std::string>& extra_args = {});
 
 /// Waits (bounded) until the engine logged that it runs, so its signal handling is in place.
 bool waitForEngineRunning(const Subprocess& engine);

@@ -1,0 +1,48 @@
+#pragma once
+/// @file
+/// Pieces the real-Kafka tests share: a manifest whose kafka: block the test chooses, the
+/// partition watermarks, stored-offset sums and a transactional producer. Everything talks to
+/// a real Apache Kafka cluster (KafkaCluster) and the real PostgreSQL.
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine_harness.h"
+
+namespace ultracore::testing {
+
+/// writeManifest() with `kafka_yaml` (lines indented by two spaces) instead of the harness'
+/// session time-out lines; bootstrap.servers stays.
+std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& bootstrap,
+                                         const std::string& postgres_url,
+                                         const std::string& kafka_yaml,
+                                         const std::string& projections_yaml,
+                                         const std::string& name);
+
+/// Low and high watermark of one partition, asked of the broker.
+std::pair<std::int64_t, std::int64_t> watermarks(const std::string& bootstrap,
+                                                 const std::string& topic, int partition);
+
+/// Sum of the stored next offsets of a projection key ("0" before the tables exist).
+std::string storedSum(const std::string& url, const std::string& projection = "");
+
+/// The ledger projection's checksums (rows, processed_events, offsets) for comparing a
+/// database with a clean pass.
+std::string ledgerRows(const std::string& url);
+std::string processedRows(const std::string& url);
+std::string offsetRows(const std::string& url);
+
+/// Every record value of `topic` from the start of each partition to its log end now
+/// (read_committed, no consumer group).
+std::vector<std::string> readTopic(const std::string& bootstrap, const std::string& topic,
+                                   int partitions);
+
+/// Records produced in Kafka transactions by one transactional producer: each inner vector
+/// is one transaction, committed when `commit[i]`, else aborted. Throws on any failure.
+void produceTransactions(const std::string& bootstrap, const std::string& transactional_id,
+                         const std::vector<std::vector<Record>>& transactions,
+                         const std::vector<bool>& commit);
+
+}  // namespace ultracore::testing

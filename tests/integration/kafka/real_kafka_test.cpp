@@ -1,0 +1,383 @@
+// The engine on a real Apache Kafka cluster (KRaft, tools/kafka/cluster): what the dev broker
+// cannot show. Each test starts its own one-node cluster; the projection is the ledger test
+// plugin, which is not idempotent by nature, so a loss or a duplicate shows in its table.
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include "kafka_test_support.h"
+
+namespace ultracore::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const std::string kLedger = "    plugin: ledger\n    batch: { max_events: 100, max_wait_ms: 10 }\n";
+
+double secondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+/// A wave of ledger events over `aggregates` aggregates, with every 12th event sent again
+/// later in the log (a producer's retry): about 8 % re-sent duplicates.
+std::vector<Record> ledgerWave(const std::string& topic, int wave, int events, std::mt19937& random,
+                               std::size_t& distinct) {
+  std::vector<Record> records;
+  for (int i = 0; i < events; ++i) {
+    const std::string aggregate = "L-" + std::to_string(random() % 200);
+    const std::string id = topic + "-w" + std::to_string(wave) + "-" + std::to_string(i);
+    records.push_back({topic, aggregate,
+                       envelope(id, "Entry", aggregate, {{"amount", static_cast<int>(random() % 100)}})});
+    ++distinct;
+    if (i % 12 == 0) records.push_back(records.back());
+  }
+  return records;
+}
+
+/// Runs a clean pass of the ledger over `topic` into `url` (a fresh database) and stops.
+void cleanPass(const TempDir& dir, const KafkaCluster& kafka, const std::string& url,
+               const std::string& topic, std::size_t records_in_log) {
+  auto manifest = writeManifest(dir, kafka.bootstrap(), url,
+                                "  - name: ledger\n" + kLedger + "    topics: [" + topic +
+                                    "]\n    group_id: clean-pass\n",
+                                "clean.yaml");
+  auto engine = startEngine(manifest, dir.path() / "clean.log");
+  ASSERT_TRUE(waitUntil([&] { return storedSum(url) == std::to_string(records_in_log); }, 180s))
+      << engine->log();
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+}
+
+// DESIGN.md invariant 7 on real Kafka: kill -9 at random moments, 20 times, while an
+// independent client writes with re-sent duplicates; the read model, processed_events and the
+// offsets equal one clean pass.
+TEST(RealKafka, KillMinus9TwentyTimesWhileWritingEqualsOneCleanPass) {
+  constexpr int kKills = 20;
+  const std::string topic = "crash.events";
+  KafkaCluster kafka;
+  kafka.createTopic(topic, 4);
+  TestDatabase crashed;
+  TestDatabase clean;
+  TempDir dir;
+
+  std::atomic<std::size_t> produced{0};
+  std::atomic<std::size_t> distinct{0};
+  std::atomic<bool> stop{false};
+  std::string producer_error;
+  std::thread producer([&] {
+    std::mt19937 random(20261129);
+    try {
+      for (int w = 0; !stop || w < 2; ++w) {
+        std::size_t wave_distinct = 0;
+        auto records = ledgerWave(topic, w, 200, random, wave_distinct);
+        produce(kafka.bootstrap(), records);
+        produced += records.size();
+        distinct += wave_distinct;
+        std::this_thread::sleep_for(300ms);
+      }
+    } catch (const std::exception& e) {
+      producer_error = e.what();
+    }
+  });
+  struct Joiner {
+    std::thread& thread;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{producer, stop};
+
+  auto manifest = writeKafkaManifest(
+      dir, kafka.bootstrap(), crashed.url(), "  session.timeout.ms: 6000\n",
+      "  - name: ledger\n" + kLedger + "    workers: 2\n    topics: [" + topic + "]\n", "crash.yaml");
+  double worst_resume = 0;
+  for (int kill = 0; kill < kKills; ++kill) {
+    auto engine = startEngine(manifest, dir.path() / ("engine-" + std::to_string(kill) + ".log"),
+                              {"--instance-id", "crash-1"});
+    const auto started = Clock::now();
+    const std::string before = storedSum(crashed.url());
+    const bool resumed = waitUntil([&] { return storedSum(crashed.url()) != before; }, 90s);
+    worst_resume = std::max(worst_resume, secondsSince(started));
+    std::mt19937 random(kill);
+    std::this_thread::sleep_for(std::chrono::milliseconds(random() % 700));
+    engine->kill();
+    ASSERT_TRUE(resumed) << "incarnation " << kill << " committed nothing:\n" << engine->log();
+  }
+  stop = true;
+  producer.join();
+  ASSERT_EQ(producer_error, "");
+
+  auto final_manifest = writeKafkaManifest(
+      dir, kafka.bootstrap(), crashed.url(), "  session.timeout.ms: 6000\n",
+      "  - name: ledger\n" + kLedger + "    workers: 2\n    topics: [" + topic + "]\n", "final.yaml");
+  auto engine = startEngine(final_manifest, dir.path() / "final.log", {"--instance-id", "crash-1"});
+  ASSERT_TRUE(waitUntil([&] { return storedSum(crashed.url()) == std::to_string(produced.load()); },
+                        180s))
+      << engine->log();
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+
+  cleanPass(dir, kafka, clean.url(), topic, produced.load());
+  EXPECT_EQ(queryValue(clean.url(), "SELECT sum(events) FROM ledger.ledger"),
+            std::to_string(distinct.load()));
+  EXPECT_EQ(ledgerRows(crashed.url()), ledgerRows(clean.url()));
+  EXPECT_EQ(processedRows(crashed.url()), processedRows(clean.url()));
+  EXPECT_EQ(offsetRows(crashed.url()), offsetRows(clean.url()));
+  std::printf("real Kafka: %d kill -9s, %zu records (%zu distinct events); worst restart to "
+              "first commit %.1f s\n",
+              kKills, produced.load(), distinct.load(), worst_resume);
+}
+
+// Invariant 5: records of aborted transactions are never applied, and the offsets that
+// transaction markers take are crossed: nothing stalls behind a gap.
+TEST(RealKafka, AbortedTransactionsAreNeverAppliedAndMarkerGapsAreCrossed) {
+  const std::string topic = "tx.events";
+  KafkaCluster kafka;
+  kafka.createTopic(topic, 2);
+  TestDatabase db;
+  TempDir dir;
+  auto manifest = writeManifest(dir, kafka.bootstrap(), db.url(),
+                                "  - name: ledger\n" + kLedger + "    topics: [" + topic + "]\n");
+  auto engine = startEngine(manifest, dir.path() / "engine.log");
+  ASSERT_TRUE(waitForEngineRunning(*engine)) << engine->log();
+
+  std::vector<std::vector<Record>> transactions;
+  std::vector<bool> commit;
+  std::set<std::string> committed_ids;
+  std::set<std::string> aborted_ids;
+  for (int t = 0; t < 12; ++t) {
+    std::vector<Record> records;
+    const bool keep = t % 3 != 1;
+    for (int i = 0; i < 15; ++i) {
+      const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+      const std::string aggregate = "A-" + std::to_string(i % 5);
+      records.push_back({topic, aggregate, envelope(id, "Entry", aggregate, {{"amount", 1}}), i % 2});
+      (keep ? committed_ids : aborted_ids).insert(id);
+    }
+    transactions.push_back(std::move(records));
+    commit.push_back(keep);
+  }
+  produceTransactions(kafka.bootstrap(), "ultracore-test-tx", transactions, commit);
+  // Plain records after the last marker: the projection must get past every gap to see them.
+  std::vector<Record> after;
+  for (int i = 0; i < 4; ++i) {
+    const std::string id = "after-" + std::to_string(i);
+    after.push_back({topic, "A-0", envelope(id, "Entry", "A-0", {{"amount", 1}}), i % 2});
+    committed_ids.insert(id);
+  }
+  produce(kafka.bootstrap(), after);
+
+  const std::string expected = std::to_string(committed_ids.size());
+  ASSERT_TRUE(waitUntil([&] {
+    return queryValue(db.url(), "SELECT count(*) FROM processed_events") == expected;
+  }, 120s)) << engine->log();
+  EXPECT_EQ(queryValue(db.url(), "SELECT sum(events) FROM ledger.ledger"), expected);
+  for (const auto& id : aborted_ids) {
+    EXPECT_EQ(queryValue(db.url(), "SELECT count(*) FROM processed_events WHERE event_id = '" + id + "'"), "0")
+        << id;
+  }
+  EXPECT_EQ(queryValue(db.url(), "SELECT count(*) FROM ledger.ledger WHERE event_ids ~ '(^|,)t(1|4|7|10)-'"),
+            "0");
+  for (int p = 0; p < 2; ++p) {
+    const auto [low, high] = watermarks(kafka.bootstrap(), topic, p);
+    const std::string applied = queryValue(
+        db.url(), "SELECT count(*) FROM processed_events WHERE partition = " + std::to_string(p));
+    // The log holds more offsets than applied events: aborted records and markers are gaps.
+    EXPECT_GT(high, std::stoll(applied)) << "partition " << p;
+    EXPECT_EQ(queryValue(db.url(), "SELECT next_offset FROM ultracore_offsets WHERE partition = " +
+                                       std::to_string(p)),
+              std::to_string(high))
+        << "partition " << p << ": the stored offset stopped before the log end";
+  }
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+}
+
+// Retention deleted the records at the stored offset while the projection was stopped: on
+// restart it stops with the topic, partition, stored offset and log start, and skips nothing.
+TEST(RealKafka, RetentionPastTheStoredOffsetStopsTheProjectionLoudly) {
+  const std::string topic = "retention.events";
+  KafkaCluster kafka;
+  kafka.createTopic(topic, 1, -1,
+                    {{"retention.ms", "3000"}, {"segment.bytes", "8192"}, {"segment.ms", "1000"},
+                     {"file.delete.delay.ms", "0"}});
+  TestDatabase db;
+  TempDir dir;
+  auto manifest = writeManifest(dir, kafka.bootstrap(), db.url(),
+                                "  - name: ledger\n" + kLedger + "    topics: [" + topic + "]\n");
+  std::vector<Record> first;
+  for (int i = 0; i < 10; ++i) {
+    first.push_back({topic, "R", envelope("r1-" + std::to_string(i), "Entry", "R", {{"amount", 1}})});
+  }
+  {
+    auto engine = startEngine(manifest, dir.path() / "first.log");
+    produce(kafka.bootstrap(), first);
+    ASSERT_TRUE(waitUntil([&] { return storedSum(db.url()) == "10"; }, 120s)) << engine->log();
+    engine->signal(SIGTERM);
+    ASSERT_EQ(engine->wait(60s), 0) << engine->log();
+  }
+  // While it is stopped, more records arrive and retention deletes the older segments.
+  std::int64_t log_start = 0;
+  ASSERT_TRUE(waitUntil([&] {
+    std::vector<Record> more;
+    for (int i = 0; i < 10; ++i) {
+      more.push_back({topic, "R", envelope("r2-" + std::to_string(i), "Entry", "R", {{"amount", 1}})});
+    }
+    produce(kafka.bootstrap(), more);
+    log_start = watermarks(kafka.bootstrap(), topic, 0).first;
+    return log_start > 10;
+  }, 120s)) << "retention never moved the log start past offset 10";
+
+  auto engine = startEngine(manifest, dir.path() / "second.log");
+  ASSERT_TRUE(waitUntil([&] {
+    return queryValue(db.url(), "SELECT state FROM ultracore_projection_status WHERE projection = 'ledger'") ==
+           "failed";
+  }, 120s)) << engine->log();
+  const std::string detail =
+      queryValue(db.url(), "SELECT detail FROM ultracore_projection_status WHERE projection = 'ledger'");
+  EXPECT_NE(detail.find("stored offset 10 of retention.events[0] is no longer in the log"),
+            std::string::npos)
+      << detail;
+  EXPECT_NE(detail.find("log start "), std::string::npos) << detail;
+  EXPECT_EQ(queryValue(db.url(), "SELECT next_offset FROM ultracore_offsets"), "10");
+  EXPECT_EQ(queryValue(db.url(), "SELECT count(*) FROM processed_events"), "10");
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+}
+
+// Static membership: an engine killed with kill -9 and restarted with the same --instance-id
+// gets its partitions back at once, not after session.timeout.ms (45 s here, librdkafka's
+// default). Without static membership the restarted member waits for the dead one's session
+// to expire before the group rebalances.
+TEST(RealKafka, StaticMembershipRestartResumesBeforeTheSessionTimeout) {
+  const std::string topic = "static.events";
+  KafkaCluster kafka;
+  kafka.createTopic(topic, 4);
+  TestDatabase db;
+  TempDir dir;
+  auto manifest = writeKafkaManifest(
+      dir, kafka.bootstrap(), db.url(), "  session.timeout.ms: 45000\n  heartbeat.interval.ms: 3000\n",
+      "  - name: ledger\n" + kLedger + "    topics: [" + topic + "]\n", "static.yaml");
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> produced{0};
+  std::thread producer([&] {
+    for (int w = 0; !stop; ++w) {
+      std::vector<Record> records;
+      for (int i = 0; i < 8; ++i) {
+        const std::string id = "s" + std::to_string(w) + "-" + std::to_string(i);
+        records.push_back({topic, "S-" + std::to_string(i), envelope(id, "Entry", "S", {{"amount", 1}})});
+      }
+      try {
+        produce(kafka.bootstrap(), records);
+        produced += records.size();
+      } catch (const std::exception&) {
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  struct Joiner {
+    std::thread& thread;
+    std::atomic<bool>& stop;
+    ~Joiner() {
+      stop = true;
+      if (thread.joinable()) thread.join();
+    }
+  } joiner{producer, stop};
+
+  std::vector<double> figures;
+  for (int round = 0; round < 3; ++round) {
+    auto engine = startEngine(manifest, dir.path() / ("engine-" + std::to_string(round) + ".log"),
+                              {"--instance-id", "static-1"});
+    const auto started = Clock::now();
+    const std::string before = storedSum(db.url());
+    ASSERT_TRUE(waitUntil([&] { return storedSum(db.url()) != before; }, 120s)) << engine->log();
+    const double seconds = secondsSince(started);
+    if (round > 0) figures.push_back(seconds);  // round 0 is the first join, not a restart
+    // Let it run a moment, then kill it in the middle of its work.
+    std::this_thread::sleep_for(1500ms);
+    engine->kill();
+    if (round > 0) {
+      EXPECT_LT(seconds, 45.0) << "the restarted static member waited for the session time-out:\n"
+                               << engine->log();
+    }
+  }
+  stop = true;
+  producer.join();
+  auto engine = startEngine(manifest, dir.path() / "final.log", {"--instance-id", "static-1"});
+  ASSERT_TRUE(waitUntil([&] { return storedSum(db.url()) == std::to_string(produced.load()); }, 180s))
+      << engine->log();
+  EXPECT_EQ(queryValue(db.url(), "SELECT sum(events) FROM ledger.ledger"), std::to_string(produced.load()));
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+  std::printf("static membership: restart (same --instance-id, session.timeout.ms 45000) to first "
+              "commit: %.1f s and %.1f s\n",
+              figures.at(0), figures.at(1));
+}
+
+// The API on real Kafka: a command, then a query with its consistency token, 200 times: the
+// query always sees the command's event.
+TEST(RealKafka, ApiPostThenConsistentGetTwoHundredTimes) {
+  KafkaCluster kafka;
+  kafka.createTopic("ultracore.customers.events", 6);
+  kafka.createTopic("ultracore.accounts.events", 6);
+  TestDatabase db;
+  TempDir dir;
+  const int port = freePort();
+  auto manifest = writeKafkaManifest(
+      dir, kafka.bootstrap(), db.url(), "  session.timeout.ms: 6000\n",
+      "  - { name: customers, plugin: customers, topics: [ultracore.customers.events],"
+      " workers: 2, batch: { max_events: 500, max_wait_ms: 5 } }\n"
+      "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events],"
+      " batch: { max_events: 500, max_wait_ms: 5 } }\n",
+      "api.yaml");
+  {
+    std::ifstream in(manifest);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string any_port = "api:\n  listen: 127.0.0.1:0\n";
+    text.replace(text.find(any_port), any_port.size(),
+                 "api:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
+    std::ofstream(manifest) << text;
+  }
+  auto engine = startEngine(manifest, dir.path() / "engine.log");
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(30, 0);
+  ASSERT_TRUE(waitUntil([&] {
+    auto res = client.Get("/readyz");
+    return res && res->status == 200;
+  }, 120s)) << engine->log();
+  int consistent = 0;
+  for (int i = 0; i < 200; ++i) {
+    const nlohmann::json body{{"first_name", "Ada" + std::to_string(i)},
+                              {"last_name", "Lovelace"},
+                              {"email", "ada" + std::to_string(i) + "@example.com"}};
+    auto posted = client.Post("/api/v1/customers", body.dump(), "application/json");
+    ASSERT_TRUE(posted) << httplib::to_string(posted.error());
+    ASSERT_LT(posted->status, 300) << posted->body;
+    const auto answer = nlohmann::json::parse(posted->body);
+    const std::string id = answer.at("customer_id");
+    const std::string token = answer.at("consistency_token");
+    auto got = client.Get(("/api/v1/customers/" + id + "?consistent_with=" + token).c_str());
+    ASSERT_TRUE(got) << httplib::to_string(got.error());
+    ASSERT_EQ(got->status, 200) << "request " << i << ": " << got->body;
+    const auto customer = nlohmann::json::parse(got->body);
+    EXPECT_EQ(customer.value("email", ""), body["email"]) << got->body;
+    ++consistent;
+  }
+  EXPECT_EQ(consistent, 200);
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+}
+
+}  // namespace
+}  // namespace ultracore::testing
