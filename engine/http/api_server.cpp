@@ -536,6 +536,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   std::vector<Position> positions;
   json published = json::array();
   json body = reply.body.is_object() ? reply.body : json::object();
+  std::vector<OutgoingRecord> records;
+  std::vector<json> envelopes;
   for (const sdk::NewEvent& event : reply.events) {
     json envelope{{"event_id", uuid4()},
                   {"event_type", event.event_type},
@@ -546,24 +548,28 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                   {"occurred_at", nowIso8601()},
                   {"event_data", event.event_data.is_object() ? event.event_data : json::object()}};
     if (event.aggregate_version) envelope["aggregate_version"] = *event.aggregate_version;
-    auto stored = producer_->produce(event.topic, event.aggregate_id, envelope.dump());
-    if (!stored) {
-      spdlog::warn("api: {} {}: {}", req.method, path, stored.status().message());
-      json error = sdk::Reply::error(503, "kafka_unavailable", stored.status().message()).body;
-      if (!published.empty()) error["error"]["published"] = published;  // earlier events stored
-      return sendJson(res, 503, error);
-    }
-    const Position position{stored->topic, stored->partition, stored->offset};
+    records.push_back({event.topic, event.aggregate_id, envelope.dump()});
+    envelopes.push_back(std::move(envelope));
+  }
+  // All of a command's events or none: several go in one Kafka transaction.
+  auto stored = producer_->produceAtomically(records);
+  if (!stored) {
+    spdlog::warn("api: {} {}: {}", req.method, path, stored.status().message());
+    return sendError(res, 503, "kafka_unavailable", stored.status().message());
+  }
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const RecordPositionOut& at = stored.value()[i];
+    const Position position{at.topic, at.partition, at.offset};
     positions.push_back(position);
     json position_json{{"topic", position.topic},
                        {"partition", position.partition},
                        {"offset", position.offset}};
-    published.push_back({{"event_id", envelope["event_id"]},
-                         {"event_type", event.event_type},
-                         {"aggregate_id", event.aggregate_id},
+    published.push_back({{"event_id", envelopes[i]["event_id"]},
+                         {"event_type", reply.events[i].event_type},
+                         {"aggregate_id", reply.events[i].aggregate_id},
                          {"position", position_json}});
-    body["aggregate_id"] = event.aggregate_id;
-    body["event_id"] = envelope["event_id"];
+    body["aggregate_id"] = reply.events[i].aggregate_id;
+    body["event_id"] = envelopes[i]["event_id"];
     body["position"] = position_json;
   }
   if (published.size() > 1) body["events"] = published;

@@ -1,15 +1,20 @@
 #pragma once
 /// @file
-/// EventProducer: the API's one idempotent Kafka producer per process (enable.idempotence,
-/// acks=all). produce() blocks until the broker's delivery report, so a command never answers
-/// 2xx for an event that was not stored.
+/// EventProducer: the API's Kafka producers, one per process: an idempotent one
+/// (enable.idempotence, acks=all) for commands that publish one event, and a transactional one,
+/// created at the first command that publishes several, so that their events are stored
+/// atomically in one Kafka transaction (read_committed consumers, the engine's default, see
+/// all of them or none). Every call blocks until Kafka acknowledged the events, so a command
+/// never answers 2xx for an event that was not stored.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "engine/kafka/kafka_config.h"
 #include "ultracore/sdk/status.h"
@@ -23,7 +28,14 @@ struct RecordPositionOut {
   std::int64_t offset = 0;
 };
 
-/// Created on the main thread; produce() and reachable() are thread-safe.
+/// One record to publish.
+struct OutgoingRecord {
+  std::string topic;
+  std::string key;
+  std::string value;
+};
+
+/// Created on the main thread; produce(), produceAtomically() and reachable() are thread-safe.
 class EventProducer {
  public:
   /// `kafka` is the manifest's property map; consumer-only properties are left out. Unless
@@ -40,12 +52,30 @@ class EventProducer {
   sdk::Result<RecordPositionOut> produce(const std::string& topic, const std::string& key,
                                          const std::string& value);
 
+  /// Publishes `records` all or nothing: one record through produce(); several in one Kafka
+  /// transaction (one transaction at a time per process). On any failure the transaction is
+  /// aborted, so none of them is ever visible to a read_committed consumer, and the answer is
+  /// kTransient. Positions are in the order of `records`.
+  sdk::Result<std::vector<RecordPositionOut>> produceAtomically(
+      const std::vector<OutgoingRecord>& records);
+
   /// True when a broker answered a metadata request within `timeout`.
   bool reachable(std::chrono::milliseconds timeout);
 
+  /// The transactional.id of the transactional producer: unique per process.
+  const std::string& transactionalId() const { return transactional_id_; }
+
  private:
+  sdk::Status ensureTransactional();  ///< creates and initializes it; caller holds txn_mutex_
+  sdk::Result<std::vector<RecordPositionOut>> produceInTransaction(
+      const std::vector<OutgoingRecord>& records);
+
+  std::map<std::string, std::string> settings_;  ///< the producer properties (both producers)
   KafkaHandle handle_;
   int message_timeout_ms_ = 5000;
+  std::string transactional_id_;
+  std::mutex txn_mutex_;  ///< one transaction at a time; guards txn_handle_
+  KafkaHandle txn_handle_;
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };

@@ -6,6 +6,11 @@
 // with a handler error (for the error-policy tests), unless its event_id is in
 // {schema}.cured: that is how a test "fixes the plugin" before retrying a dead letter.
 // {schema}.commit_modes records the synchronous_commit setting each batch ran under.
+//
+// Its API has one command that publishes several events, for the tests of atomic publishing:
+// POST /api/v1/ledger/{id}/entries {"topic": T, "amounts": [1, 2, ...], "also_to": T2?}
+// publishes one "Entry" event per amount to T, then, with also_to, one more to T2 (a topic that
+// does not exist makes the whole command fail: none of its events may become visible).
 
 #include <map>
 #include <string>
@@ -72,8 +77,49 @@ class LedgerProjection final : public sdk::Projection {
   }
 };
 
+class LedgerApi final : public sdk::RouteTable {
+ public:
+  explicit LedgerApi(const sdk::ApiContext&) {
+    sdk::RouteSpec spec;
+    spec.method = "POST";
+    spec.path = "/api/v1/ledger/{id}/entries";
+    spec.kind = sdk::RouteKind::kCommand;
+    spec.projection = "ledger";
+    spec.summary = "Publish one Entry event per amount (test plugin)";
+    route(std::move(spec),
+          [](const sdk::Request& request, sdk::Reader&) { return entries(request); });
+  }
+
+ private:
+  static sdk::Reply entries(const sdk::Request& request) {
+    std::string topic;
+    if (auto error = sdk::requireString(request.body, "topic", topic)) return *error;
+    const auto amounts = request.body.find("amounts");
+    if (amounts == request.body.end() || !amounts->is_array() || amounts->empty()) {
+      return sdk::Reply::error(400, "invalid_field", "field 'amounts' must be a non-empty array",
+                               "amounts");
+    }
+    std::vector<sdk::NewEvent> events;
+    for (const auto& amount : *amounts) {
+      if (!amount.is_number_integer()) {
+        return sdk::Reply::error(400, "invalid_field", "amounts must be integers", "amounts");
+      }
+      events.push_back({topic, "Entry", "Ledger", request.param("id"), std::nullopt,
+                        nlohmann::json{{"amount", amount}}});
+    }
+    if (const auto also = request.body.find("also_to"); also != request.body.end() && also->is_string()) {
+      events.push_back({also->get<std::string>(), "Entry", "Ledger", request.param("id"),
+                        std::nullopt, nlohmann::json{{"amount", 0}}});
+    }
+    sdk::Reply reply = sdk::Reply::publish(events.front());
+    reply.events = std::move(events);
+    return reply;
+  }
+};
+
 }  // namespace
 }  // namespace ultracore::tests
 
 ULTRACORE_PLUGIN(test_ledger,
-                 ULTRACORE_PROJECTION("ledger", "ledger", ultracore::tests::LedgerProjection))
+                 ULTRACORE_PROJECTION("ledger", "ledger", ultracore::tests::LedgerProjection),
+                 ULTRACORE_API("ledger", ultracore::tests::LedgerApi))

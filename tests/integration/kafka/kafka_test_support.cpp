@@ -25,6 +25,16 @@ std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& 
   return path;
 }
 
+void setApiPort(const std::filesystem::path& manifest, int port) {
+  std::ifstream in(manifest);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string any_port = "api:\n  listen: 127.0.0.1:0\n";
+  const auto at = text.find(any_port);
+  if (at == std::string::npos) throw std::runtime_error(manifest.string() + " has no api block");
+  text.replace(at, any_port.size(), "api:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
+  std::ofstream(manifest) << text;
+}
+
 namespace {
 
 struct HandleDeleter {

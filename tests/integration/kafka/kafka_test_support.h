@@ -21,6 +21,9 @@ std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& 
                                          const std::string& projections_yaml,
                                          const std::string& name);
 
+/// Makes the manifest's API listen on 127.0.0.1:`port` (writeManifest's says port 0).
+void setApiPort(const std::filesystem::path& manifest, int port);
+
 /// Low and high watermark of one partition, asked of the broker.
 std::pair<std::int64_t, std::int64_t> watermarks(const std::string& bootstrap,
                                                  const std::string& topic, int partition);

@@ -84,6 +84,7 @@ void cleanPass(const TempDir& dir, const KafkaCluster& kafka, const std::string&
                                     "]\n    group_id: clean-pass\n",
                                 "clean.yaml");
   auto engine = startEngine(manifest, dir.path() / "clean.log");
+  ASSERT_TRUE(waitForEngineRunning(*engine)) << engine->log();
   ASSERT_TRUE(waitUntil([&] { return storedSum(url) == std::to_string(records_in_log); }, 240s))
       << engine->log();
   engine->signal(SIGTERM);
@@ -237,14 +238,7 @@ TEST(RealKafkaCluster, LeaderFailoverLosesAndDoublesNothing) {
           "  - { name: customers, plugin: customers, topics: [" + customers + "] }\n"
           "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events] }\n",
       "failover.yaml");
-  {
-    std::ifstream in(manifest);
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    const std::string any_port = "api:\n  listen: 127.0.0.1:0\n";
-    text.replace(text.find(any_port), any_port.size(),
-                 "api:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
-    std::ofstream(manifest) << text;
-  }
+  setApiPort(manifest, port);
   auto engine = startEngine(manifest, dir.path() / "engine.log", {"--instance-id", "failover-1"});
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(30, 0);
