@@ -271,10 +271,31 @@ void ProjectionRunner::run() {
   if (consumer_) {
     if (state_ != RunnerState::kFailed) flushPending();
     rd_kafka_consumer_close(consumer_.get());  // revokes: the callback flushes nothing more
-    consumer_.reset();
+    if (!assigned_once_ && usesCooperativeAssignor()) {
+      // librdkafka 2.0.2 asserts in rd_kafka_destroy when a cooperative-sticky consumer is
+      // destroyed between its JoinGroup and its first assignment (librdkafka #4312, fixed in
+      // 2.3.0), which would abort the whole engine. The closed handle is left to the process's
+      // exit instead: a few idle threads, only for a runner stopped during its first join.
+      spdlog::warn("[{}] stopped before its first assignment: leaving its closed consumer to "
+                   "the process exit (librdkafka 2.0.2 cooperative-sticky bug #4312)",
+                   label());
+      static_cast<void>(consumer_.release());
+    } else {
+      consumer_.reset();
+    }
   }
   if (state_ != RunnerState::kFailed) setState(RunnerState::kStopped, "");
   connection_.reset();
+}
+
+bool ProjectionRunner::usesCooperativeAssignor() const {
+  char value[256] = {};
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(consumer_.get()), "partition.assignment.strategy", value,
+                        &size) != RD_KAFKA_CONF_OK) {
+    return false;
+  }
+  return std::string(value).find("cooperative-sticky") != std::string::npos;
 }
 
 void ProjectionRunner::pollLoop() {
@@ -377,6 +398,7 @@ void ProjectionRunner::onRebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
   const bool cooperative = std::string(rd_kafka_rebalance_protocol(consumer_.get())) == "COOPERATIVE";
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    assigned_once_ = true;
     assignFromStore(partitions);
     if (cooperative) {
       rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), partitions);

@@ -155,6 +155,7 @@ class ProjectionRunner {
 
   void run();
   void pollLoop();
+  bool usesCooperativeAssignor() const;  ///< the consumer's partition.assignment.strategy names it
   void connectPostgres();
   void createConsumer();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
@@ -229,6 +230,8 @@ class ProjectionRunner {
 
   std::atomic<bool> pause_requested_{false};
   bool paused_ = false;  ///< what the consumer was last told (runner thread)
+  /// The consumer got an assignment at least once (runner thread; see run()'s shutdown).
+  bool assigned_once_ = false;
   std::chrono::steady_clock::time_point next_progress_;
   mutable std::mutex progress_mutex_;
   std::vector<PartitionProgress> progress_;

@@ -4,6 +4,8 @@
 #include <csignal>
 #include <fstream>
 
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "engine_harness.h"
@@ -204,6 +206,24 @@ TEST_F(EngineTest, AStoredOffsetNoLongerInTheLogStopsTheProjectionLoudly) {
   EXPECT_EQ(count("SELECT next_offset FROM ultracore_offsets WHERE partition = 3"), "1000");
   engine->signal(SIGTERM);
   EXPECT_EQ(engine->wait(20s), 0) << engine->log();
+}
+
+// librdkafka 2.0.2 aborts in rd_kafka_destroy when a cooperative-sticky consumer is destroyed
+// after its JoinGroup but before its first assignment (librdkafka #4312, fixed in 2.3.0): a
+// SIGTERM in that window killed the engine with SIGABRT (seen in the three-engine churn test on
+// real Kafka). Failing every SyncGroup holds the runners in that window.
+TEST_F(EngineTest, SigtermBeforeTheFirstCooperativeAssignmentExitsCleanly) {
+  broker_.control("/errors?api=SyncGroup&code=REBALANCE_IN_PROGRESS&count=1000");
+  auto manifest = writeManifest(dir_, broker_.bootstrap(), db_.url(),
+                                "  - { name: ledger, plugin: ledger, topics: [ledger.events],"
+                                " workers: 2, kafka: { partition.assignment.strategy: cooperative-sticky } }\n");
+  auto engine = startEngine(manifest, dir_.path() / "engine.log");
+  ASSERT_TRUE(waitForEngineRunning(*engine)) << engine->log();
+  // The dev broker answers a JoinGroup after about 3 s; then every SyncGroup fails.
+  std::this_thread::sleep_for(6s);
+  ASSERT_EQ(engine->log().find("assigned"), std::string::npos) << engine->log();
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(30s), 0) << engine->log();
 }
 
 TEST_F(EngineTest, StartUpErrorsAreOneClearLine) {
