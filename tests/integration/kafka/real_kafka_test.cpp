@@ -212,7 +212,7 @@ TEST(RealKafka, RetentionPastTheStoredOffsetStopsTheProjectionLoudly) {
   const std::string topic = "retention.events";
   KafkaCluster kafka;
   kafka.createTopic(topic, 1, -1,
-                    {{"retention.ms", "3000"}, {"segment.bytes", "8192"}, {"segment.ms", "1000"},
+                    {{"retention.ms", "3000"}, {"segment.bytes", "1048576"}, {"segment.ms", "1000"},
                      {"file.delete.delay.ms", "0"}});
   TestDatabase db;
   TempDir dir;
