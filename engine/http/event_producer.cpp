@@ -54,8 +54,11 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   for (const auto& [key, value] : kafka) {
     if (kConsumerOnly.count(key) == 0) manifest[key] = value;
   }
+  // librdkafka's producer default is true: a command for a topic that is missing must fail
+  // (the topic is created by `ultracore-ctl topics ensure`), not make a broker create it.
   const std::map<std::string, std::string> forced{{"enable.idempotence", "true"},
-                                                  {"acks", "all"}};
+                                                  {"acks", "all"},
+                                                  {"allow.auto.create.topics", "false"}};
   KafkaConf conf = makeKafkaConf({&defaults, &manifest, &forced});
   if (const auto it = manifest.find("message.timeout.ms"); it != manifest.end()) {
     message_timeout_ms_ = std::stoi(it->second);
