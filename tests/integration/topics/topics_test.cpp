@@ -1,8 +1,7 @@
 // Topics are managed, not auto-created: `ultracore-ctl topics ensure|list` and the engine's
 // `waiting` state for a missing topic, on a real Apache Kafka (KRaft, one node, brokers with
-// auto.create.topics.enable=false) started once for the whole suite by tools/kafka/cluster.
-// The checks read the cluster with librdkafka directly (metadata, DescribeConfigs), not
-// through ultracore-ctl.
+// auto.create.topics.enable=false): one KafkaCluster for the whole suite. The checks read the
+// cluster with librdkafka directly (metadata, DescribeConfigs), not through ultracore-ctl.
 
 #include <httplib.h>
 #include <librdkafka/rdkafka.h>
@@ -11,7 +10,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <set>
@@ -30,16 +28,8 @@ using nlohmann::json;
 
 // --- the cluster: one per test suite --------------------------------------------------------
 
-std::unique_ptr<TempDir> cluster_dir;
+std::unique_ptr<KafkaCluster> cluster;
 std::string cluster_bootstrap;
-
-int runClusterScript(const std::vector<std::string>& args, const std::filesystem::path& log) {
-  std::vector<std::string> argv = {(sourceDir() / "tools/kafka/cluster").string()};
-  argv.insert(argv.end(), args.begin(), args.end());
-  Subprocess script(argv, {}, log);
-  const auto status = script.wait(std::chrono::minutes(3));
-  return status ? *status : -1;
-}
 
 // --- reading the cluster with librdkafka, independently of ultracore-ctl --------------------
 
@@ -112,28 +102,7 @@ std::string topicConfig(const std::string& topic, const std::string& key) {
 /// Creates a topic the way another team would, bypassing the manifest.
 void createTopicDirectly(const std::string& topic, int partitions,
                          const std::map<std::string, std::string>& config) {
-  Handle handle(cluster_bootstrap);
-  char error[512];
-  rd_kafka_NewTopic_t* request =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, error, sizeof(error));
-  ASSERT_NE(request, nullptr) << error;
-  for (const auto& [key, value] : config) {
-    rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
-  }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(handle.rk);
-  rd_kafka_CreateTopics(handle.rk, &request, 1, nullptr, queue);
-  rd_kafka_NewTopic_destroy(request);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  ASSERT_NE(event, nullptr);
-  std::size_t count = 0;
-  const auto** results =
-      rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-  ASSERT_EQ(count, 1u);
-  EXPECT_EQ(rd_kafka_topic_result_error(results[0]), RD_KAFKA_RESP_ERR_NO_ERROR)
-      << rd_kafka_topic_result_error_string(results[0]);
-  rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  ASSERT_TRUE(waitUntil([&] { return partitionCount(topic) == partitions; }, 30s));
+  cluster->createTopic(topic, partitions, 1, config);
 }
 
 /// The manifest of writeManifest (customers projection on `topic`) plus a `topics:` section.
@@ -143,33 +112,19 @@ std::filesystem::path manifestWithTopics(const TempDir& dir, const std::string& 
   const auto path = writeManifest(dir, cluster_bootstrap, postgres_url,
                                   "  - name: customers\n    plugin: customers\n    topics: [" +
                                       projection_topic + "]\n");
-  // writeManifest's 3 s session suits the dev broker; a real broker refuses a session below
-  // its group.min.session.timeout.ms (6 s by default) and the runner could never join.
-  std::ifstream in(path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
-  const std::string mock_session = "session.timeout.ms: 3000";
-  const auto at = text.find(mock_session);
-  if (at != std::string::npos) text.replace(at, mock_session.size(), "session.timeout.ms: 6000");
-  std::ofstream(path) << text << topics_section;
+  std::ofstream(path, std::ios::app) << topics_section;
   return path;
 }
 
 class TopicsOnRealKafka : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    cluster_dir = std::make_unique<TempDir>();
-    const auto log = cluster_dir->path() / "cluster-script.log";
-    const int status = runClusterScript({"up", (cluster_dir->path() / "kafka").string()}, log);
-    std::ifstream in(cluster_dir->path() / "kafka" / "bootstrap");
-    std::getline(in, cluster_bootstrap);
-    if (status != 0 || cluster_bootstrap.empty()) {
-      std::ifstream text(log);
-      const std::string printed((std::istreambuf_iterator<char>(text)),
-                                std::istreambuf_iterator<char>());
-      cluster_bootstrap.clear();
-      FAIL() << "tools/kafka/cluster up exited with " << status << ":\n" << printed;
+    try {
+      cluster = std::make_unique<KafkaCluster>();
+    } catch (const std::exception& e) {
+      FAIL() << e.what();
     }
+    cluster_bootstrap = cluster->bootstrap();
     // `cluster up` may return before the broker answers: wait (bounded) until it does.
     const bool answers = waitUntil(
         [] {
@@ -183,16 +138,13 @@ class TopicsOnRealKafka : public ::testing::Test {
         std::chrono::minutes(2));
     if (!answers) {
       cluster_bootstrap.clear();
-      FAIL() << "the Kafka cluster started by tools/kafka/cluster never answered metadata";
+      FAIL() << "the Kafka cluster at " << cluster->bootstrap() << " never answered metadata";
     }
   }
 
   static void TearDownTestSuite() {
-    if (cluster_dir) {
-      runClusterScript({"down", (cluster_dir->path() / "kafka").string()},
-                       cluster_dir->path() / "cluster-down.log");
-      cluster_dir.reset();
-    }
+    cluster.reset();
+    cluster_bootstrap.clear();
   }
 
   void SetUp() override {
