@@ -361,5 +361,51 @@ TEST_F(TopicsOnRealKafka, TheEngineWaitsForAMissingTopicByNameAndConsumesOnceItE
   EXPECT_TRUE(engine->wait(60s).has_value());
 }
 
+TEST_F(TopicsOnRealKafka, AProjectionOverTwoTopicsConsumesTheOneThatExistsAndWaitsForTheOther) {
+  const std::string present = "engine.two.present";
+  const std::string absent = "engine.two.absent";
+  createTopicDirectly(present, 2, {});
+  TestDatabase db;
+  const auto manifest = writeManifest(
+      dir_, cluster_bootstrap, db.url(),
+      "  - name: ledger\n    plugin: ledger\n    topics: [" + present + ", " + absent + "]\n");
+  std::ofstream(manifest, std::ios::app) << "topics:\n  " << present << ": {partitions: 2}\n  "
+                                         << absent << ": {partitions: 2}\n";
+  produce(cluster_bootstrap, {{present, "A-1", envelope("p1", "Posted", "A-1", {{"amount", 5}})}});
+  auto engine = startEngine(manifest, dir_.path() / "engine-two.log");
+
+  const auto status = [&] {
+    return queryValue(db.url(), "SELECT state || ': ' || detail FROM ultracore_projection_status "
+                                "WHERE projection = 'ledger'");
+  };
+  // The existing topic is consumed while the projection keeps saying which one is missing.
+  ASSERT_TRUE(waitUntil(
+      [&] { return queryValue(db.url(), "SELECT count(*) FROM processed_events") == "1"; }, 60s))
+      << engine->log();
+  ASSERT_TRUE(waitUntil(
+      [&] {
+        return status() == "waiting: topic '" + absent +
+                               "' does not exist; create it (ultracore-ctl topics ensure)";
+      },
+      30s))
+      << status() << "\n"
+      << engine->log();
+  EXPECT_EQ(partitionCount(absent), 0);
+
+  const auto [ensured, out] = ctl(manifest, {"topics", "ensure"});
+  ASSERT_EQ(ensured, 0) << out;
+  EXPECT_NE(out.find("created   " + absent), std::string::npos) << out;
+  EXPECT_NE(out.find("exists    " + present), std::string::npos) << out;
+  produce(cluster_bootstrap, {{absent, "A-1", envelope("a1", "Posted", "A-1", {{"amount", 7}})}});
+  ASSERT_TRUE(waitUntil(
+      [&] { return queryValue(db.url(), "SELECT count(*) FROM processed_events") == "2"; }, 90s))
+      << engine->log();
+  EXPECT_EQ(queryValue(db.url(), "SELECT total FROM ledger.ledger WHERE aggregate_id = 'A-1'"),
+            "12");
+  EXPECT_TRUE(waitUntil([&] { return status() == "running: "; }, 30s)) << status();
+  engine->signal(SIGTERM);
+  EXPECT_TRUE(engine->wait(60s).has_value());
+}
+
 }  // namespace
 }  // namespace ultracore::testing
