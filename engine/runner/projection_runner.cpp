@@ -292,7 +292,9 @@ void ProjectionRunner::pollLoop() {
   while (!stop_) {
     if (pause_requested_ != paused_) applyPause();
     if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
-    if (!missing_topics_.empty() && std::chrono::steady_clock::now() >= next_topic_check_) {
+    if ((!missing_topics_.empty() && std::chrono::steady_clock::now() >= next_topic_check_) ||
+        topic_check_requested_) {
+      topic_check_requested_ = false;
       checkTopics();
     }
     if (pending_.empty() && std::chrono::steady_clock::now() >= next_request_check_) {
@@ -439,6 +441,16 @@ void ProjectionRunner::onKafkaError(int err, const char* reason) {
     char fatal[512];
     rd_kafka_fatal_error(consumer_.get(), fatal, sizeof(fatal));
     fail(std::string("Kafka consumer fatal error: ") + fatal);
+    return;
+  }
+  if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    // An assigned partition's topic is gone (deleted while we run): the poll loop asks the
+    // cluster which topics are missing and reports them, outside this callback.
+    if (!topic_check_requested_) {
+      spdlog::warn("[{}] Kafka: {} ({}); checking which topics exist", label(), reason,
+                   rd_kafka_err2name(code));
+    }
+    topic_check_requested_ = true;
     return;
   }
   spdlog::warn("[{}] Kafka: {} ({})", label(), reason, rd_kafka_err2name(code));

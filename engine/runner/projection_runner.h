@@ -231,6 +231,7 @@ class ProjectionRunner {
   int transient_streak_ = 0;  ///< consecutive transient faults: the backoff's exponent
   std::vector<std::string> missing_topics_;  ///< subscribed topics the cluster lacks (sorted)
   std::chrono::steady_clock::time_point next_topic_check_;
+  bool topic_check_requested_ = false;  ///< set by the error callback (same thread)
 
   std::atomic<RunnerState> state_{RunnerState::kStarting};
   mutable std::mutex detail_mutex_;
