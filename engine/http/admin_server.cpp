@@ -243,7 +243,8 @@ void AdminServer::sampleOnce() {
   if (!wanted.empty()) {
     try {
       if (!kafka_) {
-        const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"}};
+        const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"},
+                                                             {"allow.auto.create.topics", "false"}};
         KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
         char error[512];
         // A consumer handle (no group): the manifest's kafka: map is consumer settings.

@@ -91,13 +91,13 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   for (const auto& [key, value] : kafka) {
     if (kConsumerOnly.count(key) == 0) manifest[key] = value;
   }
+  // librdkafka's producer default is true: a command for a topic that is missing must fail
+  // (the topic is created by `ultracore-ctl topics ensure`), not make a broker create it.
   const std::map<std::string, std::string> forced{{"enable.idempotence", "true"},
-                                                  {"acks", "all"}};
-  // Topics are managed (ultracore-ctl topics ensure): a command never creates one.
-  const std::map<std::string, std::string> no_auto_create{{"allow.auto.create.topics", "false"}};
+                                                  {"acks", "all"},
+                                                  {"allow.auto.create.topics", "false"}};
   using Layer = std::map<std::string, std::string>;
-  for (const Layer* layer : std::initializer_list<const Layer*>{&defaults, &manifest, &forced,
-                                                                 &no_auto_create}) {
+  for (const Layer* layer : std::initializer_list<const Layer*>{&defaults, &manifest, &forced}) {
     for (const auto& [key, value] : *layer) settings_[key] = value;
   }
   transactional_id_ = newTransactionalId();

@@ -75,14 +75,21 @@ const ProjectionSpec* Manifest::findProjection(const std::string& name) const {
   return nullptr;
 }
 
+const TopicSpec* Manifest::findTopic(const std::string& name) const {
+  for (const TopicSpec& topic : topics) {
+    if (topic.name == name) return &topic;
+  }
+  return nullptr;
+}
+
 namespace {
 
 constexpr std::size_t kMaxSchemaLength = 48;
 constexpr std::size_t kMaxTopicLength = 249;  // Kafka's own limit
 constexpr long long kMaxBodyBytes = 1LL << 30;
 
-const std::vector<std::string> kTopLevelKeys = {"kafka",  "postgres", "api",
-                                                "admin",  "plugins",  "projections"};
+const std::vector<std::string> kTopLevelKeys = {"kafka",   "postgres",    "api",   "admin",
+                                                "plugins", "projections", "topics"};
 const std::vector<std::string> kPostgresKeys = {"url"};
 const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes"};
 const std::vector<std::string> kAdminKeys = {"listen", "token"};
@@ -90,6 +97,9 @@ const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
     "retries", "schema", "group_id",  "kafka",    "config", "workers"};
+const std::vector<std::string> kTopicKeys = {"partitions", "replication_factor", "config"};
+constexpr int kMaxPartitions = 100000;
+constexpr int kMaxReplicationFactor = 32767;  // Kafka's INT16 field
 const std::vector<std::string> kBatchKeys = {"max_events", "max_wait_ms", "flush_when_idle",
                                              "synchronous_commit"};
 const std::vector<std::pair<std::string, ErrorPolicy>> kErrorPolicies = {
@@ -282,6 +292,7 @@ class Parser {
     parseApi(top, manifest);
     parseAdmin(top, manifest);
     parsePlugins(require(top, "plugins"), manifest);
+    if (const Field* topics = top.find("topics")) parseTopicSection(*topics, manifest);
     parseProjections(require(top, "projections"), manifest);
     return manifest;
   }
@@ -616,7 +627,7 @@ class Parser {
       spec.projection_where = spec.where;
     }
 
-    parseTopics(topics, spec);
+    parseTopics(topics, spec, manifest);
 
     if (const Field* batch = section.find("batch")) {
       const Section values = openSection(*batch, "in batch", kBatchKeys);
@@ -674,7 +685,53 @@ class Parser {
     return spec;
   }
 
-  void parseTopics(const Field& field, ProjectionSpec& spec) const {
+  /// The top-level `topics:` map: topic name -> {partitions, replication_factor, config}.
+  void parseTopicSection(const Field& field, Manifest& manifest) const {
+    if (!field.value.IsMap() && !field.value.IsNull()) {
+      fail(at(field), "'topics' must be a map of topic name -> {partitions, replication_factor, "
+                      "config}, got " + describe(field.value));
+    }
+    manifest.topics_declared = true;
+    for (const Field& entry : entries(field.value, "in topics")) {
+      TopicSpec topic;
+      topic.name = entry.name;
+      topic.where = at(entry.key);
+      if (!isTopicName(topic.name)) {
+        fail(topic.where, inQuotes(topic.name) + " is not a valid Kafka topic name (letters, "
+                                                 "digits, '.', '_', '-'; at most 249 characters)");
+      }
+      const std::string context = "in topic '" + topic.name + "'";
+      if (!entry.value.IsMap()) {
+        fail(at(entry), "topic " + inQuotes(topic.name) +
+                            " must be a map with partitions (and optionally replication_factor, "
+                            "config), got " + describe(entry.value));
+      }
+      const Section section = openSection(entry.value, at(entry), context, kTopicKeys);
+      topic.partitions =
+          static_cast<int>(integer(require(section, "partitions"), 1, kMaxPartitions));
+      if (const Field* factor = section.find("replication_factor")) {
+        topic.replication_factor = static_cast<int>(integer(*factor, 1, kMaxReplicationFactor));
+      }
+      if (const Field* config = section.find("config")) {
+        if (!config->value.IsMap() && !config->value.IsNull()) {
+          fail(at(*config), "'config' of topic " + inQuotes(topic.name) +
+                                " must be a map of topic configs (retention.ms, ...), got " +
+                                describe(config->value));
+        }
+        for (const Field& property : entries(config->value, "in config of topic '" +
+                                                                 topic.name + "'")) {
+          if (!property.value.IsScalar()) {
+            fail(at(property), "topic config " + inQuotes(property.name) +
+                                   " must be a string, got " + describe(property.value));
+          }
+          topic.config[property.name] = expand(property.value);
+        }
+      }
+      manifest.topics.push_back(std::move(topic));
+    }
+  }
+
+  void parseTopics(const Field& field, ProjectionSpec& spec, const Manifest& manifest) const {
     if (!field.value.IsSequence()) {
       std::string message = "'topics' must be a list of topic names, got " + describe(field.value);
       if (field.value.IsScalar()) message += " (write [" + field.value.Scalar() + "])";
@@ -693,6 +750,21 @@ class Parser {
       }
       if (std::find(spec.topics.begin(), spec.topics.end(), topic) != spec.topics.end()) {
         fail(at(item), "topic " + inQuotes(topic) + " is listed twice");
+      }
+      // Declared topics are the ones `ultracore-ctl topics ensure` creates: one left out would
+      // exist nowhere on a cluster without auto-creation, and the projection would wait forever.
+      if (manifest.topics_declared && !manifest.findTopic(topic)) {
+        std::vector<std::string> declared;
+        for (const TopicSpec& known : manifest.topics) declared.push_back(known.name);
+        std::string message = "topic " + inQuotes(topic) + " of projection " +
+                              inQuotes(spec.name) + " is not declared in topics:";
+        if (const auto nearest = nearestName(topic, declared)) {
+          message += " did you mean '" + *nearest + "'?";
+        } else {
+          message += declared.empty() ? " (none declared)" : " (declared: " + joined(declared) +
+                                                                 ")";
+        }
+        fail(at(item), message + "; declare it with its partitions");
       }
       spec.topics.push_back(std::move(topic));
     }

@@ -84,6 +84,16 @@ struct ProjectionSpec {
   SourceLocation projection_where;  ///< its `projection:` value, or the entry when absent
 };
 
+/// One entry of the top-level `topics:` section: what `ultracore-ctl topics ensure` creates
+/// (the engine itself never creates a topic).
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+  int replication_factor = -1;  ///< -1 (absent): the broker's default.replication.factor
+  std::map<std::string, std::string> config;  ///< topic configs (retention.ms, ...), as text
+  SourceLocation where;  ///< the topic's key
+};
+
 struct Manifest {
   std::filesystem::path file;
   std::map<std::string, std::string> kafka;  ///< librdkafka properties, passed through
@@ -95,9 +105,14 @@ struct Manifest {
   std::string admin_token;                   ///< admin.token; empty: no auth
   std::vector<PluginSpec> plugins;
   std::vector<ProjectionSpec> projections;
+  /// The `topics:` section, in document order. When it is present (even empty), every
+  /// projection's topic must be declared in it.
+  std::vector<TopicSpec> topics;
+  bool topics_declared = false;
 
   const PluginSpec* findPlugin(const std::string& name) const;
   const ProjectionSpec* findProjection(const std::string& name) const;
+  const TopicSpec* findTopic(const std::string& name) const;
 };
 
 /// Looks up an environment variable; std::nullopt when unset.

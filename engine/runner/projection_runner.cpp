@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <set>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -25,6 +26,9 @@ constexpr int kQueuedMaxKbytes = 8192;  // 8 MiB
 constexpr int kFetchMaxBytes = 8388608;  // 8 MiB
 /// How often a runner looks for operator requests (dead-letters retry, discard releases).
 constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
+/// How often a runner whose topic is missing asks Kafka again (all-topics metadata).
+constexpr auto kMissingTopicCheckInterval = std::chrono::milliseconds(1000);
+constexpr int kMetadataTimeoutMs = 5000;
 
 /// "topic[3]@17 event_id=..." for messages about one record.
 std::string describe(const KafkaRecord& record, const std::optional<sdk::Event>& event) {
@@ -263,6 +267,7 @@ void ProjectionRunner::run() {
     if (!stop_) {
       createConsumer();
       setState(RunnerState::kRunning, "");
+      checkTopics();
       pollLoop();
     }
   } catch (const std::exception& e) {
@@ -308,6 +313,11 @@ void ProjectionRunner::pollLoop() {
   while (!stop_) {
     if (pause_requested_ != paused_) applyPause();
     if (std::chrono::steady_clock::now() >= next_progress_) publishProgress();
+    if ((!missing_topics_.empty() && std::chrono::steady_clock::now() >= next_topic_check_) ||
+        topic_check_requested_) {
+      topic_check_requested_ = false;
+      checkTopics();
+    }
     if (pending_.empty() && std::chrono::steady_clock::now() >= next_request_check_) {
       serviceFailureRequests();
       next_request_check_ = std::chrono::steady_clock::now() + kRequestCheckInterval;
@@ -335,7 +345,7 @@ void ProjectionRunner::pollLoop() {
         handleConsumerError(*message);
       } else if (expected_.count({rd_kafka_topic_name(message->rkt), message->partition}) != 0) {
         // Records flow again: whatever we waited for (an unreachable broker) is over.
-        if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
+        resumeRunning();
         if (pending_.empty()) batch_started_ = std::chrono::steady_clock::now();
         pending_.push_back(KafkaRecord::copyOf(*message));
       }
@@ -364,6 +374,19 @@ void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
          "); refusing to skip events. Rebuild or reset the projection to go on.");
     return;
   }
+  if (message.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+      message.err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    // librdkafka's "Subscribed topic not available": a topic missing (or deleted) while we
+    // run. Say which, and keep checking until it is there.
+    checkTopics();
+    if (missing_topics_.empty() && message.rkt != nullptr) {
+      // Metadata did not answer (or disagrees): trust the error for now, re-check soon.
+      missing_topics_.push_back(rd_kafka_topic_name(message.rkt));
+      setState(RunnerState::kWaiting, missingTopicsMessage());
+      next_topic_check_ = std::chrono::steady_clock::now() + kMissingTopicCheckInterval;
+    }
+    return;
+  }
   const std::string reason = rd_kafka_message_errstr(&message);
   if (message.err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
       message.err == RD_KAFKA_RESP_ERR__TRANSPORT) {
@@ -371,6 +394,56 @@ void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
     return;
   }
   spdlog::warn("[{}] consumer: {} ({})", label(), reason, rd_kafka_err2name(message.err));
+}
+
+void ProjectionRunner::checkTopics() {
+  next_topic_check_ = std::chrono::steady_clock::now() + kMissingTopicCheckInterval;
+  const rd_kafka_metadata_t* metadata = nullptr;
+  if (rd_kafka_metadata(consumer_.get(), 1, nullptr, &metadata, kMetadataTimeoutMs) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return;
+  }
+  std::set<std::string> present;
+  for (int i = 0; i < metadata->topic_cnt; ++i) {
+    if (metadata->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      present.insert(metadata->topics[i].topic);
+    }
+  }
+  rd_kafka_metadata_destroy(metadata);
+  std::vector<std::string> missing;
+  for (const auto& topic : settings_.spec.topics) {
+    if (present.count(topic) == 0) missing.push_back(topic);
+  }
+  std::sort(missing.begin(), missing.end());
+  const bool had_missing = !missing_topics_.empty();
+  missing_topics_ = std::move(missing);
+  if (!missing_topics_.empty()) {
+    setState(RunnerState::kWaiting, missingTopicsMessage());
+  } else if (had_missing && state_ == RunnerState::kWaiting) {
+    spdlog::info("[{}] every topic exists now", label());
+    setState(RunnerState::kRunning, "");
+  }
+}
+
+void ProjectionRunner::resumeRunning() {
+  if (state_ != RunnerState::kWaiting) return;
+  if (missing_topics_.empty()) {
+    setState(RunnerState::kRunning, "");
+  } else {
+    setState(RunnerState::kWaiting, missingTopicsMessage());
+  }
+}
+
+std::string ProjectionRunner::missingTopicsMessage() const {
+  std::string names;
+  for (const auto& topic : missing_topics_) {
+    if (!names.empty()) names += ", ";
+    names += "'" + topic + "'";
+  }
+  if (missing_topics_.size() == 1) {
+    return "topic " + names + " does not exist; create it (ultracore-ctl topics ensure)";
+  }
+  return "topics " + names + " do not exist; create them (ultracore-ctl topics ensure)";
 }
 
 void ProjectionRunner::errorTrampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
@@ -389,6 +462,16 @@ void ProjectionRunner::onKafkaError(int err, const char* reason) {
     char fatal[512];
     rd_kafka_fatal_error(consumer_.get(), fatal, sizeof(fatal));
     fail(std::string("Kafka consumer fatal error: ") + fatal);
+    return;
+  }
+  if (code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || code == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+    // An assigned partition's topic is gone (deleted while we run): the poll loop asks the
+    // cluster which topics are missing and reports them, outside this callback.
+    if (!topic_check_requested_) {
+      spdlog::warn("[{}] Kafka: {} ({}); checking which topics exist", label(), reason,
+                   rd_kafka_err2name(code));
+    }
+    topic_check_requested_ = true;
     return;
   }
   spdlog::warn("[{}] Kafka: {} ({})", label(), reason, rd_kafka_err2name(code));
@@ -457,7 +540,7 @@ void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitio
   }
   spdlog::info("[{}] assigned {} partition(s), resuming from the offsets stored in PostgreSQL",
                label(), partitions->cnt);
-  if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
+  resumeRunning();
 }
 
 ProjectionRunner::Outcome ProjectionRunner::resync() {
@@ -547,7 +630,7 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
     }
     if (status) {
       transient_streak_ = 0;
-      if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
+      resumeRunning();
       return Outcome::kOk;
     }
     if (status.code() == sdk::StatusCode::kTransient) {
@@ -927,7 +1010,11 @@ void ProjectionRunner::applyPause() {
         spdlog::warn("[{}] resume: {}", label(), rd_kafka_err2str(err));
       }
     }
-    setState(RunnerState::kRunning, "");
+    if (missing_topics_.empty()) {
+      setState(RunnerState::kRunning, "");
+    } else {
+      setState(RunnerState::kWaiting, missingTopicsMessage());
+    }
   }
   rd_kafka_topic_partition_list_destroy(assignment);
 }

@@ -163,6 +163,14 @@ class ProjectionRunner {
                                   rd_kafka_topic_partition_list_t* partitions, void* opaque);
   void assignFromStore(rd_kafka_topic_partition_list_t* partitions);
   void handleConsumerError(const rd_kafka_message_t& message);
+  /// Which of the projection's topics the cluster lacks (all-topics metadata: asking for a
+  /// topic by name could make a broker create it). Reports `waiting` naming them while any is
+  /// missing; the same request lets librdkafka's group notice a topic that appeared and rejoin
+  /// with it. No answer from Kafka: changes nothing (the unreachable path reports that).
+  void checkTopics();
+  /// Back to running after a transient fault, unless a topic is still missing.
+  void resumeRunning();
+  std::string missingTopicsMessage() const;
   /// librdkafka's error events (served by consumer_poll on the runner thread).
   static void errorTrampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   void onKafkaError(int err, const char* reason);
@@ -222,6 +230,9 @@ class ProjectionRunner {
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point next_request_check_;
   int transient_streak_ = 0;  ///< consecutive transient faults: the backoff's exponent
+  std::vector<std::string> missing_topics_;  ///< subscribed topics the cluster lacks (sorted)
+  std::chrono::steady_clock::time_point next_topic_check_;
+  bool topic_check_requested_ = false;  ///< set by the error callback (same thread)
 
   std::atomic<RunnerState> state_{RunnerState::kStarting};
   mutable std::mutex detail_mutex_;

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include "tools/ctl/ctl_context.h"
 
@@ -16,6 +17,23 @@ namespace {
 std::atomic<bool> stop_requested{false};
 
 void onStopSignal(int) { stop_requested.store(true); }
+
+const std::set<std::string> kConsumerOnly = {"group.id",
+                                             "group.instance.id",
+                                             "session.timeout.ms",
+                                             "heartbeat.interval.ms",
+                                             "max.poll.interval.ms",
+                                             "auto.offset.reset",
+                                             "enable.auto.commit",
+                                             "enable.auto.offset.store",
+                                             "auto.commit.interval.ms",
+                                             "partition.assignment.strategy",
+                                             "isolation.level",
+                                             "fetch.wait.max.ms",
+                                             "fetch.min.bytes",
+                                             "fetch.max.bytes",
+                                             "enable.partition.eof",
+                                             "check.crcs"};
 
 /// librdkafka's own log lines: only errors reach stderr (warnings such as "consumer property
 /// ignored by a producer" would only be noise for an operator).
@@ -32,6 +50,7 @@ engine::KafkaHandle makeAssignConsumer(const std::map<std::string, std::string>&
       {"client.id", "ultracore-ctl"},
       {"enable.auto.commit", "false"},
       {"enable.auto.offset.store", "false"},
+      {"allow.auto.create.topics", "false"},
   };
   engine::KafkaConf conf;
   try {
@@ -45,6 +64,16 @@ engine::KafkaHandle makeAssignConsumer(const std::map<std::string, std::string>&
   if (rk == nullptr) throw CtlError(std::string("cannot create a Kafka consumer: ") + error);
   conf.release();  // rd_kafka_new took it
   return engine::KafkaHandle(rk);
+}
+
+std::map<std::string, std::string> producerProperties(
+    const std::map<std::string, std::string>& properties) {
+  std::map<std::string, std::string> result;
+  for (const auto& [key, value] : properties) {
+    if (kConsumerOnly.count(key) == 0) result[key] = value;
+  }
+  result["allow.auto.create.topics"] = "false";
+  return result;
 }
 
 std::vector<std::int32_t> topicPartitions(rd_kafka_t* rk, const std::string& topic,

@@ -20,6 +20,12 @@ namespace ultracore::ctl {
 engine::KafkaHandle makeAssignConsumer(const std::map<std::string, std::string>& properties,
                                        const std::map<std::string, std::string>& extra);
 
+/// The manifest's `kafka:` properties without the consumer-only ones, for a producer or an
+/// admin client (librdkafka would warn about each), and with `allow.auto.create.topics=false`:
+/// no client of ours makes a broker create a topic (`ultracore-ctl topics ensure` does that).
+std::map<std::string, std::string> producerProperties(
+    const std::map<std::string, std::string>& properties);
+
 /// The partition ids of `topic`, sorted. Throws CtlError (exit 2) when the topic does not
 /// exist, CtlError (exit 1) when the cluster does not answer within `timeout_ms`.
 std::vector<std::int32_t> topicPartitions(rd_kafka_t* rk, const std::string& topic,

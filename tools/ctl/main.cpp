@@ -14,6 +14,7 @@
 #include "tools/ctl/rebuild_command.h"
 #include "tools/ctl/status_command.h"
 #include "tools/ctl/tail_command.h"
+#include "tools/ctl/topics_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"UltraCore operator commands"};
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   ultracore::ctl::registerProduceCommands(app, context);
   ultracore::ctl::registerRebuildCommands(app, context);
   ultracore::ctl::registerGenerationCommands(app, context);
+  ultracore::ctl::registerTopicsCommands(app, context);
   try {
     app.parse(argc, argv);
     return 0;

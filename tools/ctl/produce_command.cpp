@@ -24,25 +24,6 @@ struct Options {
   int max_errors_shown = 20;
 };
 
-/// Consumer-only properties of the manifest's `kafka:` map, left out of the producer (as the
-/// engine's API producer does) so librdkafka does not warn about each.
-const std::set<std::string> kConsumerOnly = {"group.id",
-                                             "group.instance.id",
-                                             "session.timeout.ms",
-                                             "heartbeat.interval.ms",
-                                             "max.poll.interval.ms",
-                                             "auto.offset.reset",
-                                             "enable.auto.commit",
-                                             "enable.auto.offset.store",
-                                             "auto.commit.interval.ms",
-                                             "partition.assignment.strategy",
-                                             "isolation.level",
-                                             "fetch.wait.max.ms",
-                                             "fetch.min.bytes",
-                                             "fetch.max.bytes",
-                                             "enable.partition.eof",
-                                             "check.crcs"};
-
 struct Delivery {
   bool reported = false;
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -71,10 +52,8 @@ std::string readAll(const std::string& file) {
 
 void produce(const CtlContext& context, const Options& options) {
   const auto manifest = engine::loadManifest(context.config);
-  std::map<std::string, std::string> properties;
-  for (const auto& [key, value] : context.kafkaProperties(manifest)) {
-    if (kConsumerOnly.count(key) == 0) properties[key] = value;
-  }
+  const std::map<std::string, std::string> properties =
+      producerProperties(context.kafkaProperties(manifest));
 
   // Validate everything first: nothing is sent unless every envelope is valid.
   const EnvelopeFile file =

@@ -98,7 +98,8 @@ void status(const CtlContext& context, const Options& options) {
   std::string kafka_error;
   if (!rows.empty()) {
     try {
-      const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-ctl"}};
+      const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-ctl"},
+                                                           {"allow.auto.create.topics", "false"}};
       engine::KafkaConf conf = engine::makeKafkaConf({&manifest.kafka, &enforced});
       rd_kafka_conf_set_log_cb(conf.get(), [](const rd_kafka_t*, int, const char*, const char*) {});
       char error[512];

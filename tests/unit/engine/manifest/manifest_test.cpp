@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 
@@ -32,6 +33,8 @@ Manifest parse(const std::string& yaml, std::map<std::string, std::string> vars 
 }
 
 // Lines 1-5 of most manifests below; the first projection entry starts on line 6.
+std::string withProjectionForTopics(const std::string& topics_section = "");
+
 const std::string kHead = R"(postgres: {url: "postgresql://pg/uc"}
 plugins:
   - {name: customers, library: lib/libultracore_customers.so}
@@ -193,6 +196,61 @@ TEST(Manifest, EmptyListsAndSections) {
   EXPECT_TRUE(m.projections.empty());
 }
 
+TEST(Manifest, TopicsSection) {
+  const Manifest m = parse(R"(postgres: {url: x}
+plugins: [{name: customers, library: a.so}]
+topics:
+  a.events: {partitions: 6}
+  b-events:
+    partitions: 3
+    replication_factor: 3
+    config: {retention.ms: -1, cleanup.policy: compact, min.insync.replicas: "${ISR}"}
+  unused.events: {partitions: 1, config: {}}
+projections:
+  - {name: customers, plugin: customers, topics: [a.events, b-events]}
+)",
+                           {{"ISR", "2"}});
+  EXPECT_TRUE(m.topics_declared);
+  ASSERT_EQ(m.topics.size(), 3u);
+  EXPECT_EQ(m.topics[0].name, "a.events");
+  EXPECT_EQ(m.topics[0].partitions, 6);
+  EXPECT_EQ(m.topics[0].replication_factor, -1);  // absent: the broker's default
+  EXPECT_TRUE(m.topics[0].config.empty());
+  EXPECT_EQ(m.topics[0].where.line, 4);
+  EXPECT_EQ(m.topics[0].where.column, 3);
+  EXPECT_EQ(m.topics[1].name, "b-events");
+  EXPECT_EQ(m.topics[1].partitions, 3);
+  EXPECT_EQ(m.topics[1].replication_factor, 3);
+  EXPECT_EQ(m.topics[1].config, (std::map<std::string, std::string>{{"retention.ms", "-1"},
+                                                                     {"cleanup.policy", "compact"},
+                                                                     {"min.insync.replicas", "2"}}));
+  EXPECT_EQ(m.topics[2].name, "unused.events");  // declared but read by no projection: fine
+  EXPECT_EQ(m.findTopic("b-events"), &m.topics[1]);
+  EXPECT_EQ(m.findTopic("nope"), nullptr);
+}
+
+TEST(Manifest, NoTopicsSectionDeclaresNothing) {
+  const Manifest m = parse(withProjectionForTopics());
+  EXPECT_FALSE(m.topics_declared);
+  EXPECT_TRUE(m.topics.empty());
+  EXPECT_EQ(m.projections.at(0).topics, std::vector<std::string>{"t"});
+}
+
+TEST(Manifest, ShippedManifestDeclaresEveryProjectionTopic) {
+  const Manifest m = parseManifest(
+      [] {
+        std::ifstream in(std::filesystem::path(ULTRACORE_SOURCE_DIR) / "config/projections.yaml");
+        return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      }(),
+      kFile, fakeEnv({}));
+  ASSERT_TRUE(m.topics_declared);
+  for (const char* name : {"ultracore.customers.events", "ultracore.accounts.events"}) {
+    const TopicSpec* topic = m.findTopic(name);
+    ASSERT_NE(topic, nullptr) << name;
+    EXPECT_EQ(topic->partitions, 6) << name;
+  }
+}
+
 TEST(Manifest, ToStringNamesEveryPolicy) {
   EXPECT_STREQ(toString(ErrorPolicy::kFail), "fail");
   EXPECT_STREQ(toString(ErrorPolicy::kSkip), "skip");
@@ -337,6 +395,13 @@ std::string withProjection(const std::string& extra, const std::string& topics =
 }
 
 const std::string kMinimal = "postgres: {url: x}\nplugins: []\nprojections: []\n";
+
+// A `topics:` section (if any) on lines 3.., then one projection reading topic 't'; its topics
+// list is on the line after the section + 4.
+std::string withProjectionForTopics(const std::string& topics_section) {
+  return "postgres: {url: x}\nplugins: [{name: customers, library: a.so}]\n" + topics_section +
+         "projections:\n  - name: customers\n    plugin: customers\n    topics: [t]\n";
+}
 
 INSTANTIATE_TEST_SUITE_P(
     Manifest, ManifestErrors,
@@ -502,6 +567,56 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"KafkaGroupIdAtTopLevel", "kafka:\n  group.id: g\n" + kMinimal, 2, 3,
                   "'group.id' is set per projection"},
 
+        // The topics section (after kMinimal: `topics:` is line 4, its entries from line 5).
+        ErrorCase{"TopicsIsAList", kMinimal + "topics: [a]\n", 4, 9,
+                  "'topics' must be a map of topic name -> {partitions"},
+        ErrorCase{"TopicEntryIsAScalar", kMinimal + "topics:\n  a.events: 6\n", 5, 13,
+                  "topic 'a.events' must be a map with partitions"},
+        ErrorCase{"TopicNameInvalid", kMinimal + "topics:\n  \"a b\": {partitions: 1}\n", 5, 3,
+                  "'a b' is not a valid Kafka topic name"},
+        ErrorCase{"TopicUnknownKey", kMinimal + "topics:\n  a: {partition: 1}\n", 5, 7,
+                  "unknown key 'partition' in topic 'a'; did you mean 'partitions'?"},
+        ErrorCase{"TopicMissingPartitions", kMinimal + "topics:\n  a: {replication_factor: 1}\n",
+                  5, 6, "missing required key 'partitions' in topic 'a'"},
+        ErrorCase{"TopicPartitionsZero", kMinimal + "topics:\n  a: {partitions: 0}\n", 5, 19,
+                  "'partitions' must be between 1 and 100000, got 0"},
+        ErrorCase{"TopicPartitionsNegative", kMinimal + "topics:\n  a: {partitions: -6}\n", 5,
+                  19, "'partitions' must be between 1 and 100000, got -6"},
+        ErrorCase{"TopicPartitionsNotAnInteger", kMinimal + "topics:\n  a: {partitions: six}\n",
+                  5, 19, "'partitions' must be an integer, got 'six'"},
+        ErrorCase{"TopicReplicationFactorZero",
+                  kMinimal + "topics:\n  a: {partitions: 1, replication_factor: 0}\n", 5, 42,
+                  "'replication_factor' must be between 1 and 32767, got 0"},
+        ErrorCase{"TopicReplicationFactorIsAList",
+                  kMinimal + "topics:\n  a: {partitions: 1, replication_factor: [3]}\n", 5, 42,
+                  "'replication_factor' must be an integer, got a list"},
+        ErrorCase{"TopicConfigIsAList",
+                  kMinimal + "topics:\n  a: {partitions: 1, config: [retention.ms]}\n", 5, 30,
+                  "'config' of topic 'a' must be a map of topic configs"},
+        ErrorCase{"TopicConfigValueIsAMap",
+                  kMinimal + "topics:\n  a:\n    partitions: 1\n    config:\n"
+                             "      retention.ms: {x: 1}\n",
+                  8, 21, "topic config 'retention.ms' must be a string, got a map"},
+        ErrorCase{"TopicConfigDuplicateKey",
+                  kMinimal + "topics:\n  a:\n    partitions: 1\n    config:\n"
+                             "      retention.ms: 1\n      retention.ms: 2\n",
+                  9, 7, "duplicate key 'retention.ms' in config of topic 'a'"},
+        ErrorCase{"TopicDeclaredTwice",
+                  kMinimal + "topics:\n  a: {partitions: 1}\n  a: {partitions: 2}\n", 6, 3,
+                  "duplicate key 'a' in topics (first at line 5)"},
+        ErrorCase{"ProjectionTopicNotDeclared",
+                  withProjectionForTopics("topics:\n  u: {partitions: 1}\n"), 8, 14,
+                  "topic 't' of projection 'customers' is not declared in topics: (declared: u); "
+                  "declare it with its partitions"},
+        ErrorCase{"ProjectionTopicNotDeclaredTypo",
+                  withProjectionForTopics("topics:\n  tt: {partitions: 1}\n"), 8, 14,
+                  "is not declared in topics: did you mean 'tt'?"},
+        ErrorCase{"ProjectionTopicEmptyTopicsSection", withProjectionForTopics("topics:\n"), 7,
+                  14, "is not declared in topics: (none declared)"},
+        ErrorCase{"TopicPartitionsFromUnsetVariable",
+                  kMinimal + "topics:\n  a:\n    partitions: ${NOPE}\n", 6, 17,
+                  "environment variable 'NOPE' is not set"},
+
         // Names and schema identifiers.
         ErrorCase{"ProjectionNameUpperCase", kHead + "  - {name: Customers, plugin: customers, "
                                                      "topics: [t]}\n",
@@ -588,7 +703,7 @@ TEST(LoadManifest, ErrorsNameTheFile) {
   } catch (const ManifestError& e) {
     EXPECT_EQ(std::string(e.what()),
               file.string() + ":4:1: unknown key 'bogus' at top level; expected one of kafka, "
-                              "postgres, api, admin, plugins, projections");
+                              "postgres, api, admin, plugins, projections, topics");
   }
 }
 
