@@ -52,7 +52,9 @@ struct EventDeleter {
   void operator()(rd_kafka_event_t* event) const { rd_kafka_event_destroy(event); }
 };
 struct OptionsDeleter {
-  void operator()(rd_kafka_AdminOptions_t* options) const { rd_kafka_AdminOptions_destroy(options); }
+  void operator()(rd_kafka_AdminOptions_t* options) const {
+    rd_kafka_AdminOptions_destroy(options);
+  }
 };
 using Event = std::unique_ptr<rd_kafka_event_t, EventDeleter>;
 
@@ -120,7 +122,8 @@ Event adminResult(rd_kafka_queue_t* queue, const char* what) {
 
 std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> adminOptions(rd_kafka_t* rk,
                                                                       rd_kafka_admin_op_t op) {
-  std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> options(rd_kafka_AdminOptions_new(rk, op));
+  std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> options(
+      rd_kafka_AdminOptions_new(rk, op));
   char error[512];
   rd_kafka_AdminOptions_set_request_timeout(options.get(), kAdminTimeoutMs, error, sizeof(error));
   if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS) {
@@ -192,10 +195,11 @@ std::map<std::string, std::map<std::string, std::string>> describeConfigs(
       rd_kafka_DescribeConfigs_result_resources(result, &count);
   for (std::size_t i = 0; i < count; ++i) {
     const std::string topic = rd_kafka_ConfigResource_name(results[i]);
-    if (rd_kafka_ConfigResource_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const rd_kafka_resp_err_t err = rd_kafka_ConfigResource_error(results[i]);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       const char* text = rd_kafka_ConfigResource_error_string(results[i]);
-      throw CtlError("DescribeConfigs of topic '" + topic + "': " +
-                     (text != nullptr ? text : rd_kafka_err2str(rd_kafka_ConfigResource_error(results[i]))));
+      throw CtlError("DescribeConfigs of topic '" + topic +
+                     "': " + (text != nullptr ? text : rd_kafka_err2str(err)));
     }
     auto& values = described[topic];
     std::size_t entries = 0;

@@ -189,7 +189,8 @@ TEST_F(TopicsOnRealKafka, EnsureCreatesTheMissingTopicsAsDeclaredAndASecondRunCh
       dir_, "postgresql://unused/db", a,
       "topics:\n"
       "  " + a + ": {partitions: 3, config: {retention.ms: \"3600000\", cleanup.policy: delete}}\n"
-      "  " + b + ": {partitions: 2, replication_factor: 1, config: {max.message.bytes: \"2097152\"}}\n");
+      "  " + b +
+          ": {partitions: 2, replication_factor: 1, config: {max.message.bytes: \"2097152\"}}\n");
 
   const auto [status, out] = ctl(manifest, {"topics", "ensure"});
   EXPECT_EQ(status, 0) << out;
