@@ -393,6 +393,18 @@ void ProjectionRunner::handleConsumerError(const rd_kafka_message_t& message) {
     setState(RunnerState::kWaiting, "Kafka unreachable: " + reason);
     return;
   }
+  if (message.err == RD_KAFKA_RESP_ERR_INVALID_SESSION_TIMEOUT ||
+      message.err == RD_KAFKA_RESP_ERR_INCONSISTENT_GROUP_PROTOCOL ||
+      message.err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED ||
+      message.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+      message.err == RD_KAFKA_RESP_ERR_GROUP_MAX_SIZE_REACHED) {
+    // The broker keeps refusing the group until someone changes a setting: the runner would
+    // otherwise look `running` while it consumes nothing. librdkafka retries the join.
+    setState(RunnerState::kWaiting, "cannot join consumer group '" + settings_.spec.group_id +
+                                        "': " + reason + " (" +
+                                        rd_kafka_err2name(message.err) + ")");
+    return;
+  }
   spdlog::warn("[{}] consumer: {} ({})", label(), reason, rd_kafka_err2name(message.err));
 }
 

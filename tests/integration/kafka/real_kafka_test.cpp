@@ -331,6 +331,32 @@ TEST(RealKafka, StaticMembershipRestartResumesBeforeTheSessionTimeout) {
               figures.at(0), figures.at(1));
 }
 
+// A consumer group the broker refuses to let the runner join (here a session time-out above
+// the broker's group.max.session.timeout.ms, 30 min) leaves the projection waiting with the
+// broker's reason; it used to report `running` and consume nothing, with only log lines.
+TEST(RealKafka, AGroupTheBrokerRefusesToJoinIsReportedAsWaiting) {
+  const std::string topic = "refused.events";
+  KafkaCluster kafka;
+  kafka.createTopic(topic, 1);
+  TestDatabase db;
+  TempDir dir;
+  auto manifest = writeKafkaManifest(dir, kafka.bootstrap(), db.url(), "  session.timeout.ms: 3000000\n  max.poll.interval.ms: 3000000\n",
+                                     "  - name: ledger\n" + kLedger + "    topics: [" + topic + "]\n",
+                                     "refused.yaml");
+  auto engine = startEngine(manifest, dir.path() / "engine.log");
+  ASSERT_TRUE(waitUntil([&] {
+    return queryValue(db.url(), "SELECT state FROM ultracore_projection_status WHERE projection = 'ledger'") ==
+           "waiting";
+  }, 120s)) << engine->log();
+  const std::string detail =
+      queryValue(db.url(), "SELECT detail FROM ultracore_projection_status WHERE projection = 'ledger'");
+  EXPECT_NE(detail.find("cannot join consumer group 'ultracore.projection.ledger'"), std::string::npos)
+      << detail;
+  EXPECT_NE(detail.find("ession timeout"), std::string::npos) << detail;
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
+}
+
 // The API on real Kafka: a command, then a query with its consistency token, 200 times: the
 // query always sees the command's event.
 TEST(RealKafka, ApiPostThenConsistentGetTwoHundredTimes) {
