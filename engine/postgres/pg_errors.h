@@ -4,6 +4,7 @@
 /// retried, or an error caused by the data (poison, for the projection's policy).
 
 #include <exception>
+#include <string>
 
 #include "ultracore/sdk/status.h"
 
@@ -16,5 +17,14 @@ sdk::Status statusFromCurrentException();
 
 /// True for SQLSTATE classes that name an infrastructure fault rather than bad data.
 bool isTransientSqlState(const std::string& sqlstate);
+
+/// The SQLSTATE a status built by statusFromCurrentException names ("SQLSTATE 57014: ..."),
+/// wherever it sits in the message (a plugin may prefix it); empty when there is none.
+std::string sqlStateOf(const sdk::Status& status);
+
+/// Transient SQLSTATEs that the work itself may cause on every attempt: statement_timeout
+/// (57014 query_canceled) and out of memory (53200). The runner retries them like any transient
+/// fault, but when the same one keeps coming back it splits the batch as for poison.
+bool mayRecurWithTheSameWork(const std::string& sqlstate);
 
 }  // namespace ultracore::engine

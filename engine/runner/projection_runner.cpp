@@ -24,6 +24,9 @@ constexpr int kQueuedMaxKbytes = 8192;  // 8 MiB
 constexpr int kFetchMaxBytes = 8388608;  // 8 MiB
 /// How often a runner looks for operator requests (dead-letters retry, discard releases).
 constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
+/// How many times in a row a batch may fail with the same transient fault that the batch
+/// itself may cause (mayRecurWithTheSameWork) before it is split as for poison.
+constexpr int kSameFaultBeforeSplit = 3;
 
 /// "topic[3]@17 event_id=..." for messages about one record.
 std::string describe(const KafkaRecord& record, const std::optional<sdk::Event>& event) {
@@ -495,23 +498,41 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
     }
     if (status) {
       transient_streak_ = 0;
+      same_fault_.clear();
+      same_fault_count_ = 0;
       if (state_ == RunnerState::kWaiting) setState(RunnerState::kRunning, "");
       return Outcome::kOk;
     }
+    bool split_for_fault = false;
     if (status.code() == sdk::StatusCode::kTransient) {
-      // Never poison: retried (from the stored offsets) for as long as the fault lasts.
-      setState(RunnerState::kWaiting, status.message());
-      connection_.reset();
-      if (!backoff(transient_streak_++)) return Outcome::kStopped;
-      return resync();
+      const std::string sqlstate = sqlStateOf(status);
+      same_fault_count_ = !sqlstate.empty() && sqlstate == same_fault_ ? same_fault_count_ + 1 : 1;
+      same_fault_ = sqlstate;
+      // A statement_timeout or out of memory that keeps coming back may be this batch's own
+      // doing, every time: retried at the same size it would loop forever. Split it as for
+      // poison; a single event that still fails follows on_error with that reason.
+      split_for_fault = mayRecurWithTheSameWork(sqlstate) &&
+                        (splitting_for_fault_ > 0 || same_fault_count_ >= kSameFaultBeforeSplit);
+      if (!split_for_fault) {
+        // Otherwise never poison: retried (from the stored offsets) as long as the fault lasts.
+        setState(RunnerState::kWaiting, status.message());
+        connection_.reset();
+        if (!backoff(transient_streak_++)) return Outcome::kStopped;
+        return resync();
+      }
+      if (splitting_for_fault_ == 0) {
+        spdlog::warn("[{}] {} events failed {} times in a row with SQLSTATE {}: splitting the batch",
+                     label(), end - begin, same_fault_count_, sqlstate);
+      }
     }
     // Poison somewhere in the range: split it so every good event still commits once.
     if (end - begin > 1) {
       const std::size_t middle = begin + (end - begin) / 2;
-      if (auto outcome = processRange(items, begin, middle); outcome != Outcome::kOk) {
-        return outcome;
-      }
-      return processRange(items, middle, end);
+      if (split_for_fault) ++splitting_for_fault_;
+      const Outcome first = processRange(items, begin, middle);
+      const Outcome second = first == Outcome::kOk ? processRange(items, middle, end) : first;
+      if (split_for_fault) --splitting_for_fault_;
+      return second;
     }
     if (attempts <= settings_.spec.retries) {
       spdlog::warn("[{}] {} failed (attempt {} of {}): {}", label(),

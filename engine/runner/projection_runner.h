@@ -208,6 +208,9 @@ class ProjectionRunner {
   std::chrono::steady_clock::time_point batch_started_;
   std::chrono::steady_clock::time_point next_request_check_;
   int transient_streak_ = 0;  ///< consecutive transient faults: the backoff's exponent
+  std::string same_fault_;    ///< SQLSTATE of the last failed commit ("" none or not SQL)
+  int same_fault_count_ = 0;  ///< how many commits in a row failed with it
+  int splitting_for_fault_ = 0;  ///< > 0 inside a split for a recurring transient fault
 
   std::atomic<RunnerState> state_{RunnerState::kStarting};
   mutable std::mutex detail_mutex_;

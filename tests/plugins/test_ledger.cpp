@@ -6,6 +6,8 @@
 // with a handler error (for the error-policy tests), unless its event_id is in
 // {schema}.cured: that is how a test "fixes the plugin" before retrying a dead letter.
 // {schema}.commit_modes records the synchronous_commit setting each batch ran under.
+// Each event may carry event_data {"sleep_ms": N}: the batch sleeps the sum of them in one
+// statement (pg_sleep), so under a statement_timeout a batch fails while its parts pass.
 
 #include <map>
 #include <string>
@@ -40,6 +42,12 @@ class LedgerProjection final : public sdk::Projection {
       int count = 0;
     };
     std::map<std::string, Fold> folds;
+    long long sleep_ms = 0;
+    for (const auto& event : events) sleep_ms += event.data().value("sleep_ms", 0LL);
+    if (sleep_ms > 0) {
+      auto slept = db.query("SELECT pg_sleep($1::double precision / 1000)", {std::to_string(sleep_ms)});
+      if (!slept) return slept.status();
+    }
     for (const auto& event : events) {
       if (event.eventType() == "Poison") {
         auto cured = db.query("SELECT 1 FROM {schema}.cured WHERE event_id = $1", {event.eventId()});
