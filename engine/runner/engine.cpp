@@ -69,11 +69,33 @@ bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
          a.group_id == b.group_id && a.kafka == b.kafka && a.config == b.config;
 }
 
-/// Locks the projection's generations row: waits for every batch in flight (they hold it
-/// shared) and keeps new ones out until commit.
-void lockGenerations(pqxx::dbtransaction& txn, const std::string& projection) {
-  txn.exec_params1("SELECT 1 FROM ultracore_generations WHERE projection = $1 FOR UPDATE",
-                   projection);
+/// live/previous/building of a projection's ultracore_generations row (0: none).
+struct GenerationsRow {
+  int live = 1;
+  int previous = 0;
+  int building = 0;
+  bool operator==(const GenerationsRow&) const = default;
+};
+
+constexpr char kSelectGenerations[] =
+    "SELECT live_generation, COALESCE(previous_generation, 0), COALESCE(building_generation, 0) "
+    "FROM ultracore_generations WHERE projection = $1";
+
+GenerationsRow toGenerations(const pqxx::row& row) {
+  return {row[0].as<int>(), row[1].as<int>(), row[2].as<int>()};
+}
+
+std::string describe(const GenerationsRow& row) {
+  return "live " + std::to_string(row.live) + ", kept " +
+         (row.previous == 0 ? std::string("none") : std::to_string(row.previous)) + ", building " +
+         (row.building == 0 ? std::string("none") : std::to_string(row.building));
+}
+
+/// Locks the projection's generations row (waits for every batch in flight, which hold it
+/// shared, and keeps new ones out until commit) and returns what it says now.
+GenerationsRow lockGenerations(pqxx::dbtransaction& txn, const std::string& projection) {
+  return toGenerations(
+      txn.exec_params1(std::string(kSelectGenerations) + " FOR UPDATE", projection));
 }
 
 /// Swaps which schema is named `schema`: the live one moves to its generation's name and
@@ -221,14 +243,48 @@ void Engine::loadGenerations(pqxx::connection& connection, Slot& slot) {
   txn.exec_params0(
       "INSERT INTO ultracore_generations (projection) VALUES ($1) ON CONFLICT DO NOTHING",
       slot.spec.name);
-  const auto row = txn.exec_params1(
-      "SELECT live_generation, COALESCE(previous_generation, 0), COALESCE(building_generation, 0) "
-      "FROM ultracore_generations WHERE projection = $1",
-      slot.spec.name);
+  const GenerationsRow row = toGenerations(txn.exec_params1(kSelectGenerations, slot.spec.name));
   txn.commit();
-  slot.live = row[0].as<int>();
-  slot.previous = row[1].as<int>();
-  slot.building = row[2].as<int>();
+  slot.live = row.live;
+  slot.previous = row.previous;
+  slot.building = row.building;
+}
+
+void Engine::followGenerations(Slot& slot) {
+  GenerationsRow row;
+  {
+    pqxx::read_transaction txn(controlConnection(), "ultracore-generations-check");
+    row = toGenerations(txn.exec_params1(kSelectGenerations, slot.spec.name));
+  }
+  const GenerationsRow known{slot.live, slot.previous, slot.building};
+  if (row == known) return;
+  // Another engine switched, rolled back, dropped, rebuilt or cancelled. This one had nothing
+  // to commit, so its runners never met the fence: they follow now.
+  spdlog::info("[{}] generations changed elsewhere (was {}; now {}): following", slot.spec.name,
+               describe(known), describe(row));
+  if (row.building != slot.building) stopBuilders(slot);
+  slot.previous = row.previous;
+  slot.building = row.building;
+  if (row.live != slot.live) {
+    const bool paused = stopLive(slot);
+    slot.live = row.live;
+    startWorkers(slot, paused);
+  }
+  publish();
+  throw ControlError(409, "generations_changed",
+                     "the generations of '" + slot.spec.name +
+                         "' were changed by another engine (now " + describe(row) +
+                         "); this engine follows them now: check (ultracore-ctl status) and retry");
+}
+
+void Engine::lockCurrent(pqxx::dbtransaction& txn, const Slot& slot) {
+  const GenerationsRow row = lockGenerations(txn, slot.spec.name);
+  const GenerationsRow known{slot.live, slot.previous, slot.building};
+  if (row == known) return;
+  throw ControlError(409, "generations_changed",
+                     "the generations of '" + slot.spec.name + "' changed under this action (" +
+                         describe(known) + " became " + describe(row) +
+                         "); nothing was done: retry");
 }
 
 void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
@@ -440,6 +496,7 @@ void Engine::refuseWhileRebuilding(const Slot& slot) {
 json Engine::rebuild(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.building != 0) {
     throw ControlError(409, "rebuild_in_progress",
                        "projection '" + projection + "' is already rebuilding generation " +
@@ -456,7 +513,7 @@ json Engine::rebuild(const std::string& projection) {
   auto& connection = controlConnection();
   {
     pqxx::work txn(connection, "ultracore-rebuild");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, schema, generationKey(projection, generation));  // leftovers, if any
     txn.exec_params0(
         "UPDATE ultracore_generations SET building_generation = $2, rebuild_started_at = now(), "
@@ -489,6 +546,7 @@ json Engine::rebuild(const std::string& projection) {
 json Engine::cancelRebuild(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.building == 0) {
     throw ControlError(409, "no_rebuild", "projection '" + projection + "' is not rebuilding");
   }
@@ -496,7 +554,7 @@ json Engine::cancelRebuild(const std::string& projection) {
   stopBuilders(slot);
   {
     pqxx::work txn(controlConnection(), "ultracore-rebuild-cancel");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, generationSchema(slot.schema, generation),
                     generationKey(projection, generation));
     txn.exec_params0(
@@ -519,6 +577,7 @@ json Engine::cancelRebuild(const std::string& projection) {
 json Engine::rollback(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   refuseWhileRebuilding(slot);
   if (slot.previous == 0) {
     throw ControlError(409, "no_previous_generation",
@@ -529,7 +588,7 @@ json Engine::rollback(const std::string& projection) {
   const int to = slot.previous;
   try {
     pqxx::work txn(controlConnection(), "ultracore-rollback");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
     txn.exec_params0(
         "UPDATE ultracore_generations SET live_generation = $2, previous_generation = $3, "
@@ -552,6 +611,7 @@ json Engine::rollback(const std::string& projection) {
 json Engine::drop(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.previous == 0) {
     throw ControlError(409, "no_previous_generation",
                        "projection '" + projection + "' keeps no previous generation to drop");
@@ -560,7 +620,7 @@ json Engine::drop(const std::string& projection) {
   const std::string schema = generationSchema(slot.schema, generation);
   {
     pqxx::work txn(controlConnection(), "ultracore-drop");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, schema, generationKey(projection, generation));
     txn.exec_params0(
         "UPDATE ultracore_generations SET previous_generation = NULL, updated_at = now() "
@@ -577,12 +637,13 @@ json Engine::drop(const std::string& projection) {
 json Engine::reset(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   refuseWhileRebuilding(slot);
   const bool paused = stopLive(slot);
   std::shared_ptr<ProjectionRunner> runner;
   try {
     pqxx::work txn(controlConnection(), "ultracore-reset");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, slot.schema, generationKey(projection, slot.live));
     runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
     txn.commit();
@@ -742,13 +803,17 @@ bool Engine::switchGenerations(Slot& slot) {
   const int to = slot.building;
   try {
     pqxx::work txn(connection, "ultracore-switch");
-    lockGenerations(txn, name);
+    lockCurrent(txn, slot);
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
-    txn.exec_params0(
+    const auto switched = txn.exec_params(
         "UPDATE ultracore_generations SET previous_generation = live_generation, "
         "live_generation = $2, building_generation = NULL, switched_at = clock_timestamp(), "
-        "updated_at = now() WHERE projection = $1",
-        name, to);
+        "updated_at = now() WHERE projection = $1 AND live_generation = $3 "
+        "AND building_generation = $2",
+        name, to, from);
+    if (switched.affected_rows() != 1) {
+      throw std::runtime_error("generation " + std::to_string(from) + " is no longer live");
+    }
     txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1",
                      generationKey(name, to));
     txn.commit();

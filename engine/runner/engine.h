@@ -167,6 +167,14 @@ class Engine {
   static void refuseWhileRebuilding(const Slot& slot);
   /// Reads (creating it when missing) the projection's ultracore_generations row into `slot`.
   void loadGenerations(pqxx::connection& connection, Slot& slot);
+  /// Before an operator action: when the projection's generations row no longer says what
+  /// `slot` believes (another engine changed it, and this one had nothing to commit that would
+  /// have met the fence), the slot follows it (its runners restart on the live generation) and
+  /// the action is refused with ControlError 409 generations_changed.
+  void followGenerations(Slot& slot);
+  /// Locks the generations row FOR UPDATE in `txn` and throws ControlError 409 unless it still
+  /// says what `slot` believes: every action acts on the row as it is under the lock.
+  static void lockCurrent(pqxx::dbtransaction& txn, const Slot& slot);
   void startSlot(pqxx::connection& connection, Slot& slot);
   void stopSlot(Slot& slot);
   /// (Re)starts the slot's live workers (`first` as worker 0 when given, new runners of the

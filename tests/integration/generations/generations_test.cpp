@@ -36,7 +36,8 @@ std::string customersProjection(const std::string& extra = "") {
 
 class GenerationsTest : public ::testing::Test {
  protected:
-  GenerationsTest() : broker_(DevBroker::Options{1, 3, {kCustomers, kAccounts}}) {}
+  explicit GenerationsTest(int partitions = 3)
+      : broker_(DevBroker::Options{1, partitions, {kCustomers, kAccounts}}) {}
 
   void TearDown() override {
     for (auto* engine : {&engine_, &reference_}) {
@@ -437,6 +438,57 @@ TEST_F(GenerationsTest, ASecondEngineInTheGroupFollowsTheSwitchAndNeverWritesThe
                   "'customers')"),
             "0");
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), cleanRunChecksum(total));
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(60s), 0) << second->log();
+}
+
+// Issue 19, item 2: two engines, one partition, so one of them has nothing to commit and never
+// notices a switch made by the other. Asked to reset after engine A rebuilt and switched, the
+// idle engine B must not act on its stale generation (it used to purge generation 1's key and
+// drop and recreate the live tables of generation 2, leaving them empty under offsets that say
+// everything was applied): it answers 409, follows the switch, and the tables stay intact.
+class GenerationsOnePartitionTest : public GenerationsTest {
+ protected:
+  GenerationsOnePartitionTest() : GenerationsTest(1) {}
+};
+
+TEST_F(GenerationsOnePartitionTest, AnIdleEngineDoesNotResetDropOrCancelOnAStaleGeneration) {
+  startEngine(customersProjection());
+  auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
+  ASSERT_TRUE(waitForEngineRunning(*second)) << second->log();
+  produce(broker_.bootstrap(), customerEvents(500));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << engine_->log() << second->log();
+  // No more events from here on: whichever engine owns the partition stays idle too.
+  auto [status, output] = ctl({"rebuild", "customers", "--plain"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  ASSERT_EQ(generations(), "2/1/0");
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << engine_->log();
+  const std::string before = tableChecksum(db_.url(), kCustomersColumns);
+  const std::string rows = value("SELECT count(*) FROM customers.customers");
+  ASSERT_NE(rows, "0");
+
+  std::tie(status, output) = ctl({"reset", "customers", "--yes"}, second.get());
+  if (status == 0) {  // acted: then only on the generation that is live now
+    ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << second->log();
+  } else {
+    EXPECT_NE(output.find("409"), std::string::npos) << output << second->log();
+  }
+  EXPECT_EQ(generations(), "2/1/0");
+  EXPECT_EQ(value("SELECT count(*) FROM customers.customers"), rows) << second->log();
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "500");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "1");
+
+  // B knows the switch now: drop removes generation 1 (not 2), and there is no rebuild to cancel.
+  std::tie(status, output) = ctl({"rebuild", "customers", "--cancel"}, second.get());
+  EXPECT_NE(status, 0) << output;
+  EXPECT_EQ(generations(), "2/1/0");
+  std::tie(status, output) = ctl({"drop", "customers", "--yes"}, second.get());
+  ASSERT_EQ(status, 0) << output << second->log();
+  EXPECT_EQ(generations(), "2/0/0");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "0");
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "500");
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(60s), 0) << second->log();
 }
