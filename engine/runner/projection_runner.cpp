@@ -274,6 +274,14 @@ void ProjectionRunner::pollLoop() {
     }
     rd_kafka_message_t* message =
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
+    if (resync_due_) {
+      // A batch was discarded (in a revoke callback this poll served, or before a seek that
+      // failed): nothing is taken until the partitions are back at their stored offsets.
+      if (message != nullptr) rd_kafka_message_destroy(message);
+      pending_.clear();
+      seekToStored();
+      continue;
+    }
     // An empty poll is not an empty queue: a poll without wait also ends after serving one
     // op that is not a record (the result of the previous batch's async Kafka commit, a
     // partition EOF); flushing on those would cut batches short under a backlog.
@@ -413,24 +421,51 @@ void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitio
 
 ProjectionRunner::Outcome ProjectionRunner::resync() {
   pending_.clear();
-  if (revoking_) return Outcome::kResync;  // the partitions are being handed over anyway
+  // Records of the discarded batch were consumed: librdkafka's positions are past them while
+  // the stored offsets are not. Until every partition this runner keeps is back at its stored
+  // offset, no record is taken (pollLoop), or the next batch would commit over the gap.
+  resync_due_ = true;
+  // Inside the revoke callback, partitions being taken away must not be sought; pollLoop seeks
+  // the ones that stay as soon as the callback is over, before it takes any record.
+  if (revoking_) return Outcome::kResync;
+  seekToStored();
+  return stop_ ? Outcome::kStopped : Outcome::kResync;
+}
+
+void ProjectionRunner::seekToStored() {
   rd_kafka_topic_partition_list_t* assignment = nullptr;
   if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Outcome::kResync;
+    spdlog::warn("[{}] resync: cannot read the assignment; trying again", label());
+    backoff(transient_streak_++);
+    return;
   }
+  std::string failure;
   if (assignment->cnt > 0) {
     assignFromStore(assignment);
-    if (!stop_) {
-      rd_kafka_error_t* error =
-          rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
-      if (error != nullptr) {
-        spdlog::warn("[{}] seek after resync: {}", label(), rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+    if (stop_) {
+      rd_kafka_topic_partition_list_destroy(assignment);
+      return;
+    }
+    rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
+    if (error != nullptr) {
+      failure = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < assignment->cnt && failure.empty(); ++i) {
+      if (assignment->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = toString(TopicPartition{assignment->elems[i].topic, assignment->elems[i].partition}) +
+                  ": " + rd_kafka_err2str(assignment->elems[i].err);
       }
     }
   }
   rd_kafka_topic_partition_list_destroy(assignment);
-  return stop_ ? Outcome::kStopped : Outcome::kResync;
+  if (failure.empty()) {
+    resync_due_ = false;
+    return;
+  }
+  // Still due: records of a partition that did not move back would skip the discarded ones.
+  setState(RunnerState::kWaiting, "seek to the stored offsets failed: " + failure);
+  backoff(transient_streak_++);
 }
 
 // ---- batches ----------------------------------------------------------------------------

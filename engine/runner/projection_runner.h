@@ -159,7 +159,12 @@ class ProjectionRunner {
   Outcome handlePoison(Item& item, const sdk::Status& error, int attempts);
   sdk::Status commitPoison(const Item& item, const sdk::Status& error, int attempts,
                            bool& cas_lost);
+  /// After a discarded batch: forgets what is pending and seeks every partition this runner
+  /// keeps back to its stored offset (deferred while revoking: see resync_due_).
   Outcome resync();
+  /// Seeks the whole assignment to the offsets stored in PostgreSQL; clears resync_due_ only
+  /// when every partition moved (a failure is logged, waited for, and tried again).
+  void seekToStored();
   /// The aggregate a poison item parks under (policy park): its aggregate_id, else its key.
   static std::optional<std::string> parkKey(const Item& item);
   static Item makeItem(KafkaRecord record);
@@ -202,6 +207,9 @@ class ProjectionRunner {
   std::atomic<bool> stop_{false};
   std::atomic<bool> superseded_{false};
   bool revoking_ = false;  ///< inside the revoke callback: never seek partitions being taken away
+  /// A batch was discarded and the kept partitions are not yet back at their stored offsets:
+  /// pollLoop takes no record until seekToStored() succeeds.
+  bool resync_due_ = false;
 
   std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition
   std::vector<KafkaRecord> pending_;
