@@ -30,6 +30,8 @@ bool mayRecurWithTheSameWork(const std::string& sqlstate) {
 sdk::Status statusFromCurrentException() {
   try {
     throw;
+  } catch (const TransientError& e) {
+    return {sdk::StatusCode::kTransient, e.what()};
   } catch (const pqxx::broken_connection& e) {
     return {sdk::StatusCode::kTransient, std::string("PostgreSQL connection lost: ") + e.what()};
   } catch (const pqxx::in_doubt_error& e) {

@@ -4,11 +4,19 @@
 /// retried, or an error caused by the data (poison, for the projection's policy).
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 #include "ultracore/sdk/status.h"
 
 namespace ultracore::engine {
+
+/// A transient condition the engine itself detects inside a transaction (e.g. a generation
+/// switch in progress): statusFromCurrentException maps it to kTransient, to be waited out.
+class TransientError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// Call inside a catch block: maps the exception being handled to a Status. Connection loss,
 /// serialization failures, deadlocks, lock time-outs, shutdowns and resource exhaustion are

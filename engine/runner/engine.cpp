@@ -15,6 +15,7 @@
 #include "engine/postgres/migrations.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
+#include "engine/postgres/sql_array.h"
 
 namespace ultracore::engine {
 namespace {
@@ -109,6 +110,13 @@ void swapSchemas(pqxx::dbtransaction& txn, const std::string& schema, int outgoi
 
 constexpr auto kControlTick = std::chrono::milliseconds(250);
 constexpr auto kFinalSyncTimeout = std::chrono::seconds(120);
+/// The final sync gives up when the gap has not shrunk for this long (a builder that has
+/// nothing more to read, or is stuck): the live generation is not kept stopped for nothing.
+constexpr auto kFinalSyncStall = std::chrono::seconds(10);
+/// After a postponed switch the next attempt waits this long, doubling up to the maximum, so
+/// the live projection runs most of the time while the rebuild cannot switch.
+constexpr auto kSwitchRetryMin = std::chrono::seconds(5);
+constexpr auto kSwitchRetryMax = std::chrono::seconds(300);
 
 }  // namespace
 
@@ -693,15 +701,35 @@ void Engine::controlLoop() {
   }
 }
 
-std::int64_t Engine::rebuildGap(pqxx::connection& connection, const Slot& slot) {
-  pqxx::nontransaction query(connection);
-  const auto row = query.exec_params1(
-      "SELECT COALESCE(sum(GREATEST(l.next_offset - GREATEST(COALESCE(b.next_offset, 0), 0), 0)), 0) "
+std::int64_t Engine::rebuildGap(pqxx::transaction_base& txn, const Slot& slot) {
+  // Where a builder has consumed nothing yet (stored offset -2), it starts at the log start:
+  // a partition emptied by retention has nothing for it to read, whatever the live offset.
+  std::map<TopicPartition, std::int64_t> log_start;
+  for (const auto& builder : slot.builders) {
+    for (const auto& p : builder->partitions()) {
+      if (p.stored_offset < 0 && p.cached_low >= 0) log_start[p.partition] = p.cached_low;
+    }
+  }
+  // Only the topics the rebuild reads: live rows of a topic removed from the manifest stay
+  // behind in ultracore_offsets, and no builder will ever reach them.
+  const auto rows = txn.exec_params(
+      "SELECT l.topic, l.partition, l.next_offset, COALESCE(b.next_offset, -2) "
       "FROM ultracore_offsets l LEFT JOIN ultracore_offsets b ON b.projection = $2 "
       "AND b.topic = l.topic AND b.partition = l.partition "
-      "WHERE l.projection = $1 AND l.next_offset >= 0",
-      generationKey(slot.spec.name, slot.live), generationKey(slot.spec.name, slot.building));
-  return row[0].as<std::int64_t>();
+      "WHERE l.projection = $1 AND l.next_offset >= 0 AND l.topic = ANY($3::text[])",
+      generationKey(slot.spec.name, slot.live), generationKey(slot.spec.name, slot.building),
+      toArrayLiteral(slot.spec.topics));
+  std::int64_t gap = 0;
+  for (const auto& row : rows) {
+    const TopicPartition tp{row[0].as<std::string>(), row[1].as<std::int32_t>()};
+    std::int64_t built = row[3].as<std::int64_t>();
+    if (built < 0) {
+      const auto it = log_start.find(tp);
+      built = it == log_start.end() ? 0 : it->second;
+    }
+    gap += std::max<std::int64_t>(row[2].as<std::int64_t>() - built, 0);
+  }
+  return gap;
 }
 
 void Engine::advanceRebuild(Slot& slot) {
@@ -761,9 +789,20 @@ void Engine::advanceRebuild(Slot& slot) {
   setRebuildStatus(slot.spec.name, status);
 
   if (!assigned) return;  // not assigned yet
-  const std::int64_t gap = rebuildGap(controlConnection(), slot);
+  if (now < slot.next_switch_attempt) return;  // the last attempt was postponed
+  std::int64_t gap = 0;
+  {
+    pqxx::nontransaction query(controlConnection());
+    gap = rebuildGap(query, slot);
+  }
   if (gap > 2 * static_cast<std::int64_t>(slot.spec.batch.max_events)) return;
-  switchGenerations(slot);
+  if (switchGenerations(slot)) {
+    slot.switch_retry = std::chrono::seconds(0);
+    return;
+  }
+  slot.switch_retry = std::clamp(slot.switch_retry * 2, std::chrono::seconds(kSwitchRetryMin),
+                                 std::chrono::seconds(kSwitchRetryMax));
+  slot.next_switch_attempt = std::chrono::steady_clock::now() + slot.switch_retry;
 }
 
 bool Engine::switchGenerations(Slot& slot) {
@@ -776,10 +815,29 @@ bool Engine::switchGenerations(Slot& slot) {
   status.phase = "switching";
   setRebuildStatus(name, status);
   auto& connection = controlConnection();
-  // Freeze the live generation, then let the new one reach exactly its offsets.
+  // Freeze the live generation in every engine (their batches wait while switch_until lies
+  // ahead; migrations/0005), not only here: then the new one can reach exactly its offsets.
+  {
+    pqxx::work txn(connection, "ultracore-switch-freeze");
+    lockCurrent(txn, slot);
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET switch_until = now() + make_interval(secs => $2) "
+        "WHERE projection = $1",
+        name, static_cast<double>(kFinalSyncTimeout.count() + 30));
+    txn.commit();
+  }
   const bool paused = stopLive(slot);
   const auto restartLive = [&](const std::string& why) {
     spdlog::warn("[{}] switch to generation {} postponed: {}", name, slot.building, why);
+    try {  // best effort: the freeze also expires by itself
+      pqxx::work txn(controlConnection(), "ultracore-switch-thaw");
+      txn.exec_params0("UPDATE ultracore_generations SET switch_until = NULL WHERE projection = $1",
+                       name);
+      txn.commit();
+    } catch (const std::exception& e) {
+      control_connection_.reset();
+      spdlog::warn("[{}] could not end the switch freeze (it expires by itself): {}", name, e.what());
+    }
     startWorkers(slot, paused);
     status.phase = "building";
     status.detail = "switch postponed: " + why;
@@ -788,12 +846,28 @@ bool Engine::switchGenerations(Slot& slot) {
     return false;
   };
   const auto deadline = std::chrono::steady_clock::now() + kFinalSyncTimeout;
+  std::int64_t smallest = -1;
+  auto shrunk_at = std::chrono::steady_clock::now();
   for (;;) {
-    if (rebuildGap(connection, slot) == 0) break;
+    std::int64_t gap = 0;
+    {
+      pqxx::nontransaction query(connection);
+      gap = rebuildGap(query, slot);
+    }
+    if (gap == 0) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (smallest < 0 || gap < smallest) {
+      smallest = gap;
+      shrunk_at = now;
+    }
     if (const ProjectionRunner* broken = brokenBuilder(slot)) {
       return restartLive("the rebuild stopped: " + broken->detail());
     }
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (now - shrunk_at > kFinalSyncStall) {
+      return restartLive("it stayed " + std::to_string(gap) + " offset(s) behind the live ones for " +
+                         std::to_string(kFinalSyncStall.count()) + " s");
+    }
+    if (now > deadline) {
       return restartLive("it did not reach the live offsets within 120 s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -804,11 +878,18 @@ bool Engine::switchGenerations(Slot& slot) {
   try {
     pqxx::work txn(connection, "ultracore-switch");
     lockCurrent(txn, slot);
+    // Under the row lock no batch of either generation commits, in any engine: the gap read
+    // here is final. Should the freeze have expired, the switch would go behind: not now.
+    if (const std::int64_t gap = rebuildGap(txn, slot); gap != 0) {
+      throw std::runtime_error("the live generation moved " + std::to_string(gap) +
+                               " offset(s) ahead before the switch");
+    }
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
     const auto switched = txn.exec_params(
         "UPDATE ultracore_generations SET previous_generation = live_generation, "
-        "live_generation = $2, building_generation = NULL, switched_at = clock_timestamp(), "
-        "updated_at = now() WHERE projection = $1 AND live_generation = $3 "
+        "live_generation = $2, building_generation = NULL, switch_until = NULL, "
+        "switched_at = clock_timestamp(), updated_at = now() WHERE projection = $1 "
+        "AND live_generation = $3 "
         "AND building_generation = $2",
         name, to, from);
     if (switched.affected_rows() != 1) {

@@ -146,6 +146,9 @@ class Engine {
     std::chrono::steady_clock::time_point next_sample;
     std::int64_t last_done = -1;
     std::chrono::steady_clock::time_point last_done_at;
+    /// A postponed switch is not tried again before this (the delay doubles each time).
+    std::chrono::steady_clock::time_point next_switch_attempt;
+    std::chrono::seconds switch_retry{0};
   };
 
   void validate(const Manifest& manifest) const;
@@ -201,7 +204,9 @@ class Engine {
   /// Stops the live workers, lets the rebuild reach its offsets, switches. False: not now.
   bool switchGenerations(Slot& slot);
   /// Per partition: the live generation's stored offsets minus the rebuild's (never below 0).
-  std::int64_t rebuildGap(pqxx::connection& connection, const Slot& slot);
+  /// Only over the topics the rebuild reads; a builder partition without a stored offset
+  /// counts from its log start when known (retention). `txn` may be a nontransaction.
+  std::int64_t rebuildGap(pqxx::transaction_base& txn, const Slot& slot);
   pqxx::connection& controlConnection();
 
   Manifest manifest_;

@@ -86,11 +86,17 @@ std::string ProjectionRunner::stateName() const {
 bool ProjectionRunner::generationHolds(pqxx::transaction_base& txn) {
   if (settings_.generation == 0) return true;
   const auto held = txn.exec_params(
-      "SELECT 1 FROM ultracore_generations WHERE projection = $1 AND "
+      "SELECT $3 OR switch_until IS NULL OR switch_until < now() FROM ultracore_generations "
+      "WHERE projection = $1 AND "
       "(CASE WHEN $3 THEN building_generation ELSE live_generation END) = $2 FOR SHARE",
       settings_.projection.empty() ? settings_.spec.name : settings_.projection,
       settings_.generation, settings_.building);
-  if (!held.empty()) return true;
+  if (!held.empty()) {
+    if (held[0][0].as<bool>()) return true;
+    // An engine is switching to a new generation (migrations/0005): the live one is frozen in
+    // every engine until it is done. Wait; then this generation is either live still or not.
+    throw TransientError("a switch to a new generation is in progress");
+  }
   if (!superseded_.exchange(true)) {
     spdlog::warn("[{}] generation {} is no longer {}: stopping without writing", label(),
                  settings_.generation, settings_.building ? "being built" : "live");
@@ -893,12 +899,12 @@ void ProjectionRunner::publishProgress() {
   for (const auto& [tp, next] : expected_) {
     std::int64_t low = -1;
     std::int64_t high = -1;
-    // Local and cheap: the high watermark librdkafka saw with the last fetch response.
+    // Local and cheap: the watermarks librdkafka saw with the last fetch response.
     if (rd_kafka_get_watermark_offsets(consumer_.get(), tp.topic.c_str(), tp.partition, &low,
                                        &high) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      high = -1;
+      low = high = -1;
     }
-    progress.push_back({tp, next, high});
+    progress.push_back({tp, next, high, low});
   }
   {
     std::lock_guard lock(progress_mutex_);

@@ -81,6 +81,7 @@ struct PartitionProgress {
   TopicPartition partition;
   std::int64_t stored_offset = 0;   ///< next offset to consume (OffsetStore::kFromBeginning: none)
   std::int64_t cached_high = -1;    ///< librdkafka's last known log end; -1 unknown
+  std::int64_t cached_low = -1;     ///< librdkafka's last known log start; -1 unknown
 };
 
 /// Counters readable from any thread.
@@ -188,7 +189,8 @@ class ProjectionRunner {
 
   void setState(RunnerState state, const std::string& detail);
   /// The generation fence, first statement of every transaction that writes; false (and the
-  /// runner stopping as superseded) when this runner's generation is no longer current.
+  /// runner stopping as superseded) when this runner's generation is no longer current. Throws
+  /// TransientError while a switch freezes the live generation (a live runner waits it out).
   bool generationHolds(pqxx::transaction_base& txn);
   /// Applies pause_requested_ to the consumer when it changed; runner thread.
   void applyPause();
