@@ -7,7 +7,8 @@
 // {schema}.cured: that is how a test "fixes the plugin" before retrying a dead letter.
 // {schema}.commit_modes records the synchronous_commit setting each batch ran under.
 // Each event may carry event_data {"sleep_ms": N}: the batch sleeps the sum of them in one
-// statement (pg_sleep), so under a statement_timeout a batch fails while its parts pass.
+// statement (pg_sleep), so under a statement_timeout a batch fails while its parts pass. With
+// {"sleep_in": SCHEMA} it sleeps only in that schema (the live one, not a rebuild's).
 
 #include <map>
 #include <string>
@@ -43,7 +44,10 @@ class LedgerProjection final : public sdk::Projection {
     };
     std::map<std::string, Fold> folds;
     long long sleep_ms = 0;
-    for (const auto& event : events) sleep_ms += event.data().value("sleep_ms", 0LL);
+    for (const auto& event : events) {
+      if (event.data().value("sleep_in", db.schema()) != db.schema()) continue;
+      sleep_ms += event.data().value("sleep_ms", 0LL);
+    }
     if (sleep_ms > 0) {
       auto slept = db.query("SELECT pg_sleep($1::double precision / 1000)", {std::to_string(sleep_ms)});
       if (!slept) return slept.status();

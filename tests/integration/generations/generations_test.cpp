@@ -497,6 +497,75 @@ TEST_F(GenerationsTest, AFrozenLiveGenerationCommitsNothingUntilTheFreezeEnds) {
             "0");
 }
 
+// Issue 19, item 3: with two engines, the switch must not go behind the other engine's live
+// batch. Engine A's own live batch sleeps 15 s (so A's switch waits for it), its builder has
+// caught up and is paused; then B starts a live batch that sleeps 12 s. On the old code A
+// checked the gap (0: B's batch was not committed yet), waited on the row lock for B's batch and
+// switched right after it committed: generation 2 was behind generation 1 on B's partition.
+class GenerationsTwoPartitionTest : public GenerationsTest {
+ protected:
+  GenerationsTwoPartitionTest() : GenerationsTest(2) {}
+};
+
+TEST_F(GenerationsTwoPartitionTest, ASwitchIsNeverBehindTheOtherEnginesLiveBatch) {
+  startEngine("  - { name: ledger, plugin: ledger, topics: [ultracore.customers.events] }\n");
+  auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
+  ASSERT_TRUE(waitForEngineRunning(*second)) << second->log();
+  const auto owns = [&](const Subprocess& engine, int partition) {
+    Subprocess curl({"curl", "-s", adminUrl(engine) + "/api/v1/projections"}, {},
+                    dir_.path() / ("curl-" + std::to_string(++ctl_runs_) + ".log"));
+    curl.wait(10s);
+    return curl.log().find("\"partition\":" + std::to_string(partition)) != std::string::npos;
+  };
+  int pa = -1;
+  ASSERT_TRUE(waitUntil([&] {
+    if (owns(*engine_, 0) && owns(*second, 1)) pa = 0;
+    if (owns(*engine_, 1) && owns(*second, 0)) pa = 1;
+    return pa >= 0;
+  }, 60s)) << engine_->log() << second->log();
+  const int pb = 1 - pa;
+  std::vector<Record> records;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "L-" + std::to_string(i);
+    records.push_back({kCustomers, id, envelope("l" + std::to_string(i), "Entry", id, {{"amount", 1}}), i % 2});
+  }
+  produce(broker_.bootstrap(), records);
+  ASSERT_TRUE(caughtUp(db_.url(), "ledger", 40)) << engine_->log() << second->log();
+
+  const auto sleeper = [](const std::string& id, int ms) {
+    return envelope(id, "Entry", id, {{"amount", 1}, {"sleep_ms", ms}, {"sleep_in", "ledger"}});
+  };
+  produce(broker_.bootstrap(), {{kCustomers, "XA", sleeper("xa", 15000), pa}});
+  auto [status, output] = ctl({"rebuild", "ledger", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  const auto built = [&](int partition) {
+    return value("SELECT next_offset FROM ultracore_offsets WHERE projection = 'ledger@g2' AND partition = " +
+                 std::to_string(partition));
+  };
+  ASSERT_TRUE(waitUntil([&] { return built(pa) == "21" && built(pb) == "20"; }, 60s)) << engine_->log();
+  std::tie(status, output) = ctl({"pause", "ledger@g2"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  produce(broker_.bootstrap(), {{kCustomers, "YB", sleeper("yb", 12000), pb}});
+  ASSERT_TRUE(waitUntil([&] { return value("SELECT count(*) FROM processed_events WHERE event_id = 'yb'") == "1"; }, 90s))
+      << engine_->log() << second->log();
+  ctl({"resume", "ledger@g2"});  // if the rebuild still runs (else: nothing to resume)
+  ASSERT_TRUE(waitUntil([&] {
+    return value("SELECT live_generation FROM ultracore_generations WHERE projection = 'ledger'") == "2";
+  }, 120s)) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "ledger", 42)) << engine_->log() << second->log();
+  EXPECT_EQ(value("SELECT coalesce(string_agg(partition || ':' || coalesce(g2.top, -1) || '<' || g1.top, ','), 'none') "
+                  "FROM (SELECT partition, max(\"offset\") AS top FROM processed_events WHERE projection = 'ledger' "
+                  "GROUP BY partition) AS g1 LEFT JOIN (SELECT partition, max(\"offset\") AS top FROM processed_events "
+                  "WHERE projection = 'ledger@g2' AND processed_at < (SELECT switched_at FROM ultracore_generations "
+                  "WHERE projection = 'ledger') GROUP BY partition) AS g2 USING (partition) "
+                  "WHERE g2.top IS NULL OR g2.top < g1.top"),
+            "none")
+      << engine_->log() << second->log();
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'ledger@g2'"), "42");
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(60s), 0) << second->log();
+}
+
 // Issue 19, item 2: two engines, one partition, so one of them has nothing to commit and never
 // notices a switch made by the other. Asked to reset after engine A rebuilt and switched, the
 // idle engine B must not act on its stale generation (it used to purge generation 1's key and
