@@ -14,7 +14,9 @@
 /// Generations (migrations/0004_generations.sql): a rebuild materializes generation N+1 of a
 /// projection into `<schema>__g<N+1>` beside the live one, with a runner of its own (own
 /// consumer group, own offsets under the generation's key). When it has caught up, the live
-/// runner stops, the new one reaches exactly the live one's offsets, and one transaction renames
+/// generation is frozen in every engine (ultracore_generations.switch_until, which the live
+/// runners' fence reads; this engine stops its own), the new one reaches exactly the live one's
+/// offsets (checked again under the row lock), and one transaction renames
 /// the schemas (`<schema>` -> `<schema>__g<N>`, `<schema>__g<N+1>` -> `<schema>`) and records the
 /// switch; then a runner for generation N+1 resumes as the live one. Queries name `<schema>`
 /// and see either the old tables or the new ones, never none.
