@@ -15,9 +15,23 @@ bool isTransientSqlState(const std::string& sqlstate) {
   return sqlstate == "55P03";  // lock_not_available (lock_timeout)
 }
 
+std::string sqlStateOf(const sdk::Status& status) {
+  const std::string& message = status.message();
+  const std::string marker = "SQLSTATE ";
+  const auto at = message.find(marker);
+  if (at == std::string::npos || message.size() < at + marker.size() + 5) return "";
+  return message.substr(at + marker.size(), 5);
+}
+
+bool mayRecurWithTheSameWork(const std::string& sqlstate) {
+  return sqlstate == "57014" || sqlstate == "53200";
+}
+
 sdk::Status statusFromCurrentException() {
   try {
     throw;
+  } catch (const TransientError& e) {
+    return {sdk::StatusCode::kTransient, e.what()};
   } catch (const pqxx::broken_connection& e) {
     return {sdk::StatusCode::kTransient, std::string("PostgreSQL connection lost: ") + e.what()};
   } catch (const pqxx::in_doubt_error& e) {

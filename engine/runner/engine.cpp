@@ -15,6 +15,7 @@
 #include "engine/postgres/migrations.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
+#include "engine/postgres/sql_array.h"
 
 namespace ultracore::engine {
 namespace {
@@ -69,11 +70,33 @@ bool sameRuntime(const ProjectionSpec& a, const ProjectionSpec& b) {
          a.group_id == b.group_id && a.kafka == b.kafka && a.config == b.config;
 }
 
-/// Locks the projection's generations row: waits for every batch in flight (they hold it
-/// shared) and keeps new ones out until commit.
-void lockGenerations(pqxx::dbtransaction& txn, const std::string& projection) {
-  txn.exec_params1("SELECT 1 FROM ultracore_generations WHERE projection = $1 FOR UPDATE",
-                   projection);
+/// live/previous/building of a projection's ultracore_generations row (0: none).
+struct GenerationsRow {
+  int live = 1;
+  int previous = 0;
+  int building = 0;
+  bool operator==(const GenerationsRow&) const = default;
+};
+
+constexpr char kSelectGenerations[] =
+    "SELECT live_generation, COALESCE(previous_generation, 0), COALESCE(building_generation, 0) "
+    "FROM ultracore_generations WHERE projection = $1";
+
+GenerationsRow toGenerations(const pqxx::row& row) {
+  return {row[0].as<int>(), row[1].as<int>(), row[2].as<int>()};
+}
+
+std::string describe(const GenerationsRow& row) {
+  return "live " + std::to_string(row.live) + ", kept " +
+         (row.previous == 0 ? std::string("none") : std::to_string(row.previous)) + ", building " +
+         (row.building == 0 ? std::string("none") : std::to_string(row.building));
+}
+
+/// Locks the projection's generations row (waits for every batch in flight, which hold it
+/// shared, and keeps new ones out until commit) and returns what it says now.
+GenerationsRow lockGenerations(pqxx::dbtransaction& txn, const std::string& projection) {
+  return toGenerations(
+      txn.exec_params1(std::string(kSelectGenerations) + " FOR UPDATE", projection));
 }
 
 /// Swaps which schema is named `schema`: the live one moves to its generation's name and
@@ -87,6 +110,13 @@ void swapSchemas(pqxx::dbtransaction& txn, const std::string& schema, int outgoi
 
 constexpr auto kControlTick = std::chrono::milliseconds(250);
 constexpr auto kFinalSyncTimeout = std::chrono::seconds(120);
+/// The final sync gives up when the gap has not shrunk for this long (a builder that has
+/// nothing more to read, or is stuck): the live generation is not kept stopped for nothing.
+constexpr auto kFinalSyncStall = std::chrono::seconds(10);
+/// After a postponed switch the next attempt waits this long, doubling up to the maximum, so
+/// the live projection runs most of the time while the rebuild cannot switch.
+constexpr auto kSwitchRetryMin = std::chrono::seconds(5);
+constexpr auto kSwitchRetryMax = std::chrono::seconds(300);
 
 }  // namespace
 
@@ -227,14 +257,48 @@ void Engine::loadGenerations(pqxx::connection& connection, Slot& slot) {
   txn.exec_params0(
       "INSERT INTO ultracore_generations (projection) VALUES ($1) ON CONFLICT DO NOTHING",
       slot.spec.name);
-  const auto row = txn.exec_params1(
-      "SELECT live_generation, COALESCE(previous_generation, 0), COALESCE(building_generation, 0) "
-      "FROM ultracore_generations WHERE projection = $1",
-      slot.spec.name);
+  const GenerationsRow row = toGenerations(txn.exec_params1(kSelectGenerations, slot.spec.name));
   txn.commit();
-  slot.live = row[0].as<int>();
-  slot.previous = row[1].as<int>();
-  slot.building = row[2].as<int>();
+  slot.live = row.live;
+  slot.previous = row.previous;
+  slot.building = row.building;
+}
+
+void Engine::followGenerations(Slot& slot) {
+  GenerationsRow row;
+  {
+    pqxx::read_transaction txn(controlConnection(), "ultracore-generations-check");
+    row = toGenerations(txn.exec_params1(kSelectGenerations, slot.spec.name));
+  }
+  const GenerationsRow known{slot.live, slot.previous, slot.building};
+  if (row == known) return;
+  // Another engine switched, rolled back, dropped, rebuilt or cancelled. This one had nothing
+  // to commit, so its runners never met the fence: they follow now.
+  spdlog::info("[{}] generations changed elsewhere (was {}; now {}): following", slot.spec.name,
+               describe(known), describe(row));
+  if (row.building != slot.building) stopBuilders(slot);
+  slot.previous = row.previous;
+  slot.building = row.building;
+  if (row.live != slot.live) {
+    const bool paused = stopLive(slot);
+    slot.live = row.live;
+    startWorkers(slot, paused);
+  }
+  publish();
+  throw ControlError(409, "generations_changed",
+                     "the generations of '" + slot.spec.name +
+                         "' were changed by another engine (now " + describe(row) +
+                         "); this engine follows them now: check (ultracore-ctl status) and retry");
+}
+
+void Engine::lockCurrent(pqxx::dbtransaction& txn, const Slot& slot) {
+  const GenerationsRow row = lockGenerations(txn, slot.spec.name);
+  const GenerationsRow known{slot.live, slot.previous, slot.building};
+  if (row == known) return;
+  throw ControlError(409, "generations_changed",
+                     "the generations of '" + slot.spec.name + "' changed under this action (" +
+                         describe(known) + " became " + describe(row) +
+                         "); nothing was done: retry");
 }
 
 void Engine::startSlot(pqxx::connection& connection, Slot& slot) {
@@ -446,6 +510,7 @@ void Engine::refuseWhileRebuilding(const Slot& slot) {
 json Engine::rebuild(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.building != 0) {
     throw ControlError(409, "rebuild_in_progress",
                        "projection '" + projection + "' is already rebuilding generation " +
@@ -462,7 +527,7 @@ json Engine::rebuild(const std::string& projection) {
   auto& connection = controlConnection();
   {
     pqxx::work txn(connection, "ultracore-rebuild");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, schema, generationKey(projection, generation));  // leftovers, if any
     txn.exec_params0(
         "UPDATE ultracore_generations SET building_generation = $2, rebuild_started_at = now(), "
@@ -495,6 +560,7 @@ json Engine::rebuild(const std::string& projection) {
 json Engine::cancelRebuild(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.building == 0) {
     throw ControlError(409, "no_rebuild", "projection '" + projection + "' is not rebuilding");
   }
@@ -502,7 +568,7 @@ json Engine::cancelRebuild(const std::string& projection) {
   stopBuilders(slot);
   {
     pqxx::work txn(controlConnection(), "ultracore-rebuild-cancel");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, generationSchema(slot.schema, generation),
                     generationKey(projection, generation));
     txn.exec_params0(
@@ -525,6 +591,7 @@ json Engine::cancelRebuild(const std::string& projection) {
 json Engine::rollback(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   refuseWhileRebuilding(slot);
   if (slot.previous == 0) {
     throw ControlError(409, "no_previous_generation",
@@ -535,7 +602,7 @@ json Engine::rollback(const std::string& projection) {
   const int to = slot.previous;
   try {
     pqxx::work txn(controlConnection(), "ultracore-rollback");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
     txn.exec_params0(
         "UPDATE ultracore_generations SET live_generation = $2, previous_generation = $3, "
@@ -558,6 +625,7 @@ json Engine::rollback(const std::string& projection) {
 json Engine::drop(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   if (slot.previous == 0) {
     throw ControlError(409, "no_previous_generation",
                        "projection '" + projection + "' keeps no previous generation to drop");
@@ -566,7 +634,7 @@ json Engine::drop(const std::string& projection) {
   const std::string schema = generationSchema(slot.schema, generation);
   {
     pqxx::work txn(controlConnection(), "ultracore-drop");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, schema, generationKey(projection, generation));
     txn.exec_params0(
         "UPDATE ultracore_generations SET previous_generation = NULL, updated_at = now() "
@@ -583,12 +651,13 @@ json Engine::drop(const std::string& projection) {
 json Engine::reset(const std::string& projection) {
   std::lock_guard lock(control_mutex_);
   Slot& slot = slotFor(projection);
+  followGenerations(slot);
   refuseWhileRebuilding(slot);
   const bool paused = stopLive(slot);
   std::shared_ptr<ProjectionRunner> runner;
   try {
     pqxx::work txn(controlConnection(), "ultracore-reset");
-    lockGenerations(txn, projection);
+    lockCurrent(txn, slot);
     purgeGeneration(txn, slot.schema, generationKey(projection, slot.live));
     runner = makeRunner(slot.spec, slot.schema, slot.live, false, &txn);
     txn.commit();
@@ -638,15 +707,35 @@ void Engine::controlLoop() {
   }
 }
 
-std::int64_t Engine::rebuildGap(pqxx::connection& connection, const Slot& slot) {
-  pqxx::nontransaction query(connection);
-  const auto row = query.exec_params1(
-      "SELECT COALESCE(sum(GREATEST(l.next_offset - GREATEST(COALESCE(b.next_offset, 0), 0), 0)), 0) "
+std::int64_t Engine::rebuildGap(pqxx::transaction_base& txn, const Slot& slot) {
+  // Where a builder has consumed nothing yet (stored offset -2), it starts at the log start:
+  // a partition emptied by retention has nothing for it to read, whatever the live offset.
+  std::map<TopicPartition, std::int64_t> log_start;
+  for (const auto& builder : slot.builders) {
+    for (const auto& p : builder->partitions()) {
+      if (p.stored_offset < 0 && p.cached_low >= 0) log_start[p.partition] = p.cached_low;
+    }
+  }
+  // Only the topics the rebuild reads: live rows of a topic removed from the manifest stay
+  // behind in ultracore_offsets, and no builder will ever reach them.
+  const auto rows = txn.exec_params(
+      "SELECT l.topic, l.partition, l.next_offset, COALESCE(b.next_offset, -2) "
       "FROM ultracore_offsets l LEFT JOIN ultracore_offsets b ON b.projection = $2 "
       "AND b.topic = l.topic AND b.partition = l.partition "
-      "WHERE l.projection = $1 AND l.next_offset >= 0",
-      generationKey(slot.spec.name, slot.live), generationKey(slot.spec.name, slot.building));
-  return row[0].as<std::int64_t>();
+      "WHERE l.projection = $1 AND l.next_offset >= 0 AND l.topic = ANY($3::text[])",
+      generationKey(slot.spec.name, slot.live), generationKey(slot.spec.name, slot.building),
+      toArrayLiteral(slot.spec.topics));
+  std::int64_t gap = 0;
+  for (const auto& row : rows) {
+    const TopicPartition tp{row[0].as<std::string>(), row[1].as<std::int32_t>()};
+    std::int64_t built = row[3].as<std::int64_t>();
+    if (built < 0) {
+      const auto it = log_start.find(tp);
+      built = it == log_start.end() ? 0 : it->second;
+    }
+    gap += std::max<std::int64_t>(row[2].as<std::int64_t>() - built, 0);
+  }
+  return gap;
 }
 
 void Engine::advanceRebuild(Slot& slot) {
@@ -706,9 +795,20 @@ void Engine::advanceRebuild(Slot& slot) {
   setRebuildStatus(slot.spec.name, status);
 
   if (!assigned) return;  // not assigned yet
-  const std::int64_t gap = rebuildGap(controlConnection(), slot);
+  if (now < slot.next_switch_attempt) return;  // the last attempt was postponed
+  std::int64_t gap = 0;
+  {
+    pqxx::nontransaction query(controlConnection());
+    gap = rebuildGap(query, slot);
+  }
   if (gap > 2 * static_cast<std::int64_t>(slot.spec.batch.max_events)) return;
-  switchGenerations(slot);
+  if (switchGenerations(slot)) {
+    slot.switch_retry = std::chrono::seconds(0);
+    return;
+  }
+  slot.switch_retry = std::clamp(slot.switch_retry * 2, std::chrono::seconds(kSwitchRetryMin),
+                                 std::chrono::seconds(kSwitchRetryMax));
+  slot.next_switch_attempt = std::chrono::steady_clock::now() + slot.switch_retry;
 }
 
 bool Engine::switchGenerations(Slot& slot) {
@@ -721,10 +821,29 @@ bool Engine::switchGenerations(Slot& slot) {
   status.phase = "switching";
   setRebuildStatus(name, status);
   auto& connection = controlConnection();
-  // Freeze the live generation, then let the new one reach exactly its offsets.
+  // Freeze the live generation in every engine (their batches wait while switch_until lies
+  // ahead; migrations/0005), not only here: then the new one can reach exactly its offsets.
+  {
+    pqxx::work txn(connection, "ultracore-switch-freeze");
+    lockCurrent(txn, slot);
+    txn.exec_params0(
+        "UPDATE ultracore_generations SET switch_until = now() + make_interval(secs => $2) "
+        "WHERE projection = $1",
+        name, static_cast<double>(kFinalSyncTimeout.count() + 30));
+    txn.commit();
+  }
   const bool paused = stopLive(slot);
   const auto restartLive = [&](const std::string& why) {
     spdlog::warn("[{}] switch to generation {} postponed: {}", name, slot.building, why);
+    try {  // best effort: the freeze also expires by itself
+      pqxx::work txn(controlConnection(), "ultracore-switch-thaw");
+      txn.exec_params0("UPDATE ultracore_generations SET switch_until = NULL WHERE projection = $1",
+                       name);
+      txn.commit();
+    } catch (const std::exception& e) {
+      control_connection_.reset();
+      spdlog::warn("[{}] could not end the switch freeze (it expires by itself): {}", name, e.what());
+    }
     startWorkers(slot, paused);
     status.phase = "building";
     status.detail = "switch postponed: " + why;
@@ -733,12 +852,28 @@ bool Engine::switchGenerations(Slot& slot) {
     return false;
   };
   const auto deadline = std::chrono::steady_clock::now() + kFinalSyncTimeout;
+  std::int64_t smallest = -1;
+  auto shrunk_at = std::chrono::steady_clock::now();
   for (;;) {
-    if (rebuildGap(connection, slot) == 0) break;
+    std::int64_t gap = 0;
+    {
+      pqxx::nontransaction query(connection);
+      gap = rebuildGap(query, slot);
+    }
+    if (gap == 0) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (smallest < 0 || gap < smallest) {
+      smallest = gap;
+      shrunk_at = now;
+    }
     if (const ProjectionRunner* broken = brokenBuilder(slot)) {
       return restartLive("the rebuild stopped: " + broken->detail());
     }
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (now - shrunk_at > kFinalSyncStall) {
+      return restartLive("it stayed " + std::to_string(gap) + " offset(s) behind the live ones for " +
+                         std::to_string(kFinalSyncStall.count()) + " s");
+    }
+    if (now > deadline) {
       return restartLive("it did not reach the live offsets within 120 s");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -748,13 +883,24 @@ bool Engine::switchGenerations(Slot& slot) {
   const int to = slot.building;
   try {
     pqxx::work txn(connection, "ultracore-switch");
-    lockGenerations(txn, name);
+    lockCurrent(txn, slot);
+    // Under the row lock no batch of either generation commits, in any engine: the gap read
+    // here is final. Should the freeze have expired, the switch would go behind: not now.
+    if (const std::int64_t gap = rebuildGap(txn, slot); gap != 0) {
+      throw std::runtime_error("the live generation moved " + std::to_string(gap) +
+                               " offset(s) ahead before the switch");
+    }
     swapSchemas(txn, slot.schema, from, generationSchema(slot.schema, to));
-    txn.exec_params0(
+    const auto switched = txn.exec_params(
         "UPDATE ultracore_generations SET previous_generation = live_generation, "
-        "live_generation = $2, building_generation = NULL, switched_at = clock_timestamp(), "
-        "updated_at = now() WHERE projection = $1",
-        name, to);
+        "live_generation = $2, building_generation = NULL, switch_until = NULL, "
+        "switched_at = clock_timestamp(), updated_at = now() WHERE projection = $1 "
+        "AND live_generation = $3 "
+        "AND building_generation = $2",
+        name, to, from);
+    if (switched.affected_rows() != 1) {
+      throw std::runtime_error("generation " + std::to_string(from) + " is no longer live");
+    }
     txn.exec_params0("DELETE FROM ultracore_projection_status WHERE projection = $1",
                      generationKey(name, to));
     txn.commit();

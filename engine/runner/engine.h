@@ -14,7 +14,9 @@
 /// Generations (migrations/0004_generations.sql): a rebuild materializes generation N+1 of a
 /// projection into `<schema>__g<N+1>` beside the live one, with a runner of its own (own
 /// consumer group, own offsets under the generation's key). When it has caught up, the live
-/// runner stops, the new one reaches exactly the live one's offsets, and one transaction renames
+/// generation is frozen in every engine (ultracore_generations.switch_until, which the live
+/// runners' fence reads; this engine stops its own), the new one reaches exactly the live one's
+/// offsets (checked again under the row lock), and one transaction renames
 /// the schemas (`<schema>` -> `<schema>__g<N>`, `<schema>__g<N+1>` -> `<schema>`) and records the
 /// switch; then a runner for generation N+1 resumes as the live one. Queries name `<schema>`
 /// and see either the old tables or the new ones, never none.
@@ -150,6 +152,9 @@ class Engine {
     std::chrono::steady_clock::time_point next_sample;
     std::int64_t last_done = -1;
     std::chrono::steady_clock::time_point last_done_at;
+    /// A postponed switch is not tried again before this (the delay doubles each time).
+    std::chrono::steady_clock::time_point next_switch_attempt;
+    std::chrono::seconds switch_retry{0};
   };
 
   void validate(const Manifest& manifest) const;
@@ -171,6 +176,14 @@ class Engine {
   static void refuseWhileRebuilding(const Slot& slot);
   /// Reads (creating it when missing) the projection's ultracore_generations row into `slot`.
   void loadGenerations(pqxx::connection& connection, Slot& slot);
+  /// Before an operator action: when the projection's generations row no longer says what
+  /// `slot` believes (another engine changed it, and this one had nothing to commit that would
+  /// have met the fence), the slot follows it (its runners restart on the live generation) and
+  /// the action is refused with ControlError 409 generations_changed.
+  void followGenerations(Slot& slot);
+  /// Locks the generations row FOR UPDATE in `txn` and throws ControlError 409 unless it still
+  /// says what `slot` believes: every action acts on the row as it is under the lock.
+  static void lockCurrent(pqxx::dbtransaction& txn, const Slot& slot);
   void startSlot(pqxx::connection& connection, Slot& slot);
   void stopSlot(Slot& slot);
   /// (Re)starts the slot's live workers (`first` as worker 0 when given, new runners of the
@@ -197,7 +210,9 @@ class Engine {
   /// Stops the live workers, lets the rebuild reach its offsets, switches. False: not now.
   bool switchGenerations(Slot& slot);
   /// Per partition: the live generation's stored offsets minus the rebuild's (never below 0).
-  std::int64_t rebuildGap(pqxx::connection& connection, const Slot& slot);
+  /// Only over the topics the rebuild reads; a builder partition without a stored offset
+  /// counts from its log start when known (retention). `txn` may be a nontransaction.
+  std::int64_t rebuildGap(pqxx::transaction_base& txn, const Slot& slot);
   pqxx::connection& controlConnection();
 
   Manifest manifest_;

@@ -97,7 +97,15 @@ std::int64_t FailureStore::recordDeadLetter(pqxx::transaction_base& txn, const s
       "record_key, record_value, headers, timestamp_ms, event_id, aggregate_id, event_type, "
       "error_code, error, attempts) "
       "VALUES ($1, $2, $3, $4, $5, $6::bytea, $7::bytea, $8::jsonb, $9, $10, $11, $12, $13, "
-      "$14, $15) ON CONFLICT DO NOTHING RETURNING id",
+      "$14, $15) "
+      // The same record failing again (a replay that kept the failure tables): a resolved dead
+      // letter opens again, so the event is neither missing with nothing open nor released at
+      // once. An open (or retry_requested) one stays as it is.
+      "ON CONFLICT (projection, topic, partition, \"offset\") DO UPDATE SET status = 'open', "
+      "policy = EXCLUDED.policy, error_code = EXCLUDED.error_code, error = EXCLUDED.error, "
+      "attempts = ultracore_dead_letters.attempts + EXCLUDED.attempts, resolved_at = NULL, "
+      "resolution = NULL, retry_requested_at = NULL "
+      "WHERE ultracore_dead_letters.status IN ('retried', 'discarded') RETURNING id",
       projection_, policy, record.topic, record.partition, record.offset, key.pointer,
       value.pointer, headersJson(record), record.timestamp_ms,
       eventField(event, &sdk::Event::eventId), eventField(event, &sdk::Event::aggregateId),

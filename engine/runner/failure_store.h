@@ -48,7 +48,8 @@ class FailureStore {
                      const sdk::Event* event, const sdk::Status& error);
 
   /// Keeps the whole record; returns the dead letter's id (the existing one when that position
-  /// was dead-lettered before, e.g. after an offset reset).
+  /// was dead-lettered before, e.g. after an offset reset: reopened if it was retried or
+  /// discarded, since its event failed again).
   std::int64_t recordDeadLetter(pqxx::transaction_base& txn, const std::string& policy,
                                 const KafkaRecord& record, const sdk::Event* event,
                                 const sdk::Status& error, int attempts);

@@ -29,6 +29,9 @@ constexpr auto kRequestCheckInterval = std::chrono::milliseconds(500);
 /// How often a runner whose topic is missing asks Kafka again (all-topics metadata).
 constexpr auto kMissingTopicCheckInterval = std::chrono::milliseconds(1000);
 constexpr int kMetadataTimeoutMs = 5000;
+/// How many times in a row a batch may fail with the same transient fault that the batch
+/// itself may cause (mayRecurWithTheSameWork) before it is split as for poison.
+constexpr int kSameFaultBeforeSplit = 3;
 
 /// "topic[3]@17 event_id=..." for messages about one record.
 std::string describe(const KafkaRecord& record, const std::optional<sdk::Event>& event) {
@@ -88,11 +91,17 @@ std::string ProjectionRunner::stateName() const {
 bool ProjectionRunner::generationHolds(pqxx::transaction_base& txn) {
   if (settings_.generation == 0) return true;
   const auto held = txn.exec_params(
-      "SELECT 1 FROM ultracore_generations WHERE projection = $1 AND "
+      "SELECT $3 OR switch_until IS NULL OR switch_until < now() FROM ultracore_generations "
+      "WHERE projection = $1 AND "
       "(CASE WHEN $3 THEN building_generation ELSE live_generation END) = $2 FOR SHARE",
       settings_.projection.empty() ? settings_.spec.name : settings_.projection,
       settings_.generation, settings_.building);
-  if (!held.empty()) return true;
+  if (!held.empty()) {
+    if (held[0][0].as<bool>()) return true;
+    // An engine is switching to a new generation (migrations/0005): the live one is frozen in
+    // every engine until it is done. Wait; then this generation is either live still or not.
+    throw TransientError("a switch to a new generation is in progress");
+  }
   if (!superseded_.exchange(true)) {
     spdlog::warn("[{}] generation {} is no longer {}: stopping without writing", label(),
                  settings_.generation, settings_.building ? "being built" : "live");
@@ -332,6 +341,14 @@ void ProjectionRunner::pollLoop() {
     }
     rd_kafka_message_t* message =
         rd_kafka_consumer_poll(consumer_.get(), static_cast<int>(timeout.count()));
+    if (resync_due_) {
+      // A batch was discarded (in a revoke callback this poll served, or before a seek that
+      // failed): nothing is taken until the partitions are back at their stored offsets.
+      if (message != nullptr) rd_kafka_message_destroy(message);
+      pending_.clear();
+      seekToStored();
+      continue;
+    }
     // An empty poll is not an empty queue: a poll without wait also ends after serving one
     // op that is not a record (the result of the previous batch's async Kafka commit, a
     // partition EOF); flushing on those would cut batches short under a backlog.
@@ -557,24 +574,51 @@ void ProjectionRunner::assignFromStore(rd_kafka_topic_partition_list_t* partitio
 
 ProjectionRunner::Outcome ProjectionRunner::resync() {
   pending_.clear();
-  if (revoking_) return Outcome::kResync;  // the partitions are being handed over anyway
+  // Records of the discarded batch were consumed: librdkafka's positions are past them while
+  // the stored offsets are not. Until every partition this runner keeps is back at its stored
+  // offset, no record is taken (pollLoop), or the next batch would commit over the gap.
+  resync_due_ = true;
+  // Inside the revoke callback, partitions being taken away must not be sought; pollLoop seeks
+  // the ones that stay as soon as the callback is over, before it takes any record.
+  if (revoking_) return Outcome::kResync;
+  seekToStored();
+  return stop_ ? Outcome::kStopped : Outcome::kResync;
+}
+
+void ProjectionRunner::seekToStored() {
   rd_kafka_topic_partition_list_t* assignment = nullptr;
   if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return Outcome::kResync;
+    spdlog::warn("[{}] resync: cannot read the assignment; trying again", label());
+    backoff(transient_streak_++);
+    return;
   }
+  std::string failure;
   if (assignment->cnt > 0) {
     assignFromStore(assignment);
-    if (!stop_) {
-      rd_kafka_error_t* error =
-          rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
-      if (error != nullptr) {
-        spdlog::warn("[{}] seek after resync: {}", label(), rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+    if (stop_) {
+      rd_kafka_topic_partition_list_destroy(assignment);
+      return;
+    }
+    rd_kafka_error_t* error = rd_kafka_seek_partitions(consumer_.get(), assignment, 10000);
+    if (error != nullptr) {
+      failure = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+    }
+    for (int i = 0; i < assignment->cnt && failure.empty(); ++i) {
+      if (assignment->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        failure = toString(TopicPartition{assignment->elems[i].topic, assignment->elems[i].partition}) +
+                  ": " + rd_kafka_err2str(assignment->elems[i].err);
       }
     }
   }
   rd_kafka_topic_partition_list_destroy(assignment);
-  return stop_ ? Outcome::kStopped : Outcome::kResync;
+  if (failure.empty()) {
+    resync_due_ = false;
+    return;
+  }
+  // Still due: records of a partition that did not move back would skip the discarded ones.
+  setState(RunnerState::kWaiting, "seek to the stored offsets failed: " + failure);
+  backoff(transient_streak_++);
 }
 
 // ---- batches ----------------------------------------------------------------------------
@@ -642,23 +686,41 @@ ProjectionRunner::Outcome ProjectionRunner::processRange(std::vector<Item>& item
     }
     if (status) {
       transient_streak_ = 0;
+      same_fault_.clear();
+      same_fault_count_ = 0;
       resumeRunning();
       return Outcome::kOk;
     }
+    bool split_for_fault = false;
     if (status.code() == sdk::StatusCode::kTransient) {
-      // Never poison: retried (from the stored offsets) for as long as the fault lasts.
-      setState(RunnerState::kWaiting, status.message());
-      connection_.reset();
-      if (!backoff(transient_streak_++)) return Outcome::kStopped;
-      return resync();
+      const std::string sqlstate = sqlStateOf(status);
+      same_fault_count_ = !sqlstate.empty() && sqlstate == same_fault_ ? same_fault_count_ + 1 : 1;
+      same_fault_ = sqlstate;
+      // A statement_timeout or out of memory that keeps coming back may be this batch's own
+      // doing, every time: retried at the same size it would loop forever. Split it as for
+      // poison; a single event that still fails follows on_error with that reason.
+      split_for_fault = mayRecurWithTheSameWork(sqlstate) &&
+                        (splitting_for_fault_ > 0 || same_fault_count_ >= kSameFaultBeforeSplit);
+      if (!split_for_fault) {
+        // Otherwise never poison: retried (from the stored offsets) as long as the fault lasts.
+        setState(RunnerState::kWaiting, status.message());
+        connection_.reset();
+        if (!backoff(transient_streak_++)) return Outcome::kStopped;
+        return resync();
+      }
+      if (splitting_for_fault_ == 0) {
+        spdlog::warn("[{}] {} events failed {} times in a row with SQLSTATE {}: splitting the batch",
+                     label(), end - begin, same_fault_count_, sqlstate);
+      }
     }
     // Poison somewhere in the range: split it so every good event still commits once.
     if (end - begin > 1) {
       const std::size_t middle = begin + (end - begin) / 2;
-      if (auto outcome = processRange(items, begin, middle); outcome != Outcome::kOk) {
-        return outcome;
-      }
-      return processRange(items, middle, end);
+      if (split_for_fault) ++splitting_for_fault_;
+      const Outcome first = processRange(items, begin, middle);
+      const Outcome second = first == Outcome::kOk ? processRange(items, middle, end) : first;
+      if (split_for_fault) --splitting_for_fault_;
+      return second;
     }
     if (attempts <= settings_.spec.retries) {
       spdlog::warn("[{}] {} failed (attempt {} of {}): {}", label(),
@@ -984,12 +1046,12 @@ void ProjectionRunner::publishProgress() {
   for (const auto& [tp, next] : expected_) {
     std::int64_t low = -1;
     std::int64_t high = -1;
-    // Local and cheap: the high watermark librdkafka saw with the last fetch response.
+    // Local and cheap: the watermarks librdkafka saw with the last fetch response.
     if (rd_kafka_get_watermark_offsets(consumer_.get(), tp.topic.c_str(), tp.partition, &low,
                                        &high) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      high = -1;
+      low = high = -1;
     }
-    progress.push_back({tp, next, high});
+    progress.push_back({tp, next, high, low});
   }
   {
     std::lock_guard lock(progress_mutex_);

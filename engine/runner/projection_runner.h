@@ -94,6 +94,7 @@ struct PartitionProgress {
   TopicPartition partition;
   std::int64_t stored_offset = 0;   ///< next offset to consume (OffsetStore::kFromBeginning: none)
   std::int64_t cached_high = -1;    ///< librdkafka's last known log end; -1 unknown
+  std::int64_t cached_low = -1;     ///< librdkafka's last known log start; -1 unknown
 };
 
 /// Counters readable from any thread.
@@ -181,7 +182,12 @@ class ProjectionRunner {
   Outcome handlePoison(Item& item, const sdk::Status& error, int attempts);
   sdk::Status commitPoison(const Item& item, const sdk::Status& error, int attempts,
                            bool& cas_lost);
+  /// After a discarded batch: forgets what is pending and seeks every partition this runner
+  /// keeps back to its stored offset (deferred while revoking: see resync_due_).
   Outcome resync();
+  /// Seeks the whole assignment to the offsets stored in PostgreSQL; clears resync_due_ only
+  /// when every partition moved (a failure is logged, waited for, and tried again).
+  void seekToStored();
   /// The aggregate a poison item parks under (policy park): its aggregate_id, else its key.
   static std::optional<std::string> parkKey(const Item& item);
   static Item makeItem(KafkaRecord record);
@@ -205,7 +211,8 @@ class ProjectionRunner {
 
   void setState(RunnerState state, const std::string& detail);
   /// The generation fence, first statement of every transaction that writes; false (and the
-  /// runner stopping as superseded) when this runner's generation is no longer current.
+  /// runner stopping as superseded) when this runner's generation is no longer current. Throws
+  /// TransientError while a switch freezes the live generation (a live runner waits it out).
   bool generationHolds(pqxx::transaction_base& txn);
   /// Applies pause_requested_ to the consumer when it changed; runner thread.
   void applyPause();
@@ -224,6 +231,9 @@ class ProjectionRunner {
   std::atomic<bool> stop_{false};
   std::atomic<bool> superseded_{false};
   bool revoking_ = false;  ///< inside the revoke callback: never seek partitions being taken away
+  /// A batch was discarded and the kept partitions are not yet back at their stored offsets:
+  /// pollLoop takes no record until seekToStored() succeeds.
+  bool resync_due_ = false;
 
   std::map<TopicPartition, std::int64_t> expected_;  ///< stored next offset per owned partition
   std::vector<KafkaRecord> pending_;
@@ -233,6 +243,9 @@ class ProjectionRunner {
   std::vector<std::string> missing_topics_;  ///< subscribed topics the cluster lacks (sorted)
   std::chrono::steady_clock::time_point next_topic_check_;
   bool topic_check_requested_ = false;  ///< set by the error callback (same thread)
+  std::string same_fault_;    ///< SQLSTATE of the last failed commit ("" none or not SQL)
+  int same_fault_count_ = 0;  ///< how many commits in a row failed with it
+  int splitting_for_fault_ = 0;  ///< > 0 inside a split for a recurring transient fault
 
   std::atomic<RunnerState> state_{RunnerState::kStarting};
   mutable std::mutex detail_mutex_;

@@ -11,6 +11,10 @@
 // POST /api/v1/ledger/{id}/entries {"topic": T, "amounts": [1, 2, ...], "also_to": T2?}
 // publishes one "Entry" event per amount to T, then, with also_to, one more to T2 (a topic that
 // does not exist makes the whole command fail: none of its events may become visible).
+//
+// Each event may carry event_data {"sleep_ms": N}: the batch sleeps the sum of them in one
+// statement (pg_sleep), so under a statement_timeout a batch fails while its parts pass. With
+// {"sleep_in": SCHEMA} it sleeps only in that schema (the live one, not a rebuild's).
 
 #include <map>
 #include <string>
@@ -45,6 +49,15 @@ class LedgerProjection final : public sdk::Projection {
       int count = 0;
     };
     std::map<std::string, Fold> folds;
+    long long sleep_ms = 0;
+    for (const auto& event : events) {
+      if (event.data().value("sleep_in", db.schema()) != db.schema()) continue;
+      sleep_ms += event.data().value("sleep_ms", 0LL);
+    }
+    if (sleep_ms > 0) {
+      auto slept = db.query("SELECT pg_sleep($1::double precision / 1000)", {std::to_string(sleep_ms)});
+      if (!slept) return slept.status();
+    }
     for (const auto& event : events) {
       if (event.eventType() == "Poison") {
         auto cured = db.query("SELECT 1 FROM {schema}.cured WHERE event_id = $1", {event.eventId()});

@@ -129,5 +129,54 @@ TEST_F(ParkTest, DiscardKeepsTheReasonAndReleasesTheParkedEvents) {
   EXPECT_NE(out.find("1 dead letter(s)"), std::string::npos) << out;
 }
 
+// Issue 19: a replay that keeps the failure tables (any replay that only moves the offsets
+// back) meets a2 again. Its dead letter, discarded by the operator, must open again and park A
+// again, as in one clean pass; it used to come back through ON CONFLICT as 'discarded', so A
+// was released at once and a2 went missing with no open dead letter.
+TEST_F(ParkTest, AResolvedDeadLetterOpensAgainWhenItsEventFailsAgain) {
+  id_ = q("SELECT id FROM ultracore_dead_letters WHERE event_id = 'a2'");
+  expectParkedState();
+  auto [status, out] = ctl({"dead-letters", "discard", id_, "--reason", "replayed later"});
+  ASSERT_EQ(status, 0) << out << engine_->log();
+  EXPECT_EQ(ledger("A"), "a1,a3 4");
+
+  engine_->signal(SIGTERM);
+  ASSERT_EQ(engine_->wait(30s), 0) << engine_->log();
+  q("TRUNCATE ledger.ledger; "
+    "DELETE FROM processed_events WHERE projection = ultracore_live_key('ledger'); "
+    "UPDATE ultracore_offsets SET next_offset = -2 WHERE projection = ultracore_live_key('ledger')");
+  engine_ = startEngine(manifest_, dir_.path() / "engine2.log");
+  ASSERT_TRUE(waitUntil([&] {
+    return q("SELECT next_offset FROM ultracore_offsets") == "6" && ledger("B") == "b1,b2,b3 60";
+  }, 60s)) << engine_->log();
+  EXPECT_EQ(q("SELECT status || ':' || coalesce(resolution, '-') FROM ultracore_dead_letters WHERE id = " + id_),
+            "open:-");
+  expectParkedState();
+}
+
+// Issue 19: the README's replay recipe (`reset --offline`, engine stopped) forgets dead letters
+// and parked rows with the offsets, so the next start is one clean pass: one open dead letter,
+// a3 parked once, nothing released early.
+TEST_F(ParkTest, TheOfflineResetRecipeReplaysToTheStateOfOneCleanPass) {
+  id_ = q("SELECT id FROM ultracore_dead_letters WHERE event_id = 'a2'");
+  expectParkedState();
+  engine_->signal(SIGTERM);
+  ASSERT_EQ(engine_->wait(30s), 0) << engine_->log();
+  auto [status, out] = ctl({"reset", "ledger", "--offline", "--yes"});
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_EQ(q("SELECT count(*) FROM ultracore_dead_letters") + "/" +
+                q("SELECT count(*) FROM ultracore_parked_aggregates") + "/" +
+                q("SELECT count(*) FROM ultracore_parked_events"),
+            "0/0/0");
+  engine_ = startEngine(manifest_, dir_.path() / "engine2.log");
+  ASSERT_TRUE(waitUntil([&] {
+    return q("SELECT next_offset FROM ultracore_offsets") == "6" && ledger("B") == "b1,b2,b3 60";
+  }, 60s)) << engine_->log();
+  id_ = q("SELECT id FROM ultracore_dead_letters WHERE event_id = 'a2' AND status = 'open'");
+  ASSERT_FALSE(id_.empty());
+  EXPECT_EQ(q("SELECT count(*) FROM ultracore_dead_letters"), "1");
+  expectParkedState();
+}
+
 }  // namespace
 }  // namespace ultracore::testing

@@ -36,7 +36,8 @@ std::string customersProjection(const std::string& extra = "") {
 
 class GenerationsTest : public ::testing::Test {
  protected:
-  GenerationsTest() : broker_(DevBroker::Options{1, 3, {kCustomers, kAccounts}}) {}
+  explicit GenerationsTest(int partitions = 3)
+      : broker_(DevBroker::Options{1, partitions, {kCustomers, kAccounts}}) {}
 
   void TearDown() override {
     for (auto* engine : {&engine_, &reference_}) {
@@ -437,6 +438,181 @@ TEST_F(GenerationsTest, ASecondEngineInTheGroupFollowsTheSwitchAndNeverWritesThe
                   "'customers')"),
             "0");
   EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), cleanRunChecksum(total));
+  // Issue 19, item 3: the switch never goes behind generation 1. What generation 2 had committed
+  // before the switch (processed_at is its batches' start) reaches, on every partition, the
+  // last offset generation 1 applied (in either engine).
+  EXPECT_EQ(value("SELECT coalesce(string_agg(partition || ':' || coalesce(g2.top, -1) || '<' || g1.top, ','), 'none') "
+                  "FROM (SELECT partition, max(\"offset\") AS top FROM processed_events WHERE projection = 'customers' "
+                  "GROUP BY partition) AS g1 LEFT JOIN (SELECT partition, max(\"offset\") AS top FROM processed_events "
+                  "WHERE projection = 'customers@g2' AND processed_at < (SELECT switched_at FROM ultracore_generations "
+                  "WHERE projection = 'customers') GROUP BY partition) AS g2 USING (partition) "
+                  "WHERE g2.top IS NULL OR g2.top < g1.top"),
+            "none")
+      << engine_->log() << second->log();
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(60s), 0) << second->log();
+}
+
+// Issue 19, item 3: the catch-up gap counts only what the rebuild reads. A live offset row of a
+// topic no longer in the manifest (the builder never reads it) kept the gap above the switch
+// threshold forever: the rebuild never finished.
+TEST_F(GenerationsTest, ARebuildSwitchesDespiteLiveOffsetsOfATopicItDoesNotRead) {
+  startEngine(customersProjection());
+  produce(broker_.bootstrap(), customerEvents(300));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 300)) << engine_->log();
+  // What a projection that used to read another topic too leaves behind.
+  value("INSERT INTO ultracore_offsets (projection, topic, partition, next_offset) VALUES "
+        "('customers', 'ultracore.retired.events', 0, 5000) RETURNING 1");
+  auto [status, output] = ctl({"rebuild", "customers", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  ASSERT_TRUE(waitUntil([&] { return generations() == "2/1/0"; }, 120s)) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 300)) << engine_->log();
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "300");
+  produce(broker_.bootstrap(), customerEvents(10));
+  EXPECT_TRUE(caughtUp(db_.url(), "customers", 310)) << engine_->log();
+}
+
+// Issue 19, item 3: the switch freezes the live generation in every engine through the
+// generations row (switch_until), so another engine's runner cannot commit past the new
+// generation while it catches up. Here the freeze is set by hand: the live runner waits and
+// says why, commits nothing, and goes on once it ends.
+TEST_F(GenerationsTest, AFrozenLiveGenerationCommitsNothingUntilTheFreezeEnds) {
+  startEngine(customersProjection());
+  produce(broker_.bootstrap(), customerEvents(100));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 100)) << engine_->log();
+  value("UPDATE ultracore_generations SET switch_until = now() + interval '1 hour' "
+        "WHERE projection = 'customers' RETURNING 1");
+  produce(broker_.bootstrap(), customerEvents(50));
+  ASSERT_TRUE(waitUntil([&] {
+    return value("SELECT detail FROM ultracore_projection_status WHERE projection = 'customers'")
+               .find("switch to a new generation is in progress") != std::string::npos;
+  }, 60s)) << engine_->log();
+  EXPECT_EQ(applied(db_.url(), "customers"), 100);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events"), "100");
+  value("UPDATE ultracore_generations SET switch_until = NULL WHERE projection = 'customers' RETURNING 1");
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 150)) << engine_->log();
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events"), "150");
+  EXPECT_EQ(value("SELECT count(*) FROM (SELECT partition FROM processed_events GROUP BY partition "
+                  "HAVING count(*) <> max(\"offset\") + 1 OR min(\"offset\") <> 0) AS holes"),
+            "0");
+}
+
+// Issue 19, item 3: with two engines, the switch must not go behind the other engine's live
+// batch. Engine A's own live batch sleeps 15 s (so A's switch waits for it), its builder has
+// caught up and is paused; then B starts a live batch that sleeps 12 s. On the old code A
+// checked the gap (0: B's batch was not committed yet), waited on the row lock for B's batch and
+// switched right after it committed: generation 2 was behind generation 1 on B's partition.
+class GenerationsTwoPartitionTest : public GenerationsTest {
+ protected:
+  GenerationsTwoPartitionTest() : GenerationsTest(2) {}
+};
+
+TEST_F(GenerationsTwoPartitionTest, ASwitchIsNeverBehindTheOtherEnginesLiveBatch) {
+  startEngine("  - { name: ledger, plugin: ledger, topics: [ultracore.customers.events] }\n");
+  auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
+  ASSERT_TRUE(waitForEngineRunning(*second)) << second->log();
+  const auto owns = [&](const Subprocess& engine, int partition) {
+    Subprocess curl({"curl", "-s", adminUrl(engine) + "/api/v1/projections"}, {},
+                    dir_.path() / ("curl-" + std::to_string(++ctl_runs_) + ".log"));
+    curl.wait(10s);
+    return curl.log().find("\"partition\":" + std::to_string(partition)) != std::string::npos;
+  };
+  int pa = -1;
+  ASSERT_TRUE(waitUntil([&] {
+    if (owns(*engine_, 0) && owns(*second, 1)) pa = 0;
+    if (owns(*engine_, 1) && owns(*second, 0)) pa = 1;
+    return pa >= 0;
+  }, 60s)) << engine_->log() << second->log();
+  const int pb = 1 - pa;
+  std::vector<Record> records;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "L-" + std::to_string(i);
+    records.push_back({kCustomers, id, envelope("l" + std::to_string(i), "Entry", id, {{"amount", 1}}), i % 2});
+  }
+  produce(broker_.bootstrap(), records);
+  ASSERT_TRUE(caughtUp(db_.url(), "ledger", 40)) << engine_->log() << second->log();
+
+  const auto sleeper = [](const std::string& id, int ms) {
+    return envelope(id, "Entry", id, {{"amount", 1}, {"sleep_ms", ms}, {"sleep_in", "ledger"}});
+  };
+  produce(broker_.bootstrap(), {{kCustomers, "XA", sleeper("xa", 15000), pa}});
+  auto [status, output] = ctl({"rebuild", "ledger", "--no-wait"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  const auto built = [&](int partition) {
+    return value("SELECT next_offset FROM ultracore_offsets WHERE projection = 'ledger@g2' AND partition = " +
+                 std::to_string(partition));
+  };
+  ASSERT_TRUE(waitUntil([&] { return built(pa) == "21" && built(pb) == "20"; }, 60s)) << engine_->log();
+  std::tie(status, output) = ctl({"pause", "ledger@g2"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  produce(broker_.bootstrap(), {{kCustomers, "YB", sleeper("yb", 12000), pb}});
+  ASSERT_TRUE(waitUntil([&] { return value("SELECT count(*) FROM processed_events WHERE event_id = 'yb'") == "1"; }, 90s))
+      << engine_->log() << second->log();
+  ctl({"resume", "ledger@g2"});  // if the rebuild still runs (else: nothing to resume)
+  ASSERT_TRUE(waitUntil([&] {
+    return value("SELECT live_generation FROM ultracore_generations WHERE projection = 'ledger'") == "2";
+  }, 120s)) << engine_->log();
+  ASSERT_TRUE(caughtUp(db_.url(), "ledger", 42)) << engine_->log() << second->log();
+  EXPECT_EQ(value("SELECT coalesce(string_agg(partition || ':' || coalesce(g2.top, -1) || '<' || g1.top, ','), 'none') "
+                  "FROM (SELECT partition, max(\"offset\") AS top FROM processed_events WHERE projection = 'ledger' "
+                  "GROUP BY partition) AS g1 LEFT JOIN (SELECT partition, max(\"offset\") AS top FROM processed_events "
+                  "WHERE projection = 'ledger@g2' AND processed_at < (SELECT switched_at FROM ultracore_generations "
+                  "WHERE projection = 'ledger') GROUP BY partition) AS g2 USING (partition) "
+                  "WHERE g2.top IS NULL OR g2.top < g1.top"),
+            "none")
+      << engine_->log() << second->log();
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'ledger@g2'"), "42");
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(60s), 0) << second->log();
+}
+
+// Issue 19, item 2: two engines, one partition, so one of them has nothing to commit and never
+// notices a switch made by the other. Asked to reset after engine A rebuilt and switched, the
+// idle engine B must not act on its stale generation (it used to purge generation 1's key and
+// drop and recreate the live tables of generation 2, leaving them empty under offsets that say
+// everything was applied): it answers 409, follows the switch, and the tables stay intact.
+class GenerationsOnePartitionTest : public GenerationsTest {
+ protected:
+  GenerationsOnePartitionTest() : GenerationsTest(1) {}
+};
+
+TEST_F(GenerationsOnePartitionTest, AnIdleEngineDoesNotResetDropOrCancelOnAStaleGeneration) {
+  startEngine(customersProjection());
+  auto second = testing::startEngine(manifest_, dir_.path() / "second.log");
+  ASSERT_TRUE(waitForEngineRunning(*second)) << second->log();
+  produce(broker_.bootstrap(), customerEvents(500));
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << engine_->log() << second->log();
+  // No more events from here on: whichever engine owns the partition stays idle too.
+  auto [status, output] = ctl({"rebuild", "customers", "--plain"});
+  ASSERT_EQ(status, 0) << output << engine_->log();
+  ASSERT_EQ(generations(), "2/1/0");
+  ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << engine_->log();
+  const std::string before = tableChecksum(db_.url(), kCustomersColumns);
+  const std::string rows = value("SELECT count(*) FROM customers.customers");
+  ASSERT_NE(rows, "0");
+
+  std::tie(status, output) = ctl({"reset", "customers", "--yes"}, second.get());
+  if (status == 0) {  // acted: then only on the generation that is live now
+    ASSERT_TRUE(caughtUp(db_.url(), "customers", 500)) << second->log();
+  } else {
+    EXPECT_NE(output.find("409"), std::string::npos) << output << second->log();
+  }
+  EXPECT_EQ(generations(), "2/1/0");
+  EXPECT_EQ(value("SELECT count(*) FROM customers.customers"), rows) << second->log();
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "500");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "1");
+
+  // B knows the switch now: drop removes generation 1 (not 2), and there is no rebuild to cancel.
+  std::tie(status, output) = ctl({"rebuild", "customers", "--cancel"}, second.get());
+  EXPECT_NE(status, 0) << output;
+  EXPECT_EQ(generations(), "2/1/0");
+  std::tie(status, output) = ctl({"drop", "customers", "--yes"}, second.get());
+  ASSERT_EQ(status, 0) << output << second->log();
+  EXPECT_EQ(generations(), "2/0/0");
+  EXPECT_EQ(value("SELECT count(*) FROM information_schema.schemata WHERE schema_name = 'customers__g1'"), "0");
+  EXPECT_EQ(tableChecksum(db_.url(), kCustomersColumns), before);
+  EXPECT_EQ(value("SELECT count(*) FROM processed_events WHERE projection = 'customers@g2'"), "500");
   second->signal(SIGTERM);
   EXPECT_EQ(second->wait(60s), 0) << second->log();
 }
