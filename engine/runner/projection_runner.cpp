@@ -302,6 +302,39 @@ void ProjectionRunner::run() {
   connection_.reset();
 }
 
+void ProjectionRunner::advanceOverGaps() {
+  if (expected_.empty() || !connection_) return;
+  rd_kafka_topic_partition_list_t* assignment = nullptr;
+  if (rd_kafka_assignment(consumer_.get(), &assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  const std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>
+      owner(assignment, &rd_kafka_topic_partition_list_destroy);
+  // The position is the offset after the last record or control record this consumer served
+  // to us: past a transaction's marker (or an aborted transaction) it is beyond every record.
+  if (assignment->cnt == 0 || rd_kafka_position(consumer_.get(), assignment) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return;
+  }
+  std::vector<OffsetAdvance> advances;
+  for (int i = 0; i < assignment->cnt; ++i) {
+    const auto& elem = assignment->elems[i];
+    const auto it = expected_.find({elem.topic, elem.partition});
+    if (it != expected_.end() && elem.offset >= 0 && elem.offset > it->second) {
+      advances.push_back({it->first, it->second, elem.offset});
+    }
+  }
+  if (advances.empty()) return;
+  try {
+    // Offsets only: the same compare-and-set and generation fence as a batch, no event.
+    pqxx::work txn(*connection_, "ultracore-gap");
+    if (!generationHolds(txn) || !offsets_.compareAndAdvance(txn, advances)) return;
+    txn.commit();
+    for (const auto& advance : advances) expected_[advance.partition] = advance.next;
+    commitToKafka(advances);
+  } catch (const std::exception& e) {
+    // Nothing depends on it: the next batch moves the offsets anyway.
+    spdlog::debug("[{}] moving the stored offsets past a gap failed: {}", label(), e.what());
+  }
+}
+
 bool ProjectionRunner::usesCooperativeAssignor() const {
   char value[256] = {};
   size_t size = sizeof(value);
@@ -356,6 +389,9 @@ void ProjectionRunner::pollLoop() {
         rd_kafka_queue_length(queue.get()) == 0) {
       flushPending();
       continue;
+    }
+    if (message == nullptr && pending_.empty() && rd_kafka_queue_length(queue.get()) == 0) {
+      advanceOverGaps();
     }
     if (message != nullptr) {
       if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {

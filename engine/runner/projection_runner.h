@@ -157,6 +157,10 @@ class ProjectionRunner {
   void run();
   void pollLoop();
   bool usesCooperativeAssignor() const;  ///< the consumer's partition.assignment.strategy names it
+  /// Idle: moves the stored offsets of partitions whose consumer position is past their last
+  /// record (transaction markers, aborted transactions) there, so lag reaches 0 and a wait for
+  /// the log end ends. Offsets are never assumed contiguous (DESIGN.md invariant 5).
+  void advanceOverGaps();
   void connectPostgres();
   void createConsumer();
   void onRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
