@@ -1,6 +1,7 @@
 #include "engine/http/admin_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -26,6 +27,9 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kSampleInterval = std::chrono::seconds(1);
+constexpr std::size_t kWorkerThreads = 4;
+/// Admin requests carry at most a small JSON object.
+constexpr std::size_t kMaxBodyBytes = 64 * 1024;
 constexpr int kWatermarkTimeoutMs = 500;
 /// events/s is the average over this window (long enough to smooth batch bursts).
 constexpr auto kRateWindow = std::chrono::seconds(5);
@@ -183,8 +187,27 @@ void AdminServer::start() {
   const ListenAddress address = parseListenAddress(listen);
   const std::string& host = address.host;
 
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
+  ServerLimits limits;
+  limits.workers = kWorkerThreads;
+  limits.per_client = kWorkerThreads - 1;
+  limits.queue = kWorkerThreads;
+  limits.max_body_bytes = kMaxBodyBytes;
+  // Runs on the request head, before any body is read.
+  const auto gate = [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/" || req.path == "/index.html" || req.path == "/healthz") return false;
+    if (!token_.empty() && !bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    return false;
+  };
+  server_ = std::make_unique<GuardedServer>(
+      "admin", limits,
+      [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
+        sendError(res, status, code, message);
+      },
+      gate);
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     try {
       dispatch(req, res);

@@ -1,6 +1,7 @@
 #include "engine/http/api_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -266,9 +267,27 @@ void ApiServer::start() {
   const ListenAddress address = parseListenAddress(listen);
   const std::string& host = address.host;
 
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
-  server_->set_payload_max_length(manifest_.api_max_body_bytes);
+  ServerLimits limits;
+  limits.workers = kWorkerThreads;
+  limits.per_client = kWorkerThreads * 3 / 4;
+  limits.max_body_bytes = manifest_.api_max_body_bytes;
+  // Runs on the request head, before any body is read.
+  const auto gate = [this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz" || req.path == "/readyz") return false;
+    if (!manifest_.api_token.empty() &&
+        !bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    return false;
+  };
+  server_ = std::make_unique<GuardedServer>(
+      "api", limits,
+      [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
+        sendError(res, status, code, message);
+      },
+      gate);
   server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
