@@ -53,6 +53,10 @@ constexpr std::size_t kWorkerThreads = 16;  // also the pool size: a request hol
 constexpr auto kPoolWait = std::chrono::seconds(5);
 /// A consistent_with wait rechecks at least this often (the NOTIFY normally wakes it first).
 constexpr auto kConsistencyPoll = std::chrono::milliseconds(25);
+/// consistent_with waits at once; more are refused with 503 (half the workers stay free).
+constexpr int kMaxWaiters = static_cast<int>(kWorkerThreads / 2);
+/// How long a wait asks Kafka for the log end before it waits anyway.
+constexpr auto kLogEndWait = std::chrono::seconds(1);
 const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"};
 
 // ---- small helpers ------------------------------------------------------------------------
@@ -437,11 +441,15 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   };
 
   std::optional<PgPool::Lease> lease;
-  try {
-    lease.emplace(pool_->acquire(kPoolWait));
-  } catch (const PoolUnavailable& e) {
-    return sendError(res, 503, "database_unavailable", e.what());
-  }
+  const auto lease_connection = [&]() -> bool {
+    try {
+      lease.emplace(pool_->acquire(kPoolWait));
+      return true;
+    } catch (const PoolUnavailable& e) {
+      sendError(res, 503, "database_unavailable", e.what());
+      return false;
+    }
+  };
 
   if (route->spec.kind == sdk::RouteKind::kQuery) {
     std::string token = req.get_param_value("consistent_with");
@@ -452,14 +460,27 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
                          "consistent_with");
       }
+      // A wait holds a worker (never a PostgreSQL connection): at most kMaxWaiters at once.
+      if (waiters_.fetch_add(1) >= kMaxWaiters) {
+        --waiters_;
+        res.set_header("Retry-After", "1");
+        return sendError(res, 503, "too_many_waits",
+                         "too many queries are waiting for consistency; retry later");
+      }
+      struct WaiterSlot {
+        std::atomic<int>& count;
+        ~WaiterSlot() { --count; }
+      } slot{waiters_};
       const auto deadline = std::chrono::steady_clock::now() + kConsistencyTimeout;
       for (const auto& position : *positions) {
         if (route->topics.count(position.topic) == 0) continue;
+        bool end_checked = false;
         for (;;) {
           // Read before the check: a commit that lands after the check changes it, so the
           // wait below returns at once instead of missing the NOTIFY.
           const std::uint64_t seen = watch_->generation();
-          std::string next;
+          std::optional<std::int64_t> next;
+          if (!lease_connection()) return;
           try {
             pqxx::nontransaction txn(**lease);
             const auto row = txn.exec_params(
@@ -467,12 +488,27 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                 "AND topic = $2 "
                 "AND partition = $3",
                 route->projection, position.topic, position.partition);
-            if (!row.empty()) next = row[0][0].c_str();
+            if (!row.empty() && !row[0][0].is_null()) next = row[0][0].as<std::int64_t>();
           } catch (...) {
             lease->discard();
+            lease.reset();
             return sendError(res, 503, "database_error", statusFromCurrentException().message());
           }
-          if (!next.empty() && std::stoll(next) > position.offset) break;
+          lease.reset();  // the connection goes back before the wait
+          if (next && *next > position.offset) break;
+          if (!end_checked) {
+            // A position the log has not reached yet is no command's answer: say so at once.
+            end_checked = true;
+            const auto end = producer_->logEnd(position.topic, position.partition, kLogEndWait);
+            if (end && position.offset >= *end) {
+              return sendError(res, 400, "token_past_log_end",
+                               "consistent_with names " + position.topic + ":" +
+                                   std::to_string(position.partition) + ":" +
+                                   std::to_string(position.offset) +
+                                   ", past the end of the log (" + std::to_string(*end) + ")",
+                               "consistent_with");
+            }
+          }
           if (std::chrono::steady_clock::now() >= deadline) {
             return sendError(res, 504, "consistency_timeout",
                              "projection '" + route->projection + "' has not reached " +
@@ -490,9 +526,12 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         }
       }
     }
+    if (!lease_connection()) return;
     const sdk::Reply reply = runHandler(*lease);
     return sendJson(res, reply.status, reply.body);
   }
+
+  if (!lease_connection()) return;
 
   // Commands. With an Idempotency-Key, a session advisory lock serializes retries of one key,
   // so two racing retries cannot both publish.
@@ -521,9 +560,17 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
     try {
       pqxx::nontransaction txn(**lease);
-      txn.exec_params("SELECT pg_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
-                      request.tenant_id, key);
-      locked = true;
+      // Never wait for the lock: a request holding it may take as long as Kafka does.
+      locked = txn.exec_params1(
+                      "SELECT pg_try_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
+                      request.tenant_id, key)[0]
+                   .as<bool>();
+      if (!locked) {
+        res.set_header("Retry-After", "1");
+        return sendError(res, 409, "in_progress",
+                         "a request with this Idempotency-Key is still being processed; retry later",
+                         "Idempotency-Key");
+      }
       const auto row = txn.exec_params(
           "SELECT request_md5 = md5($3), status, response FROM ultracore_api_idempotency "
           "WHERE tenant_id = $1 AND idempotency_key = $2",

@@ -4,6 +4,7 @@
 /// one idempotent producer, the read-only connection pool and the plugins' Api objects.
 /// Constructed and started on the main thread; requests run on the server's worker threads.
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -71,6 +72,7 @@ class ApiServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  std::atomic<int> waiters_{0};  ///< consistent_with waits in progress
 };
 
 }  // namespace ultracore::engine

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -42,6 +43,11 @@ class EventProducer {
 
   /// True when a broker answered a metadata request within `timeout`.
   bool reachable(std::chrono::milliseconds timeout);
+
+  /// The partition's log end (high watermark) as the broker says within `timeout`;
+  /// std::nullopt when it did not answer.
+  std::optional<std::int64_t> logEnd(const std::string& topic, std::int32_t partition,
+                                     std::chrono::milliseconds timeout);
 
  private:
   KafkaHandle handle_;
