@@ -159,7 +159,7 @@ std::uint64_t total(const std::vector<std::shared_ptr<ProjectionRunner>>& worker
 AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
-      token_(manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token) {}
+      token_(manifest.admin_token) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -193,11 +193,28 @@ void AdminServer::start() {
   limits.queue = kWorkerThreads;
   limits.max_body_bytes = kMaxBodyBytes;
   // Runs on the request head, before any body is read.
-  const auto gate = [this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path == "/" || req.path == "/index.html" || req.path == "/healthz") return false;
+  const auto gate = [this, hosts = allowedHosts(address, manifest_.admin_hosts)](
+                        const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz") return false;
+    if (req.get_header_value_count("Host") > 1) {
+      sendError(res, 400, "bad_request", "more than one Host header");
+      return true;
+    }
+    if (!hostAllowed(req.get_header_value("Host"), hosts)) {
+      sendError(res, 421, "misdirected_request",
+                "this server does not answer to that Host (admin.hosts lists the names it does)");
+      return true;
+    }
+    if (req.path == "/" || req.path == "/index.html") return false;
     if (!token_.empty() && !bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    // A page elsewhere can POST text/plain without asking (no-cors), never application/json.
+    if (needsJsonContentType(req) && !isJsonContentType(req.get_header_value("Content-Type"))) {
+      sendError(res, 415, "unsupported_media_type",
+                "operator actions take Content-Type: application/json (the body may be empty)");
       return true;
     }
     return false;
@@ -224,6 +241,14 @@ void AdminServer::start() {
     throw AdminStartupError("admin.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
+  if (token_.empty() && !manifest_.api_token.empty()) {
+    spdlog::warn("admin.token is not set: the admin port on {} takes no token (api.token is not "
+                 "an admin credential); set admin.token", listen);
+  }
+  if (token_.empty() && !isLoopbackHost(host)) {
+    spdlog::warn("admin.insecure: the admin port on {} serves every client that reaches it, "
+                 "without a token", listen);
+  }
   sampleOnce();  // the first answer already has log end offsets
   sampler_ = std::thread([this] { sampleLoop(); });
   thread_ = std::thread([this] { server_->listen_after_bind(); });

@@ -276,12 +276,26 @@ void ApiServer::start() {
   limits.per_client = kWorkerThreads * 3 / 4;
   limits.max_body_bytes = manifest_.api_max_body_bytes;
   // Runs on the request head, before any body is read.
-  const auto gate = [this](const httplib::Request& req, httplib::Response& res) {
+  const auto gate = [this, hosts = allowedHosts(address, manifest_.api_hosts)](
+                        const httplib::Request& req, httplib::Response& res) {
     if (req.path == "/healthz" || req.path == "/readyz") return false;
+    if (req.get_header_value_count("Host") > 1) {
+      sendError(res, 400, "bad_request", "more than one Host header");
+      return true;
+    }
+    if (!hostAllowed(req.get_header_value("Host"), hosts)) {
+      sendError(res, 421, "misdirected_request",
+                "this server does not answer to that Host (api.hosts lists the names it does)");
+      return true;
+    }
     if (!manifest_.api_token.empty() &&
         !bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    if (needsJsonContentType(req) && !isJsonContentType(req.get_header_value("Content-Type"))) {
+      sendError(res, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
       return true;
     }
     return false;
@@ -328,6 +342,10 @@ void ApiServer::start() {
     throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
+  if (manifest_.api_token.empty() && !isLoopbackHost(host)) {
+    spdlog::warn("api.insecure: the API on {} serves every client that reaches it, without a "
+                 "token", listen);
+  }
   watch_->start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("API listening on {}:{} ({} route(s); docs at /api/v1/docs)", host, bound,

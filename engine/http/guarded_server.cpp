@@ -415,6 +415,21 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
 
 // ---- the server -----------------------------------------------------------------------------
 
+bool isJsonContentType(const std::string& content_type) {
+  std::string type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && std::isspace(static_cast<unsigned char>(type.back()))) type.pop_back();
+  std::transform(type.begin(), type.end(), type.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return type == "application/json";
+}
+
+bool needsJsonContentType(const httplib::Request& req) {
+  if (req.method == "POST") return true;
+  const std::string length = req.get_header_value("Content-Length");
+  return req.has_header("Transfer-Encoding") || (!length.empty() && length != "0");
+}
+
+
 GuardedServer::GuardedServer(std::string name, ServerLimits limits, ErrorWriter error, Gate gate)
     : name_(std::move(name)),
       limits_(limits),

@@ -49,6 +49,13 @@ struct ServerLimits {
   std::chrono::milliseconds busy_head_timeout{1000};
 };
 
+/// True for `application/json`, with or without parameters (`; charset=utf-8`).
+bool isJsonContentType(const std::string& content_type);
+
+/// Whether a request must carry a JSON Content-Type: a POST (what a cross-site page can send
+/// without a preflight, in text/plain) or any request with a body.
+bool needsJsonContentType(const httplib::Request& req);
+
 class GuardedServer : public httplib::Server {
  public:
   /// Writes an error answer in the owner's format.

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -61,6 +62,23 @@ const char* toString(ErrorPolicy policy) {
   return "unknown";
 }
 
+bool isLoopbackHost(const std::string& host) {
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h == "::1" || h == "localhost") return true;
+  // 127.0.0.0/8, written as four decimal numbers.
+  if (h.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (char c : h) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
 const PluginSpec* Manifest::findPlugin(const std::string& name) const {
   for (const PluginSpec& plugin : plugins) {
     if (plugin.name == name) return &plugin;
@@ -84,8 +102,8 @@ constexpr long long kMaxBodyBytes = 1LL << 30;
 const std::vector<std::string> kTopLevelKeys = {"kafka",  "postgres", "api",
                                                 "admin",  "plugins",  "projections"};
 const std::vector<std::string> kPostgresKeys = {"url"};
-const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes"};
-const std::vector<std::string> kAdminKeys = {"listen", "token"};
+const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes", "insecure", "hosts"};
+const std::vector<std::string> kAdminKeys = {"listen", "token", "insecure", "hosts"};
 const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
@@ -515,10 +533,14 @@ class Parser {
     if (!field) return;
     const Section api = openSection(*field, "in api", kApiKeys);
     if (const Field* listen = api.find("listen")) manifest.api_listen = listenAddress(*listen);
-    if (const Field* token = api.find("token")) manifest.api_token = text(*token);
+    if (const Field* token = api.find("token")) manifest.api_token = bearerToken(*token);
     if (const Field* max = api.find("max_body_bytes")) {
       manifest.api_max_body_bytes = static_cast<std::size_t>(integer(*max, 1, kMaxBodyBytes));
     }
+    if (const Field* insecure = api.find("insecure")) manifest.api_insecure = boolean(*insecure);
+    if (const Field* hosts = api.find("hosts")) manifest.api_hosts = hostNames(*hosts);
+    requireTokenOffLoopback(api, "api", manifest.api_listen, !manifest.api_token.empty(),
+                            manifest.api_insecure);
   }
 
   void parseAdmin(const Section& top, Manifest& manifest) const {
@@ -526,7 +548,63 @@ class Parser {
     if (!field) return;
     const Section admin = openSection(*field, "in admin", kAdminKeys);
     if (const Field* listen = admin.find("listen")) manifest.admin_listen = listenAddress(*listen);
-    if (const Field* token = admin.find("token")) manifest.admin_token = text(*token);
+    if (const Field* token = admin.find("token")) manifest.admin_token = bearerToken(*token);
+    if (const Field* insecure = admin.find("insecure")) manifest.admin_insecure = boolean(*insecure);
+    if (const Field* hosts = admin.find("hosts")) manifest.admin_hosts = hostNames(*hosts);
+    requireTokenOffLoopback(admin, "admin", manifest.admin_listen, !manifest.admin_token.empty(),
+                            manifest.admin_insecure);
+  }
+
+  /// A bearer token: never empty (an empty one would silently turn authentication off),
+  /// printable ASCII without spaces (what an Authorization header can carry).
+  std::string bearerToken(const Field& field) const {
+    std::string token = text(field);
+    if (token.empty()) {
+      fail(at(field), inQuotes(field.name) + " must not be empty (an empty token would turn "
+                                             "authentication off); remove the key instead");
+    }
+    if (!std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+      fail(at(field), inQuotes(field.name) + " must be printable ASCII without spaces");
+    }
+    return token;
+  }
+
+  /// A list of host names (no port), e.g. [api.example.com, 10.0.0.5].
+  std::vector<std::string> hostNames(const Field& field) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), inQuotes(field.name) + " must be a list of host names, got " +
+                          describe(field.value));
+    }
+    std::vector<std::string> hosts;
+    for (const YAML::Node& item : field.value) {
+      if (!item.IsScalar()) fail(at(item), "each host must be a string, got " + describe(item));
+      std::string host = expand(item);
+      const bool ok = !host.empty() && host.size() <= 253 &&
+                      std::all_of(host.begin(), host.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                               c == '-' || c == ':' || c == '[' || c == ']';
+                      });
+      if (!ok) {
+        fail(at(item), inQuotes(host) + " is not a host name (letters, digits, '.', '-'; an "
+                                        "IPv6 address in brackets; no port)");
+      }
+      std::transform(host.begin(), host.end(), host.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      hosts.push_back(std::move(host));
+    }
+    return hosts;
+  }
+
+  /// A port other machines reach needs a token, unless `insecure: true` says otherwise.
+  void requireTokenOffLoopback(const Section& section, const std::string& name,
+                               const std::string& listen, bool has_token, bool insecure) const {
+    if (has_token || insecure) return;
+    const std::string host = listen.substr(0, listen.rfind(':'));
+    if (isLoopbackHost(host)) return;
+    const Field* field = section.find("listen");
+    fail(field != nullptr ? at(*field) : section.where,
+         name + ".listen " + inQuotes(listen) + " is reachable from other machines: set " + name +
+             ".token (or " + name + ".insecure: true to serve it without authentication)");
   }
 
   void parsePlugins(const Field& field, Manifest& manifest) const {

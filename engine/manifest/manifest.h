@@ -90,15 +90,25 @@ struct Manifest {
   std::string postgres_url;
   std::string api_listen = "127.0.0.1:8000";
   std::string admin_listen = "127.0.0.1:9464";
-  std::string api_token;  ///< empty: no auth
+  std::string api_token;  ///< empty: no auth (never empty when written: that is an error)
   std::size_t api_max_body_bytes = 1048576;  ///< api.max_body_bytes: largest request body
-  std::string admin_token;                   ///< admin.token; empty: no auth
+  /// api.insecure: serve a non-loopback api.listen without a token (logged as a warning).
+  bool api_insecure = false;
+  /// api.hosts: the Host names the API answers to (DNS rebinding); empty: the loopback names
+  /// when api.listen is loopback, else any.
+  std::vector<std::string> api_hosts;
+  std::string admin_token;  ///< admin.token; empty: no auth (loopback only); never api.token
+  bool admin_insecure = false;           ///< admin.insecure, as api.insecure
+  std::vector<std::string> admin_hosts;  ///< admin.hosts, as api.hosts
   std::vector<PluginSpec> plugins;
   std::vector<ProjectionSpec> projections;
 
   const PluginSpec* findPlugin(const std::string& name) const;
   const ProjectionSpec* findProjection(const std::string& name) const;
 };
+
+/// True for a listen host only this machine reaches: 127.0.0.0/8, [::1], localhost.
+bool isLoopbackHost(const std::string& host);
 
 /// Looks up an environment variable; std::nullopt when unset.
 ///
