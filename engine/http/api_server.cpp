@@ -63,7 +63,8 @@ const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"}
 
 void sendJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Invalid UTF-8 (a plugin echoing a header, say) is replaced, never an exception.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void sendError(httplib::Response& res, int status, const std::string& code,
@@ -100,6 +101,66 @@ std::string nowIso8601() {
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03dZ", date, static_cast<int>(ms.count() % 1000));
   return out;
+}
+
+/// Well-formed UTF-8 without NUL (PostgreSQL text holds neither invalid bytes nor NUL).
+bool validUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMin[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+/// X-User-Id is stamped into events: 1-128 printable ASCII characters.
+bool validUser(const std::string& user) {
+  return !user.empty() && user.size() <= 128 &&
+         std::all_of(user.begin(), user.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+/// An id for a failure the client cannot fix: the answer carries it, the log line has it with
+/// the details (which never go to the client).
+std::string newErrorId() { return uuid4().substr(0, 8); }
+
+/// Logs `detail` under a fresh error id and answers `status` with a generic message and the id.
+void sendInternalError(httplib::Response& res, const httplib::Request& req, int status,
+                       const std::string& code, const std::string& detail) {
+  const std::string id = newErrorId();
+  spdlog::error("api: {} {}: error {}: {}", req.method, req.path, id, detail);
+  json body = sdk::Reply::error(status, code,
+                                status == 503 ? "the database is unavailable; retry later"
+                                              : "internal error")
+                  .body;
+  body["error"]["error_id"] = id;
+  sendJson(res, status, body);
 }
 
 bool validTenant(const std::string& tenant) {
@@ -176,10 +237,27 @@ class PgReader final : public sdk::Reader {
       text.replace(at, end - at + 1, quoted);
       at += quoted.size();
     }
-    return writer_.query(text, params);
+    auto result = writer_.query(text, params);
+    if (!result) {
+      // The plugin may put the message into its answer: it gets an id, the log the details.
+      const bool transient = result.status().code() == sdk::StatusCode::kTransient;
+      last_error_id_ = newErrorId();
+      spdlog::error("api: {}: error {}: {}", context_, last_error_id_, result.status().message());
+      return sdk::Status(result.status().code(),
+                         (transient ? "the database is unavailable; retry later (error "
+                                    : "database error (error ") +
+                             last_error_id_ + ")");
+    }
+    return result;
   }
 
+  /// The id of the last failed query ("" if none), which the answer carries as error_id.
+  const std::string& lastErrorId() const { return last_error_id_; }
+  void setContext(std::string context) { context_ = std::move(context); }
+
  private:
+  std::string last_error_id_;
+  std::string context_;
   PgWriter writer_;
   pqxx::transaction_base& txn_;
   const std::map<std::string, std::string>& schemas_;
@@ -325,8 +403,7 @@ void ApiServer::start() {
     try {
       dispatch(req, res);
     } catch (const std::exception& e) {
-      spdlog::error("api: {} {}: {}", req.method, req.path, e.what());
-      sendError(res, 500, "internal_error", e.what());
+      sendInternalError(res, req, 500, "internal_error", e.what());
     }
   };
   server_->Get(".*", handler);
@@ -395,6 +472,16 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     return;
   }
 
+  // What goes into SQL, JSON or an event must be text: 400 here, never a database error.
+  if (!validUtf8(path)) {
+    return sendError(res, 400, "invalid_path", "the path is not valid UTF-8");
+  }
+  for (const auto& [name, value] : req.params) {
+    if (!validUtf8(name) || !validUtf8(value)) {
+      return sendError(res, 400, "invalid_query", "query parameters must be valid UTF-8");
+    }
+  }
+
   // Route: a path match with another method is 405, no path match 404.
   std::shared_ptr<ApiRoute> route;
   std::map<std::string, std::string> path_params;
@@ -424,12 +511,22 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   request.path = path;
   request.path_params = std::move(path_params);
   for (const auto& [key, value] : req.params) request.query.emplace(key, value);
+  if (req.get_header_value_count("X-Tenant-Id") > 1) {
+    return sendError(res, 400, "invalid_tenant", "X-Tenant-Id must be sent once", "X-Tenant-Id");
+  }
   request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id") : "DEFAULT";
   if (!validTenant(request.tenant_id)) {
     return sendError(res, 400, "invalid_tenant",
                      "X-Tenant-Id must be 1-64 characters of [A-Za-z0-9_.-]", "X-Tenant-Id");
   }
+  if (req.get_header_value_count("X-User-Id") > 1) {
+    return sendError(res, 400, "invalid_user", "X-User-Id must be sent once", "X-User-Id");
+  }
   request.user_id = req.has_header("X-User-Id") ? req.get_header_value("X-User-Id") : "api";
+  if (!validUser(request.user_id)) {
+    return sendError(res, 400, "invalid_user",
+                     "X-User-Id must be 1-128 printable ASCII characters", "X-User-Id");
+  }
   if (req.body.size() > manifest_.api_max_body_bytes) {
     return sendError(res, 413, "body_too_large", "the request body is larger than api.max_body_bytes");
   }
@@ -447,14 +544,26 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     try {
       pqxx::read_transaction txn(*lease, "ultracore-api");
       PgReader reader(txn, route->schema, schemas_);
+      reader.setContext(req.method + " " + path);
       sdk::Reply reply = route->api->handle(request, reader);
+      if (!reader.lastErrorId().empty() && reply.status >= 500 && reply.body.is_object() &&
+          reply.body.contains("error") && reply.body["error"].is_object()) {
+        reply.body["error"]["error_id"] = reader.lastErrorId();
+      }
       txn.commit();
       return reply;
     } catch (...) {
       const sdk::Status status = statusFromCurrentException();
-      if (status.code() == sdk::StatusCode::kTransient) lease.discard();
-      return sdk::Reply::error(status.code() == sdk::StatusCode::kTransient ? 503 : 500,
-                               "database_error", status.message());
+      const bool transient = status.code() == sdk::StatusCode::kTransient;
+      if (transient) lease.discard();
+      const std::string id = newErrorId();
+      spdlog::error("api: {} {}: error {}: {}", req.method, path, id, status.message());
+      sdk::Reply reply = sdk::Reply::error(transient ? 503 : 500,
+                                           transient ? "database_unavailable" : "database_error",
+                                           transient ? "the database is unavailable; retry later"
+                                                     : "database error");
+      reply.body["error"]["error_id"] = id;
+      return reply;
     }
   };
 
@@ -464,7 +573,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
       lease.emplace(pool_->acquire(kPoolWait));
       return true;
     } catch (const PoolUnavailable& e) {
-      sendError(res, 503, "database_unavailable", e.what());
+      sendInternalError(res, req, 503, "database_unavailable", e.what());
       return false;
     }
   };
@@ -510,7 +619,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           } catch (...) {
             lease->discard();
             lease.reset();
-            return sendError(res, 503, "database_error", statusFromCurrentException().message());
+            return sendInternalError(res, req, 503, "database_unavailable",
+                                     statusFromCurrentException().message());
           }
           lease.reset();  // the connection goes back before the wait
           if (next && *next > position.offset) break;
@@ -610,7 +720,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     } catch (...) {
       lease->discard();
       locked = false;
-      return sendError(res, 503, "database_error", statusFromCurrentException().message());
+      return sendInternalError(res, req, 503, "database_unavailable",
+                               statusFromCurrentException().message());
     }
   }
 
