@@ -241,7 +241,7 @@ void AdminServer::start() {
     throw AdminStartupError("admin.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
-  if (token_.empty() && !manifest_.api_token.empty()) {
+  if (token_.empty() && manifest_.apiNeedsToken()) {
     spdlog::warn("admin.token is not set: the admin port on {} takes no token (api.token is not "
                  "an admin credential); set admin.token", listen);
   }

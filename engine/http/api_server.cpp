@@ -333,8 +333,15 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
       }
     }
   }
-  openapi_ = buildOpenApi(docs, all_schemas, !manifest.api_token.empty()).dump(2);
-  docs_html_ = buildDocsHtml(docs, !manifest.api_token.empty());
+  credentials_ = manifest.api_tokens;
+  if (!manifest.api_token.empty()) {
+    ApiCredential gateway;
+    gateway.token = manifest.api_token;
+    gateway.all_tenants = true;
+    credentials_.push_back(std::move(gateway));
+  }
+  openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
+  docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
   pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
   watch_ = std::make_unique<OffsetWatch>(manifest.postgres_url);
@@ -366,8 +373,7 @@ void ApiServer::start() {
                 "this server does not answer to that Host (api.hosts lists the names it does)");
       return true;
     }
-    if (!manifest_.api_token.empty() &&
-        !bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
+    if (manifest_.apiNeedsToken() && credentialOf(req) == nullptr) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
       return true;
@@ -419,7 +425,7 @@ void ApiServer::start() {
     throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
-  if (manifest_.api_token.empty() && !isLoopbackHost(host)) {
+  if (!manifest_.apiNeedsToken() && !isLoopbackHost(host)) {
     spdlog::warn("api.insecure: the API on {} serves every client that reaches it, without a "
                  "token", listen);
   }
@@ -433,6 +439,15 @@ void ApiServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
   if (watch_) watch_->stop();
+}
+
+const ApiCredential* ApiServer::credentialOf(const httplib::Request& req) const {
+  const std::string header = req.get_header_value("Authorization");
+  const ApiCredential* found = nullptr;
+  for (const auto& credential : credentials_) {  // every one compared: no early exit
+    if (bearerTokenMatches(header, credential.token) && found == nullptr) found = &credential;
+  }
+  return found;
 }
 
 void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -456,8 +471,9 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                      {"postgres", pg}});
   }
 
-  if (!manifest_.api_token.empty()) {
-    if (!bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
+  const ApiCredential* credential = credentialOf(req);
+  if (manifest_.apiNeedsToken()) {
+    if (credential == nullptr) {
       res.set_header("WWW-Authenticate", "Bearer");
       return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
     }
@@ -514,15 +530,26 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   if (req.get_header_value_count("X-Tenant-Id") > 1) {
     return sendError(res, 400, "invalid_tenant", "X-Tenant-Id must be sent once", "X-Tenant-Id");
   }
-  request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id") : "DEFAULT";
+  // A token bound to one tenant needs no X-Tenant-Id; otherwise the default is DEFAULT.
+  const bool one_tenant = credential != nullptr && credential->tenants.size() == 1;
+  request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id")
+                      : one_tenant                  ? credential->tenants.front()
+                                                    : "DEFAULT";
   if (!validTenant(request.tenant_id)) {
     return sendError(res, 400, "invalid_tenant",
                      "X-Tenant-Id must be 1-64 characters of [A-Za-z0-9_.-]", "X-Tenant-Id");
+  }
+  if (credential != nullptr && !credential->all_tenants &&
+      std::find(credential->tenants.begin(), credential->tenants.end(), request.tenant_id) ==
+          credential->tenants.end()) {
+    return sendError(res, 403, "forbidden_tenant", "this token does not serve that tenant",
+                     "X-Tenant-Id");
   }
   if (req.get_header_value_count("X-User-Id") > 1) {
     return sendError(res, 400, "invalid_user", "X-User-Id must be sent once", "X-User-Id");
   }
   request.user_id = req.has_header("X-User-Id") ? req.get_header_value("X-User-Id") : "api";
+  if (credential != nullptr && !credential->user.empty()) request.user_id = credential->user;
   if (!validUser(request.user_id)) {
     return sendError(res, 400, "invalid_user",
                      "X-User-Id must be 1-128 printable ASCII characters", "X-User-Id");

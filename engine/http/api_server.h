@@ -59,8 +59,11 @@ class ApiServer {
 
  private:
   void dispatch(const httplib::Request& req, httplib::Response& res);
+  /// The credential whose token the request carries; nullptr when none matches.
+  const ApiCredential* credentialOf(const httplib::Request& req) const;
 
   const Manifest& manifest_;
+  std::vector<ApiCredential> credentials_;  ///< api.tokens, then api.token (every tenant)
   std::map<std::string, std::string> schemas_;  ///< projection name -> schema, for Readers
   std::vector<std::unique_ptr<PluginLogger>> loggers_;
   std::vector<std::shared_ptr<ApiRoute>> routes_;

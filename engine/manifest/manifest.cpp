@@ -102,7 +102,9 @@ constexpr long long kMaxBodyBytes = 1LL << 30;
 const std::vector<std::string> kTopLevelKeys = {"kafka",  "postgres", "api",
                                                 "admin",  "plugins",  "projections"};
 const std::vector<std::string> kPostgresKeys = {"url"};
-const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes", "insecure", "hosts"};
+const std::vector<std::string> kApiKeys = {"listen",   "token", "max_body_bytes",
+                                           "insecure", "hosts", "tokens"};
+const std::vector<std::string> kApiTokenKeys = {"token", "tenants", "gateway", "user"};
 const std::vector<std::string> kAdminKeys = {"listen", "token", "insecure", "hosts"};
 const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
@@ -539,7 +541,8 @@ class Parser {
     }
     if (const Field* insecure = api.find("insecure")) manifest.api_insecure = boolean(*insecure);
     if (const Field* hosts = api.find("hosts")) manifest.api_hosts = hostNames(*hosts);
-    requireTokenOffLoopback(api, "api", manifest.api_listen, !manifest.api_token.empty(),
+    if (const Field* tokens = api.find("tokens")) parseApiTokens(*tokens, manifest);
+    requireTokenOffLoopback(api, "api", manifest.api_listen, manifest.apiNeedsToken(),
                             manifest.api_insecure);
   }
 
@@ -553,6 +556,70 @@ class Parser {
     if (const Field* hosts = admin.find("hosts")) manifest.admin_hosts = hostNames(*hosts);
     requireTokenOffLoopback(admin, "admin", manifest.admin_listen, !manifest.admin_token.empty(),
                             manifest.admin_insecure);
+  }
+
+  /// api.tokens: [{token, tenants: [..] | '*', gateway, user}]. A token serving every tenant
+  /// must be declared a trusted gateway's; no token is listed twice (nor equals api.token).
+  void parseApiTokens(const Field& field, Manifest& manifest) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), "'tokens' must be a list of {token, tenants}, got " + describe(field.value));
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (!entry.IsMap()) {
+        fail(at(entry), "each tokens entry must be a map with token and tenants, got " +
+                            describe(entry));
+      }
+      const Section section = openSection(entry, at(entry), "in api.tokens entry", kApiTokenKeys);
+      ApiCredential credential;
+      credential.where = at(entry);
+      const Field& token = require(section, "token");
+      credential.token = bearerToken(token);
+      if (credential.token == manifest.api_token) {
+        fail(at(token), "this token is also api.token; list it once");
+      }
+      for (const ApiCredential& other : manifest.api_tokens) {
+        if (other.token == credential.token) {
+          fail(at(token), "duplicate token (first at line " + std::to_string(other.where.line) + ")");
+        }
+      }
+      bool gateway = false;
+      if (const Field* flag = section.find("gateway")) gateway = boolean(*flag);
+      const Field& tenants = require(section, "tenants");
+      if (tenants.value.IsScalar() && expand(tenants.value) == "*") {
+        if (!gateway) {
+          fail(at(tenants), "tenants: '*' lets the token act for every tenant: declare it as a "
+                            "trusted gateway's with gateway: true, or list its tenants");
+        }
+        credential.all_tenants = true;
+      } else {
+        if (!tenants.value.IsSequence() || tenants.value.size() == 0) {
+          fail(at(tenants), "'tenants' must be a non-empty list of tenant ids (or '*' with "
+                            "gateway: true), got " + describe(tenants.value));
+        }
+        for (const YAML::Node& item : tenants.value) {
+          if (!item.IsScalar()) fail(at(item), "each tenant must be a string, got " + describe(item));
+          std::string tenant = expand(item);
+          const bool ok = !tenant.empty() && tenant.size() <= 64 &&
+                          std::all_of(tenant.begin(), tenant.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                                   c == '-' || c == '.';
+                          });
+          if (!ok) {
+            fail(at(item), inQuotes(tenant) + " is not a tenant id (1-64 characters of "
+                                              "[A-Za-z0-9_.-])");
+          }
+          credential.tenants.push_back(std::move(tenant));
+        }
+      }
+      if (const Field* user = section.find("user")) {
+        credential.user = text(*user);
+        const bool ok = !credential.user.empty() && credential.user.size() <= 128 &&
+                        std::all_of(credential.user.begin(), credential.user.end(),
+                                    [](char c) { return c >= 0x20 && c < 0x7f; });
+        if (!ok) fail(at(*user), "'user' must be 1-128 printable ASCII characters");
+      }
+      manifest.api_tokens.push_back(std::move(credential));
+    }
   }
 
   /// A bearer token: never empty (an empty one would silently turn authentication off),

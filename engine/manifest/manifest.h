@@ -84,13 +84,24 @@ struct ProjectionSpec {
   SourceLocation projection_where;  ///< its `projection:` value, or the entry when absent
 };
 
+/// One entry of api.tokens: a bearer token and the tenants it may act for.
+struct ApiCredential {
+  std::string token;
+  std::vector<std::string> tenants;  ///< the tenants it serves (empty when all_tenants)
+  bool all_tenants = false;          ///< `tenants: '*'`, only with `gateway: true`
+  std::string user;                  ///< stamped into events as user_id when set
+  SourceLocation where;
+};
+
 struct Manifest {
   std::filesystem::path file;
   std::map<std::string, std::string> kafka;  ///< librdkafka properties, passed through
   std::string postgres_url;
   std::string api_listen = "127.0.0.1:8000";
   std::string admin_listen = "127.0.0.1:9464";
-  std::string api_token;  ///< empty: no auth (never empty when written: that is an error)
+  /// api.token: one token serving every tenant (a trusted gateway's); empty: none.
+  std::string api_token;
+  std::vector<ApiCredential> api_tokens;  ///< api.tokens: tokens bound to tenants
   std::size_t api_max_body_bytes = 1048576;  ///< api.max_body_bytes: largest request body
   /// api.insecure: serve a non-loopback api.listen without a token (logged as a warning).
   bool api_insecure = false;
@@ -103,6 +114,8 @@ struct Manifest {
   std::vector<PluginSpec> plugins;
   std::vector<ProjectionSpec> projections;
 
+  /// True when the API needs a bearer token (api.token or api.tokens).
+  bool apiNeedsToken() const { return !api_token.empty() || !api_tokens.empty(); }
   const PluginSpec* findPlugin(const std::string& name) const;
   const ProjectionSpec* findProjection(const std::string& name) const;
 };

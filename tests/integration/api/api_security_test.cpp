@@ -507,7 +507,7 @@ TEST_F(ApiSecurityTest, ADatabaseFailureAnswers503WithAnErrorIdAndNoLibpqText) {
 
 // Before the fix: the manifest knew no `tokens:` (the engine refused to start), and any token
 // served any tenant.
-TEST_F(ApiSecurityTest, DISABLED_ATokenServesOnlyItsTenants) {
+TEST_F(ApiSecurityTest, ATokenServesOnlyItsTenants) {
   start(", tokens: [ { token: only-a, tenants: [tenant-a] }, { token: a-and-b, tenants: [tenant-a, tenant-b] },"
         " { token: gateway-1, tenants: '*', gateway: true } ]");
   const std::string body = R"({"first_name":"A","last_name":"B","email":"a@b"})";

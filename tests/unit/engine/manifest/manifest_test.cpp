@@ -284,6 +284,22 @@ TEST(Manifest, SafeDefaultsAndTheirOverrides) {
   }
 }
 
+TEST(Manifest, TokensBindTenants) {
+  const Manifest m = parse(
+      "postgres: {url: x}\napi:\n  listen: \"0.0.0.0:8000\"\n  tokens:\n"
+      "    - {token: only-a, tenants: [tenant-a]}\n"
+      "    - {token: gw, tenants: '*', gateway: true, user: gateway-7}\n"
+      "plugins: []\nprojections: []\n");
+  ASSERT_EQ(m.api_tokens.size(), 2u);
+  EXPECT_TRUE(m.apiNeedsToken());
+  EXPECT_EQ(m.api_tokens[0].token, "only-a");
+  EXPECT_EQ(m.api_tokens[0].tenants, std::vector<std::string>{"tenant-a"});
+  EXPECT_FALSE(m.api_tokens[0].all_tenants);
+  EXPECT_EQ(m.api_tokens[0].where.line, 5);
+  EXPECT_TRUE(m.api_tokens[1].all_tenants);
+  EXPECT_EQ(m.api_tokens[1].user, "gateway-7");
+}
+
 TEST(Manifest, ExpandsEveryScalarValueButNoKey) {
   const Manifest m = parse(
       R"(kafka: {"${K}": "${V}"}
@@ -443,6 +459,20 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"AdminOffLoopbackWithOnlyTheApiToken",
                   kMinimal + "api: {token: t}\nadmin: {listen: \"[::]:9464\"}\n", 5, 17,
                   "admin.listen '[::]:9464' is reachable from other machines: set admin.token"},
+        // Tokens bound to tenants (issue 20).
+        ErrorCase{"TokensStarWithoutGateway", kMinimal + "api: {tokens: [{token: a, tenants: '*'}]}\n",
+                  4, 36, "tenants: '*' lets the token act for every tenant: declare it as a trusted "
+                         "gateway's with gateway: true"},
+        ErrorCase{"TokensDuplicate",
+                  kMinimal + "api: {tokens: [{token: a, tenants: [x]}, {token: a, tenants: [y]}]}\n",
+                  4, 50, "duplicate token (first at line 4)"},
+        ErrorCase{"TokensRepeatApiToken",
+                  kMinimal + "api: {token: a, tokens: [{token: a, tenants: [x]}]}\n", 4, 34,
+                  "this token is also api.token"},
+        ErrorCase{"TokensBadTenant", kMinimal + "api: {tokens: [{token: a, tenants: [\"a b\"]}]}\n",
+                  4, 37, "'a b' is not a tenant id"},
+        ErrorCase{"TokensUnknownKey", kMinimal + "api: {tokens: [{token: a, tenant: [x]}]}\n", 4, 27,
+                  "unknown key 'tenant' in api.tokens entry; did you mean 'tenants'?"},
         ErrorCase{"InsecureNotABoolean", kMinimal + "api: {insecure: yes}\n", 4, 17,
                   "'insecure' must be true or false"},
         ErrorCase{"HostsNotAList", kMinimal + "api: {hosts: a.example}\n", 4, 14,
