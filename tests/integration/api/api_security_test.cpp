@@ -533,9 +533,10 @@ TEST_F(ApiSecurityTest, ATokenServesOnlyItsTenants) {
 
 // ---- 9. shutdown with the broker down --------------------------------------------------------
 
-// Before the fix: see the figures (SIGTERM with the broker answering nothing did not end the
-// engine within the 60 s bound).
-TEST_F(ApiSecurityTest, DISABLED_SigtermWithTheBrokerDownExitsZero) {
+// A guard, not a reproduction: the 3.5 minutes (the admin sampler blocked in
+// rd_kafka_query_watermark_offsets) did not reproduce against the dev broker, neither stopped
+// (exit 0 after 0.3 s) nor answering nothing (rtt 300 s: exit 0 after 0.2 s). Item 9 is open.
+TEST_F(ApiSecurityTest, SigtermWithTheBrokerSilentExitsZero) {
   start();
   // The broker still accepts connections but answers nothing for five minutes.
   broker_.control("/brokers/1/rtt?ms=300000");
@@ -543,7 +544,7 @@ TEST_F(ApiSecurityTest, DISABLED_SigtermWithTheBrokerDownExitsZero) {
   const auto started = std::chrono::steady_clock::now();
   engine_->signal(SIGTERM);
   const auto status = engine_->wait(60s);
-  std::printf("[ figures  ] SIGTERM with the broker down: %s after %.1f s\n",
+  std::printf("[ figures  ] SIGTERM with the broker silent: %s after %.1f s\n",
               status ? ("exit " + std::to_string(*status)).c_str() : "still running", secondsSince(started));
   if (!status) engine_->kill();
   EXPECT_EQ(status, std::optional<int>(0)) << engine_->log();
