@@ -233,7 +233,16 @@ class PgReader final : public sdk::Reader {
       if (end == std::string::npos) break;
       const std::string name = text.substr(at + 8, end - at - 8);
       const auto it = schemas_.find(name);
-      const std::string quoted = txn_.quote_name(it == schemas_.end() ? name : it->second);
+      if (it == schemas_.end()) {
+        // Never the name as given: that would read whatever schema happens to have it.
+        last_error_id_ = newErrorId();
+        spdlog::error("api: {}: error {}: unknown projection '{}' in {{schema:{}}} (no manifest "
+                      "projection and no served plugin projection has that name)",
+                      context_, last_error_id_, name, name);
+        return sdk::Status::invalidArgument("unknown projection in {schema:NAME} (error " +
+                                            last_error_id_ + ")");
+      }
+      const std::string quoted = txn_.quote_name(it->second);
       text.replace(at, end - at + 1, quoted);
       at += quoted.size();
     }

@@ -165,7 +165,8 @@ class ApiSecurityTest : public ::testing::Test {
   /// Writes the manifest (`api_extra`/`admin_extra` are flow-map entries added to api:/admin:)
   /// and starts the engine. Returns false when it did not come up.
   void start(const std::string& api_extra = std::string(", token: ") + kToken,
-             const std::string& admin_extra = std::string(", token: ") + kAdminToken) {
+             const std::string& admin_extra = std::string(", token: ") + kAdminToken,
+             bool with_customers = true) {
     port_ = freePort();
     manifest_ = dir_.path() / "projections.yaml";
     std::ofstream out(manifest_);
@@ -182,10 +183,12 @@ class ApiSecurityTest : public ::testing::Test {
         << (binaryDir() / "plugins/customers/libultracore_customers.so").string() << " }\n"
         << "  - { name: accounts, library: "
         << (binaryDir() / "plugins/accounts/libultracore_accounts.so").string() << " }\n"
-        << "projections:\n"
-        << "  - { name: customers, plugin: customers, topics: [" << kCustomersTopic
-        << "], batch: { max_events: 500, max_wait_ms: 5 } }\n"
-        << "  - { name: accounts, plugin: accounts, topics: [" << kAccountsTopic
+        << "projections:\n";
+    if (with_customers) {
+      out << "  - { name: customers, plugin: customers, topics: [" << kCustomersTopic
+          << "], batch: { max_events: 500, max_wait_ms: 5 } }\n";
+    }
+    out << "  - { name: accounts, plugin: accounts, topics: [" << kAccountsTopic
         << "], batch: { max_events: 500, max_wait_ms: 5 } }\n";
     out.close();
     engine_ = startEngine(manifest_, dir_.path() / "engine.log");
@@ -529,6 +532,30 @@ TEST_F(ApiSecurityTest, ATokenServesOnlyItsTenants) {
   EXPECT_TRUE(waitUntil([&] {
     return queryValue(db_.url(), "SELECT count(*) FROM customers.customers WHERE tenant_id = 'tenant-a'") == "2";
   }, 30s));
+}
+
+// ---- 8. least privilege in PostgreSQL -----------------------------------------------------------
+
+// Before the fix: with no manifest projection named customers, the accounts plugin's
+// {schema:customers} was quoted as given and read whatever schema "customers" held (here a
+// planted table): the account was opened for a customer the engine never saw (201, published).
+TEST_F(ApiSecurityTest, AnUnknownSchemaNameFailsLoudly) {
+  {
+    pqxx::connection planted(db_.url());
+    pqxx::nontransaction(planted).exec(
+        "CREATE SCHEMA customers; CREATE TABLE customers.customers (customer_id text, tenant_id "
+        "text, status text); INSERT INTO customers.customers VALUES ('CUST-PLANTED', 'DEFAULT', "
+        "'active')");
+  }
+  start(std::string(", token: ") + kToken, std::string(", token: ") + kAdminToken, false);
+  const std::string body = R"({"customer_id":"CUST-PLANTED","account_type":"checking","currency":"EUR"})";
+  const Reply opened = request(port_, postHead("/api/v1/accounts", "Content-Type: application/json\r\nContent-Length: " +
+                                                   std::to_string(body.size()) + "\r\n") + body);
+  std::printf("[ figures  ] account for a planted customer: HTTP %d %s\n", opened.status, opened.body.c_str());
+  EXPECT_EQ(opened.status, 500) << opened.body;
+  EXPECT_TRUE(opened.parsed()["error"].contains("error_id")) << opened.body;
+  EXPECT_NE(engine_->log().find("unknown projection 'customers' in {schema:customers}"), std::string::npos)
+      << engine_->log();
 }
 
 // ---- 9. shutdown with the broker down --------------------------------------------------------
