@@ -55,6 +55,8 @@ constexpr auto kPoolWait = std::chrono::seconds(5);
 constexpr auto kConsistencyPoll = std::chrono::milliseconds(25);
 /// consistent_with waits at once; more are refused with 503 (half the workers stay free).
 constexpr int kMaxWaiters = static_cast<int>(kWorkerThreads / 2);
+/// An Idempotency-Key is remembered this long; then the same key is a new command.
+constexpr int kIdempotencyRetentionHours = 24;
 /// How long a wait asks Kafka for the log end before it waits anyway.
 constexpr auto kLogEndWait = std::chrono::seconds(1);
 const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"};
@@ -729,6 +731,12 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                       "SELECT pg_try_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
                       request.tenant_id, key)[0]
                    .as<bool>();
+      if (locked) {
+        // A key older than the retention is forgotten: the request is a new command.
+        txn.exec_params("DELETE FROM ultracore_api_idempotency WHERE tenant_id = $1 AND "
+                        "idempotency_key = $2 AND created_at < now() - make_interval(hours => $3)",
+                        request.tenant_id, key, kIdempotencyRetentionHours);
+      }
       if (!locked) {
         res.set_header("Retry-After", "1");
         return sendError(res, 409, "in_progress",
@@ -810,6 +818,16 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           "INSERT INTO ultracore_api_idempotency (tenant_id, idempotency_key, request_md5, "
           "status, response) VALUES ($1, $2, md5($3), $4, $5) ON CONFLICT DO NOTHING",
           request.tenant_id, key, fingerprint, reply.status, res.body);
+      // At most once a minute, a bounded sweep of expired keys (any tenant).
+      const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+      auto last = last_idempotency_sweep_.load();
+      if (now - last > std::chrono::steady_clock::duration(std::chrono::minutes(1)).count() &&
+          last_idempotency_sweep_.compare_exchange_strong(last, now)) {
+        txn.exec_params("DELETE FROM ultracore_api_idempotency WHERE ctid IN (SELECT ctid FROM "
+                        "ultracore_api_idempotency WHERE created_at < now() - make_interval(hours "
+                        "=> $1) LIMIT 10000)",
+                        kIdempotencyRetentionHours);
+      }
     } catch (...) {
       // The event is stored; only the replay record is lost (a retry would publish again).
       spdlog::error("api: cannot store Idempotency-Key '{}': {}", key,

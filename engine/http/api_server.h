@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -76,6 +77,7 @@ class ApiServer {
   std::thread thread_;
   int port_ = 0;
   std::atomic<int> waiters_{0};  ///< consistent_with waits in progress
+  std::atomic<std::int64_t> last_idempotency_sweep_{0};  ///< steady_clock ticks
 };
 
 }  // namespace ultracore::engine

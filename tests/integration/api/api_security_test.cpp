@@ -421,6 +421,25 @@ TEST_F(ApiSecurityTest, ABusyIdempotencyKeyAnswers409) {
   EXPECT_EQ(done.status, 201) << done.body;
 }
 
+// Before the fix: an Idempotency-Key stored two days ago still bound the key (here: 422
+// idempotency_key_reused for a new request); the table had no retention at all.
+TEST_F(ApiSecurityTest, AnIdempotencyKeyExpiresAfterItsRetention) {
+  start();
+  {
+    pqxx::connection old(db_.url());
+    pqxx::nontransaction(old).exec(
+        "INSERT INTO ultracore_api_idempotency (tenant_id, idempotency_key, request_md5, status, "
+        "response, created_at) VALUES ('DEFAULT', 'key-old', md5('another request'), 201, "
+        "'{\"old\":true}', now() - interval '2 days')");
+  }
+  const std::string body = R"({"first_name":"A","last_name":"B","email":"a@b"})";
+  const Reply fresh = request(port_, postHead("/api/v1/customers", "Content-Type: application/json\r\nIdempotency-Key: key-old\r\n"
+                                                                   "Content-Length: " + std::to_string(body.size()) + "\r\n") + body);
+  EXPECT_EQ(fresh.status, 201) << fresh.body;
+  EXPECT_EQ(queryValue(db_.url(), "SELECT count(*) FROM ultracore_api_idempotency WHERE idempotency_key = 'key-old' "
+                                  "AND created_at > now() - interval '1 hour'"), "1");
+}
+
 // ---- 6. safe defaults ------------------------------------------------------------------------
 
 // Before the fix: a text/plain command (what a cross-site form or no-cors fetch can send) was
