@@ -553,6 +553,32 @@ TEST_F(ApiSecurityTest, ATokenServesOnlyItsTenants) {
   }, 30s));
 }
 
+// ---- 5. an event never changes another tenant's rows --------------------------------------------
+
+// Before the fix: a CustomerUpdated of tenant-b carrying tenant-a's customer id changed
+// tenant-a's row (the projection's UPDATE matched on the id alone).
+TEST_F(ApiSecurityTest, AnEventOfAnotherTenantNeverChangesARow) {
+  start();
+  produce(broker_.bootstrap(),
+          {{kCustomersTopic, "CUST-T5", envelope("8c6f0e0e-0005-4000-8000-000000000001", "CustomerCreated", "CUST-T5",
+                                                 {{"first_name", "A"}, {"last_name", "B"}, {"email", "a@tenant-a"}},
+                                                 "tenant-a")}});
+  ASSERT_TRUE(waitUntil([&] {
+    return queryValue(db_.url(), "SELECT email FROM customers.customers WHERE customer_id = 'CUST-T5'") == "a@tenant-a";
+  }, 30s));
+  produce(broker_.bootstrap(),
+          {{kCustomersTopic, "CUST-T5", envelope("8c6f0e0e-0005-4000-8000-000000000002", "CustomerUpdated", "CUST-T5",
+                                                 {{"email", "mine@tenant-b"}}, "tenant-b")}});
+  // Applied, or refused (this fixture's on_error is fail: the projection stops at it).
+  ASSERT_TRUE(waitUntil([&] {
+    return queryValue(db_.url(), "SELECT count(*) FROM processed_events WHERE event_id = "
+                                 "'8c6f0e0e-0005-4000-8000-000000000002'") == "1" ||
+           queryValue(db_.url(), "SELECT state FROM ultracore_projection_status WHERE projection = 'customers'") == "failed";
+  }, 30s));
+  EXPECT_EQ(queryValue(db_.url(), "SELECT email FROM customers.customers WHERE customer_id = 'CUST-T5'"), "a@tenant-a");
+  EXPECT_EQ(queryValue(db_.url(), "SELECT tenant_id FROM customers.customers WHERE customer_id = 'CUST-T5'"), "tenant-a");
+}
+
 // ---- 8. least privilege in PostgreSQL -----------------------------------------------------------
 
 // Before the fix: with no manifest projection named customers, the accounts plugin's
