@@ -1,5 +1,6 @@
 // ultracore-engine: reads the manifest, loads the plugins and materializes every projection.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -38,6 +39,14 @@ void reload(ultracore::engine::Engine& engine, const std::string& config, const 
     if (manifest.api_listen != engine.manifest().api_listen ||
         manifest.admin_listen != engine.manifest().admin_listen ||
         manifest.api_token != engine.manifest().api_token ||
+        [&] {  // api.tokens: the same tokens for the same tenants, in order
+          const auto& a = manifest.api_tokens;
+          const auto& b = engine.manifest().api_tokens;
+          return !std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const auto& x, const auto& y) {
+            return x.token == y.token && x.tenants == y.tenants &&
+                   x.all_tenants == y.all_tenants && x.user == y.user;
+          });
+        }() ||
         manifest.admin_token != engine.manifest().admin_token) {
       spdlog::warn("reload: api/admin settings changed; they take effect at the next restart");
     }

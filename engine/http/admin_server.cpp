@@ -1,6 +1,7 @@
 #include "engine/http/admin_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -26,6 +27,9 @@ using nlohmann::json;
 namespace {
 
 constexpr auto kSampleInterval = std::chrono::seconds(1);
+constexpr std::size_t kWorkerThreads = 4;
+/// Admin requests carry at most a small JSON object.
+constexpr std::size_t kMaxBodyBytes = 64 * 1024;
 constexpr int kWatermarkTimeoutMs = 500;
 /// events/s is the average over this window (long enough to smooth batch bursts).
 constexpr auto kRateWindow = std::chrono::seconds(5);
@@ -155,7 +159,7 @@ std::uint64_t total(const std::vector<std::shared_ptr<ProjectionRunner>>& worker
 AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
-      token_(manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token) {}
+      token_(manifest.admin_token) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -183,8 +187,44 @@ void AdminServer::start() {
   const ListenAddress address = parseListenAddress(listen);
   const std::string& host = address.host;
 
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(4); };
+  ServerLimits limits;
+  limits.workers = kWorkerThreads;
+  limits.per_client = kWorkerThreads - 1;
+  limits.queue = kWorkerThreads;
+  limits.max_body_bytes = kMaxBodyBytes;
+  // Runs on the request head, before any body is read.
+  const auto gate = [this, hosts = allowedHosts(address, manifest_.admin_hosts)](
+                        const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz") return false;
+    if (req.get_header_value_count("Host") > 1) {
+      sendError(res, 400, "bad_request", "more than one Host header");
+      return true;
+    }
+    if (!hostAllowed(req.get_header_value("Host"), hosts)) {
+      sendError(res, 421, "misdirected_request",
+                "this server does not answer to that Host (admin.hosts lists the names it does)");
+      return true;
+    }
+    if (req.path == "/" || req.path == "/index.html") return false;
+    if (!token_.empty() && !bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    // A page elsewhere can POST text/plain without asking (no-cors), never application/json.
+    if (needsJsonContentType(req) && !isJsonContentType(req.get_header_value("Content-Type"))) {
+      sendError(res, 415, "unsupported_media_type",
+                "operator actions take Content-Type: application/json (the body may be empty)");
+      return true;
+    }
+    return false;
+  };
+  server_ = std::make_unique<GuardedServer>(
+      "admin", limits,
+      [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
+        sendError(res, status, code, message);
+      },
+      gate);
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     try {
       dispatch(req, res);
@@ -201,6 +241,14 @@ void AdminServer::start() {
     throw AdminStartupError("admin.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
+  if (token_.empty() && manifest_.apiNeedsToken()) {
+    spdlog::warn("admin.token is not set: the admin port on {} takes no token (api.token is not "
+                 "an admin credential); set admin.token", listen);
+  }
+  if (token_.empty() && !isLoopbackHost(host)) {
+    spdlog::warn("admin.insecure: the admin port on {} serves every client that reaches it, "
+                 "without a token", listen);
+  }
   sampleOnce();  // the first answer already has log end offsets
   sampler_ = std::thread([this] { sampleLoop(); });
   thread_ = std::thread([this] { server_->listen_after_bind(); });

@@ -1,6 +1,7 @@
 #include "engine/http/api_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
 #include <httplib.h>
@@ -52,13 +53,20 @@ constexpr std::size_t kWorkerThreads = 16;  // also the pool size: a request hol
 constexpr auto kPoolWait = std::chrono::seconds(5);
 /// A consistent_with wait rechecks at least this often (the NOTIFY normally wakes it first).
 constexpr auto kConsistencyPoll = std::chrono::milliseconds(25);
+/// consistent_with waits at once; more are refused with 503 (half the workers stay free).
+constexpr int kMaxWaiters = static_cast<int>(kWorkerThreads / 2);
+/// An Idempotency-Key is remembered this long; then the same key is a new command.
+constexpr int kIdempotencyRetentionHours = 24;
+/// How long a wait asks Kafka for the log end before it waits anyway.
+constexpr auto kLogEndWait = std::chrono::seconds(1);
 const std::set<std::string> kMethods = {"GET", "POST", "PATCH", "PUT", "DELETE"};
 
 // ---- small helpers ------------------------------------------------------------------------
 
 void sendJson(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  // Invalid UTF-8 (a plugin echoing a header, say) is replaced, never an exception.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void sendError(httplib::Response& res, int status, const std::string& code,
@@ -95,6 +103,66 @@ std::string nowIso8601() {
   char out[48];
   std::snprintf(out, sizeof(out), "%s.%03dZ", date, static_cast<int>(ms.count() % 1000));
   return out;
+}
+
+/// Well-formed UTF-8 without NUL (PostgreSQL text holds neither invalid bytes nor NUL).
+bool validUtf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t extra = 0;
+    std::uint32_t code = 0;
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (code < kMin[extra] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+/// X-User-Id is stamped into events: 1-128 printable ASCII characters.
+bool validUser(const std::string& user) {
+  return !user.empty() && user.size() <= 128 &&
+         std::all_of(user.begin(), user.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+/// An id for a failure the client cannot fix: the answer carries it, the log line has it with
+/// the details (which never go to the client).
+std::string newErrorId() { return uuid4().substr(0, 8); }
+
+/// Logs `detail` under a fresh error id and answers `status` with a generic message and the id.
+void sendInternalError(httplib::Response& res, const httplib::Request& req, int status,
+                       const std::string& code, const std::string& detail) {
+  const std::string id = newErrorId();
+  spdlog::error("api: {} {}: error {}: {}", req.method, req.path, id, detail);
+  json body = sdk::Reply::error(status, code,
+                                status == 503 ? "the database is unavailable; retry later"
+                                              : "internal error")
+                  .body;
+  body["error"]["error_id"] = id;
+  sendJson(res, status, body);
 }
 
 bool validTenant(const std::string& tenant) {
@@ -167,14 +235,40 @@ class PgReader final : public sdk::Reader {
       if (end == std::string::npos) break;
       const std::string name = text.substr(at + 8, end - at - 8);
       const auto it = schemas_.find(name);
-      const std::string quoted = txn_.quote_name(it == schemas_.end() ? name : it->second);
+      if (it == schemas_.end()) {
+        // Never the name as given: that would read whatever schema happens to have it.
+        last_error_id_ = newErrorId();
+        spdlog::error("api: {}: error {}: unknown projection '{}' in {{schema:{}}} (no manifest "
+                      "projection and no served plugin projection has that name)",
+                      context_, last_error_id_, name, name);
+        return sdk::Status::invalidArgument("unknown projection in {schema:NAME} (error " +
+                                            last_error_id_ + ")");
+      }
+      const std::string quoted = txn_.quote_name(it->second);
       text.replace(at, end - at + 1, quoted);
       at += quoted.size();
     }
-    return writer_.query(text, params);
+    auto result = writer_.query(text, params);
+    if (!result) {
+      // The plugin may put the message into its answer: it gets an id, the log the details.
+      const bool transient = result.status().code() == sdk::StatusCode::kTransient;
+      last_error_id_ = newErrorId();
+      spdlog::error("api: {}: error {}: {}", context_, last_error_id_, result.status().message());
+      return sdk::Status(result.status().code(),
+                         (transient ? "the database is unavailable; retry later (error "
+                                    : "database error (error ") +
+                             last_error_id_ + ")");
+    }
+    return result;
   }
 
+  /// The id of the last failed query ("" if none), which the answer carries as error_id.
+  const std::string& lastErrorId() const { return last_error_id_; }
+  void setContext(std::string context) { context_ = std::move(context); }
+
  private:
+  std::string last_error_id_;
+  std::string context_;
   PgWriter writer_;
   pqxx::transaction_base& txn_;
   const std::map<std::string, std::string>& schemas_;
@@ -250,8 +344,15 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
       }
     }
   }
-  openapi_ = buildOpenApi(docs, all_schemas, !manifest.api_token.empty()).dump(2);
-  docs_html_ = buildDocsHtml(docs, !manifest.api_token.empty());
+  credentials_ = manifest.api_tokens;
+  if (!manifest.api_token.empty()) {
+    ApiCredential gateway;
+    gateway.token = manifest.api_token;
+    gateway.all_tenants = true;
+    credentials_.push_back(std::move(gateway));
+  }
+  openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
+  docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
   pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
   watch_ = std::make_unique<OffsetWatch>(manifest.postgres_url);
@@ -266,9 +367,40 @@ void ApiServer::start() {
   const ListenAddress address = parseListenAddress(listen);
   const std::string& host = address.host;
 
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
-  server_->set_payload_max_length(manifest_.api_max_body_bytes);
+  ServerLimits limits;
+  limits.workers = kWorkerThreads;
+  limits.per_client = kWorkerThreads * 3 / 4;
+  limits.max_body_bytes = manifest_.api_max_body_bytes;
+  // Runs on the request head, before any body is read.
+  const auto gate = [this, hosts = allowedHosts(address, manifest_.api_hosts)](
+                        const httplib::Request& req, httplib::Response& res) {
+    if (req.path == "/healthz" || req.path == "/readyz") return false;
+    if (req.get_header_value_count("Host") > 1) {
+      sendError(res, 400, "bad_request", "more than one Host header");
+      return true;
+    }
+    if (!hostAllowed(req.get_header_value("Host"), hosts)) {
+      sendError(res, 421, "misdirected_request",
+                "this server does not answer to that Host (api.hosts lists the names it does)");
+      return true;
+    }
+    if (manifest_.apiNeedsToken() && credentialOf(req) == nullptr) {
+      res.set_header("WWW-Authenticate", "Bearer");
+      sendError(res, 401, "unauthorized", "missing or wrong bearer token");
+      return true;
+    }
+    if (needsJsonContentType(req) && !isJsonContentType(req.get_header_value("Content-Type"))) {
+      sendError(res, 415, "unsupported_media_type", "send the body as Content-Type: application/json");
+      return true;
+    }
+    return false;
+  };
+  server_ = std::make_unique<GuardedServer>(
+      "api", limits,
+      [](httplib::Response& res, int status, const std::string& code, const std::string& message) {
+        sendError(res, status, code, message);
+      },
+      gate);
   server_->set_error_handler(httplib::Server::HandlerWithResponse(
       [](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -288,8 +420,7 @@ void ApiServer::start() {
     try {
       dispatch(req, res);
     } catch (const std::exception& e) {
-      spdlog::error("api: {} {}: {}", req.method, req.path, e.what());
-      sendError(res, 500, "internal_error", e.what());
+      sendInternalError(res, req, 500, "internal_error", e.what());
     }
   };
   server_->Get(".*", handler);
@@ -305,6 +436,10 @@ void ApiServer::start() {
     throw ApiStartupError("api.listen " + listen + ": cannot bind (address in use or invalid)");
   }
   port_ = bound;
+  if (!manifest_.apiNeedsToken() && !isLoopbackHost(host)) {
+    spdlog::warn("api.insecure: the API on {} serves every client that reaches it, without a "
+                 "token", listen);
+  }
   watch_->start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("API listening on {}:{} ({} route(s); docs at /api/v1/docs)", host, bound,
@@ -315,6 +450,15 @@ void ApiServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
   if (watch_) watch_->stop();
+}
+
+const ApiCredential* ApiServer::credentialOf(const httplib::Request& req) const {
+  const std::string header = req.get_header_value("Authorization");
+  const ApiCredential* found = nullptr;
+  for (const auto& credential : credentials_) {  // every one compared: no early exit
+    if (bearerTokenMatches(header, credential.token) && found == nullptr) found = &credential;
+  }
+  return found;
 }
 
 void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
@@ -338,8 +482,9 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                      {"postgres", pg}});
   }
 
-  if (!manifest_.api_token.empty()) {
-    if (!bearerTokenMatches(req.get_header_value("Authorization"), manifest_.api_token)) {
+  const ApiCredential* credential = credentialOf(req);
+  if (manifest_.apiNeedsToken()) {
+    if (credential == nullptr) {
       res.set_header("WWW-Authenticate", "Bearer");
       return sendError(res, 401, "unauthorized", "missing or wrong bearer token");
     }
@@ -352,6 +497,16 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   if (req.method == "GET" && path == "/api/v1/docs") {
     res.set_content(docs_html_, "text/html; charset=utf-8");
     return;
+  }
+
+  // What goes into SQL, JSON or an event must be text: 400 here, never a database error.
+  if (!validUtf8(path)) {
+    return sendError(res, 400, "invalid_path", "the path is not valid UTF-8");
+  }
+  for (const auto& [name, value] : req.params) {
+    if (!validUtf8(name) || !validUtf8(value)) {
+      return sendError(res, 400, "invalid_query", "query parameters must be valid UTF-8");
+    }
   }
 
   // Route: a path match with another method is 405, no path match 404.
@@ -383,12 +538,33 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   request.path = path;
   request.path_params = std::move(path_params);
   for (const auto& [key, value] : req.params) request.query.emplace(key, value);
-  request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id") : "DEFAULT";
+  if (req.get_header_value_count("X-Tenant-Id") > 1) {
+    return sendError(res, 400, "invalid_tenant", "X-Tenant-Id must be sent once", "X-Tenant-Id");
+  }
+  // A token bound to one tenant needs no X-Tenant-Id; otherwise the default is DEFAULT.
+  const bool one_tenant = credential != nullptr && credential->tenants.size() == 1;
+  request.tenant_id = req.has_header("X-Tenant-Id") ? req.get_header_value("X-Tenant-Id")
+                      : one_tenant                  ? credential->tenants.front()
+                                                    : "DEFAULT";
   if (!validTenant(request.tenant_id)) {
     return sendError(res, 400, "invalid_tenant",
                      "X-Tenant-Id must be 1-64 characters of [A-Za-z0-9_.-]", "X-Tenant-Id");
   }
+  if (credential != nullptr && !credential->all_tenants &&
+      std::find(credential->tenants.begin(), credential->tenants.end(), request.tenant_id) ==
+          credential->tenants.end()) {
+    return sendError(res, 403, "forbidden_tenant", "this token does not serve that tenant",
+                     "X-Tenant-Id");
+  }
+  if (req.get_header_value_count("X-User-Id") > 1) {
+    return sendError(res, 400, "invalid_user", "X-User-Id must be sent once", "X-User-Id");
+  }
   request.user_id = req.has_header("X-User-Id") ? req.get_header_value("X-User-Id") : "api";
+  if (credential != nullptr && !credential->user.empty()) request.user_id = credential->user;
+  if (!validUser(request.user_id)) {
+    return sendError(res, 400, "invalid_user",
+                     "X-User-Id must be 1-128 printable ASCII characters", "X-User-Id");
+  }
   if (req.body.size() > manifest_.api_max_body_bytes) {
     return sendError(res, 413, "body_too_large", "the request body is larger than api.max_body_bytes");
   }
@@ -406,23 +582,39 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     try {
       pqxx::read_transaction txn(*lease, "ultracore-api");
       PgReader reader(txn, route->schema, schemas_);
+      reader.setContext(req.method + " " + path);
       sdk::Reply reply = route->api->handle(request, reader);
+      if (!reader.lastErrorId().empty() && reply.status >= 500 && reply.body.is_object() &&
+          reply.body.contains("error") && reply.body["error"].is_object()) {
+        reply.body["error"]["error_id"] = reader.lastErrorId();
+      }
       txn.commit();
       return reply;
     } catch (...) {
       const sdk::Status status = statusFromCurrentException();
-      if (status.code() == sdk::StatusCode::kTransient) lease.discard();
-      return sdk::Reply::error(status.code() == sdk::StatusCode::kTransient ? 503 : 500,
-                               "database_error", status.message());
+      const bool transient = status.code() == sdk::StatusCode::kTransient;
+      if (transient) lease.discard();
+      const std::string id = newErrorId();
+      spdlog::error("api: {} {}: error {}: {}", req.method, path, id, status.message());
+      sdk::Reply reply = sdk::Reply::error(transient ? 503 : 500,
+                                           transient ? "database_unavailable" : "database_error",
+                                           transient ? "the database is unavailable; retry later"
+                                                     : "database error");
+      reply.body["error"]["error_id"] = id;
+      return reply;
     }
   };
 
   std::optional<PgPool::Lease> lease;
-  try {
-    lease.emplace(pool_->acquire(kPoolWait));
-  } catch (const PoolUnavailable& e) {
-    return sendError(res, 503, "database_unavailable", e.what());
-  }
+  const auto lease_connection = [&]() -> bool {
+    try {
+      lease.emplace(pool_->acquire(kPoolWait));
+      return true;
+    } catch (const PoolUnavailable& e) {
+      sendInternalError(res, req, 503, "database_unavailable", e.what());
+      return false;
+    }
+  };
 
   if (route->spec.kind == sdk::RouteKind::kQuery) {
     std::string token = req.get_param_value("consistent_with");
@@ -433,14 +625,27 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
                          "consistent_with");
       }
+      // A wait holds a worker (never a PostgreSQL connection): at most kMaxWaiters at once.
+      if (waiters_.fetch_add(1) >= kMaxWaiters) {
+        --waiters_;
+        res.set_header("Retry-After", "1");
+        return sendError(res, 503, "too_many_waits",
+                         "too many queries are waiting for consistency; retry later");
+      }
+      struct WaiterSlot {
+        std::atomic<int>& count;
+        ~WaiterSlot() { --count; }
+      } slot{waiters_};
       const auto deadline = std::chrono::steady_clock::now() + kConsistencyTimeout;
       for (const auto& position : *positions) {
         if (route->topics.count(position.topic) == 0) continue;
+        bool end_checked = false;
         for (;;) {
           // Read before the check: a commit that lands after the check changes it, so the
           // wait below returns at once instead of missing the NOTIFY.
           const std::uint64_t seen = watch_->generation();
-          std::string next;
+          std::optional<std::int64_t> next;
+          if (!lease_connection()) return;
           try {
             pqxx::nontransaction txn(**lease);
             const auto row = txn.exec_params(
@@ -448,12 +653,28 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                 "AND topic = $2 "
                 "AND partition = $3",
                 route->projection, position.topic, position.partition);
-            if (!row.empty()) next = row[0][0].c_str();
+            if (!row.empty() && !row[0][0].is_null()) next = row[0][0].as<std::int64_t>();
           } catch (...) {
             lease->discard();
-            return sendError(res, 503, "database_error", statusFromCurrentException().message());
+            lease.reset();
+            return sendInternalError(res, req, 503, "database_unavailable",
+                                     statusFromCurrentException().message());
           }
-          if (!next.empty() && std::stoll(next) > position.offset) break;
+          lease.reset();  // the connection goes back before the wait
+          if (next && *next > position.offset) break;
+          if (!end_checked) {
+            // A position the log has not reached yet is no command's answer: say so at once.
+            end_checked = true;
+            const auto end = producer_->logEnd(position.topic, position.partition, kLogEndWait);
+            if (end && position.offset >= *end) {
+              return sendError(res, 400, "token_past_log_end",
+                               "consistent_with names " + position.topic + ":" +
+                                   std::to_string(position.partition) + ":" +
+                                   std::to_string(position.offset) +
+                                   ", past the end of the log (" + std::to_string(*end) + ")",
+                               "consistent_with");
+            }
+          }
           if (std::chrono::steady_clock::now() >= deadline) {
             return sendError(res, 504, "consistency_timeout",
                              "projection '" + route->projection + "' has not reached " +
@@ -471,9 +692,12 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         }
       }
     }
+    if (!lease_connection()) return;
     const sdk::Reply reply = runHandler(*lease);
     return sendJson(res, reply.status, reply.body);
   }
+
+  if (!lease_connection()) return;
 
   // Commands. With an Idempotency-Key, a session advisory lock serializes retries of one key,
   // so two racing retries cannot both publish.
@@ -502,9 +726,23 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
     try {
       pqxx::nontransaction txn(**lease);
-      txn.exec_params("SELECT pg_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
-                      request.tenant_id, key);
-      locked = true;
+      // Never wait for the lock: a request holding it may take as long as Kafka does.
+      locked = txn.exec_params1(
+                      "SELECT pg_try_advisory_lock(hashtext('ultracore.api.idempotency/' || $1 || '/' || $2))",
+                      request.tenant_id, key)[0]
+                   .as<bool>();
+      if (locked) {
+        // A key older than the retention is forgotten: the request is a new command.
+        txn.exec_params("DELETE FROM ultracore_api_idempotency WHERE tenant_id = $1 AND "
+                        "idempotency_key = $2 AND created_at < now() - make_interval(hours => $3)",
+                        request.tenant_id, key, kIdempotencyRetentionHours);
+      }
+      if (!locked) {
+        res.set_header("Retry-After", "1");
+        return sendError(res, 409, "in_progress",
+                         "a request with this Idempotency-Key is still being processed; retry later",
+                         "Idempotency-Key");
+      }
       const auto row = txn.exec_params(
           "SELECT request_md5 = md5($3), status, response FROM ultracore_api_idempotency "
           "WHERE tenant_id = $1 AND idempotency_key = $2",
@@ -526,7 +764,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     } catch (...) {
       lease->discard();
       locked = false;
-      return sendError(res, 503, "database_error", statusFromCurrentException().message());
+      return sendInternalError(res, req, 503, "database_unavailable",
+                               statusFromCurrentException().message());
     }
   }
 
@@ -585,6 +824,16 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           "INSERT INTO ultracore_api_idempotency (tenant_id, idempotency_key, request_md5, "
           "status, response) VALUES ($1, $2, md5($3), $4, $5) ON CONFLICT DO NOTHING",
           request.tenant_id, key, fingerprint, reply.status, res.body);
+      // At most once a minute, a bounded sweep of expired keys (any tenant).
+      const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+      auto last = last_idempotency_sweep_.load();
+      if (now - last > std::chrono::steady_clock::duration(std::chrono::minutes(1)).count() &&
+          last_idempotency_sweep_.compare_exchange_strong(last, now)) {
+        txn.exec_params("DELETE FROM ultracore_api_idempotency WHERE ctid IN (SELECT ctid FROM "
+                        "ultracore_api_idempotency WHERE created_at < now() - make_interval(hours "
+                        "=> $1) LIMIT 10000)",
+                        kIdempotencyRetentionHours);
+      }
     } catch (...) {
       // The event is stored; only the replay record is lost (a retry would publish again).
       spdlog::error("api: cannot store Idempotency-Key '{}': {}", key,

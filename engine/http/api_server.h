@@ -4,7 +4,9 @@
 /// one idempotent producer, the read-only connection pool and the plugins' Api objects.
 /// Constructed and started on the main thread; requests run on the server's worker threads.
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -58,8 +60,11 @@ class ApiServer {
 
  private:
   void dispatch(const httplib::Request& req, httplib::Response& res);
+  /// The credential whose token the request carries; nullptr when none matches.
+  const ApiCredential* credentialOf(const httplib::Request& req) const;
 
   const Manifest& manifest_;
+  std::vector<ApiCredential> credentials_;  ///< api.tokens, then api.token (every tenant)
   std::map<std::string, std::string> schemas_;  ///< projection name -> schema, for Readers
   std::vector<std::unique_ptr<PluginLogger>> loggers_;
   std::vector<std::shared_ptr<ApiRoute>> routes_;
@@ -71,6 +76,8 @@ class ApiServer {
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
+  std::atomic<int> waiters_{0};  ///< consistent_with waits in progress
+  std::atomic<std::int64_t> last_idempotency_sweep_{0};  ///< steady_clock ticks
 };
 
 }  // namespace ultracore::engine

@@ -238,4 +238,16 @@ bool EventProducer::reachable(std::chrono::milliseconds timeout) {
   return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+std::optional<std::int64_t> EventProducer::logEnd(const std::string& topic, std::int32_t partition,
+                                                  std::chrono::milliseconds timeout) {
+  std::int64_t low = -1;
+  std::int64_t high = -1;
+  if (rd_kafka_query_watermark_offsets(handle_.get(), topic.c_str(), partition, &low, &high,
+                                       static_cast<int>(timeout.count())) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  return high;
+}
+
 }  // namespace ultracore::engine

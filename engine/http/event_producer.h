@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +65,11 @@ class EventProducer {
 
   /// The transactional.id of the transactional producer: unique per process.
   const std::string& transactionalId() const { return transactional_id_; }
+
+  /// The partition's log end (high watermark) as the broker says within `timeout`;
+  /// std::nullopt when it did not answer.
+  std::optional<std::int64_t> logEnd(const std::string& topic, std::int32_t partition,
+                                     std::chrono::milliseconds timeout);
 
  private:
   sdk::Status ensureTransactional();  ///< creates and initializes it; caller holds txn_mutex_

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -61,6 +62,23 @@ const char* toString(ErrorPolicy policy) {
   return "unknown";
 }
 
+bool isLoopbackHost(const std::string& host) {
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (h == "::1" || h == "localhost") return true;
+  // 127.0.0.0/8, written as four decimal numbers.
+  if (h.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (char c : h) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
 const PluginSpec* Manifest::findPlugin(const std::string& name) const {
   for (const PluginSpec& plugin : plugins) {
     if (plugin.name == name) return &plugin;
@@ -91,8 +109,10 @@ constexpr long long kMaxBodyBytes = 1LL << 30;
 const std::vector<std::string> kTopLevelKeys = {"kafka",   "postgres",    "api",   "admin",
                                                 "plugins", "projections", "topics"};
 const std::vector<std::string> kPostgresKeys = {"url"};
-const std::vector<std::string> kApiKeys = {"listen", "token", "max_body_bytes"};
-const std::vector<std::string> kAdminKeys = {"listen", "token"};
+const std::vector<std::string> kApiKeys = {"listen",   "token", "max_body_bytes",
+                                           "insecure", "hosts", "tokens"};
+const std::vector<std::string> kApiTokenKeys = {"token", "tenants", "gateway", "user"};
+const std::vector<std::string> kAdminKeys = {"listen", "token", "insecure", "hosts"};
 const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
@@ -526,10 +546,15 @@ class Parser {
     if (!field) return;
     const Section api = openSection(*field, "in api", kApiKeys);
     if (const Field* listen = api.find("listen")) manifest.api_listen = listenAddress(*listen);
-    if (const Field* token = api.find("token")) manifest.api_token = text(*token);
+    if (const Field* token = api.find("token")) manifest.api_token = bearerToken(*token);
     if (const Field* max = api.find("max_body_bytes")) {
       manifest.api_max_body_bytes = static_cast<std::size_t>(integer(*max, 1, kMaxBodyBytes));
     }
+    if (const Field* insecure = api.find("insecure")) manifest.api_insecure = boolean(*insecure);
+    if (const Field* hosts = api.find("hosts")) manifest.api_hosts = hostNames(*hosts);
+    if (const Field* tokens = api.find("tokens")) parseApiTokens(*tokens, manifest);
+    requireTokenOffLoopback(api, "api", manifest.api_listen, manifest.apiNeedsToken(),
+                            manifest.api_insecure);
   }
 
   void parseAdmin(const Section& top, Manifest& manifest) const {
@@ -537,7 +562,127 @@ class Parser {
     if (!field) return;
     const Section admin = openSection(*field, "in admin", kAdminKeys);
     if (const Field* listen = admin.find("listen")) manifest.admin_listen = listenAddress(*listen);
-    if (const Field* token = admin.find("token")) manifest.admin_token = text(*token);
+    if (const Field* token = admin.find("token")) manifest.admin_token = bearerToken(*token);
+    if (const Field* insecure = admin.find("insecure")) manifest.admin_insecure = boolean(*insecure);
+    if (const Field* hosts = admin.find("hosts")) manifest.admin_hosts = hostNames(*hosts);
+    requireTokenOffLoopback(admin, "admin", manifest.admin_listen, !manifest.admin_token.empty(),
+                            manifest.admin_insecure);
+  }
+
+  /// api.tokens: [{token, tenants: [..] | '*', gateway, user}]. A token serving every tenant
+  /// must be declared a trusted gateway's; no token is listed twice (nor equals api.token).
+  void parseApiTokens(const Field& field, Manifest& manifest) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), "'tokens' must be a list of {token, tenants}, got " + describe(field.value));
+    }
+    for (const YAML::Node& entry : field.value) {
+      if (!entry.IsMap()) {
+        fail(at(entry), "each tokens entry must be a map with token and tenants, got " +
+                            describe(entry));
+      }
+      const Section section = openSection(entry, at(entry), "in api.tokens entry", kApiTokenKeys);
+      ApiCredential credential;
+      credential.where = at(entry);
+      const Field& token = require(section, "token");
+      credential.token = bearerToken(token);
+      if (credential.token == manifest.api_token) {
+        fail(at(token), "this token is also api.token; list it once");
+      }
+      for (const ApiCredential& other : manifest.api_tokens) {
+        if (other.token == credential.token) {
+          fail(at(token), "duplicate token (first at line " + std::to_string(other.where.line) + ")");
+        }
+      }
+      bool gateway = false;
+      if (const Field* flag = section.find("gateway")) gateway = boolean(*flag);
+      const Field& tenants = require(section, "tenants");
+      if (tenants.value.IsScalar() && expand(tenants.value) == "*") {
+        if (!gateway) {
+          fail(at(tenants), "tenants: '*' lets the token act for every tenant: declare it as a "
+                            "trusted gateway's with gateway: true, or list its tenants");
+        }
+        credential.all_tenants = true;
+      } else {
+        if (!tenants.value.IsSequence() || tenants.value.size() == 0) {
+          fail(at(tenants), "'tenants' must be a non-empty list of tenant ids (or '*' with "
+                            "gateway: true), got " + describe(tenants.value));
+        }
+        for (const YAML::Node& item : tenants.value) {
+          if (!item.IsScalar()) fail(at(item), "each tenant must be a string, got " + describe(item));
+          std::string tenant = expand(item);
+          const bool ok = !tenant.empty() && tenant.size() <= 64 &&
+                          std::all_of(tenant.begin(), tenant.end(), [](char c) {
+                            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+                                   c == '-' || c == '.';
+                          });
+          if (!ok) {
+            fail(at(item), inQuotes(tenant) + " is not a tenant id (1-64 characters of "
+                                              "[A-Za-z0-9_.-])");
+          }
+          credential.tenants.push_back(std::move(tenant));
+        }
+      }
+      if (const Field* user = section.find("user")) {
+        credential.user = text(*user);
+        const bool ok = !credential.user.empty() && credential.user.size() <= 128 &&
+                        std::all_of(credential.user.begin(), credential.user.end(),
+                                    [](char c) { return c >= 0x20 && c < 0x7f; });
+        if (!ok) fail(at(*user), "'user' must be 1-128 printable ASCII characters");
+      }
+      manifest.api_tokens.push_back(std::move(credential));
+    }
+  }
+
+  /// A bearer token: never empty (an empty one would silently turn authentication off),
+  /// printable ASCII without spaces (what an Authorization header can carry).
+  std::string bearerToken(const Field& field) const {
+    std::string token = text(field);
+    if (token.empty()) {
+      fail(at(field), inQuotes(field.name) + " must not be empty (an empty token would turn "
+                                             "authentication off); remove the key instead");
+    }
+    if (!std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; })) {
+      fail(at(field), inQuotes(field.name) + " must be printable ASCII without spaces");
+    }
+    return token;
+  }
+
+  /// A list of host names (no port), e.g. [api.example.com, 10.0.0.5].
+  std::vector<std::string> hostNames(const Field& field) const {
+    if (!field.value.IsSequence()) {
+      fail(at(field), inQuotes(field.name) + " must be a list of host names, got " +
+                          describe(field.value));
+    }
+    std::vector<std::string> hosts;
+    for (const YAML::Node& item : field.value) {
+      if (!item.IsScalar()) fail(at(item), "each host must be a string, got " + describe(item));
+      std::string host = expand(item);
+      const bool ok = !host.empty() && host.size() <= 253 &&
+                      std::all_of(host.begin(), host.end(), [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                               c == '-' || c == ':' || c == '[' || c == ']';
+                      });
+      if (!ok) {
+        fail(at(item), inQuotes(host) + " is not a host name (letters, digits, '.', '-'; an "
+                                        "IPv6 address in brackets; no port)");
+      }
+      std::transform(host.begin(), host.end(), host.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      hosts.push_back(std::move(host));
+    }
+    return hosts;
+  }
+
+  /// A port other machines reach needs a token, unless `insecure: true` says otherwise.
+  void requireTokenOffLoopback(const Section& section, const std::string& name,
+                               const std::string& listen, bool has_token, bool insecure) const {
+    if (has_token || insecure) return;
+    const std::string host = listen.substr(0, listen.rfind(':'));
+    if (isLoopbackHost(host)) return;
+    const Field* field = section.find("listen");
+    fail(field != nullptr ? at(*field) : section.where,
+         name + ".listen " + inQuotes(listen) + " is reachable from other machines: set " + name +
+             ".token (or " + name + ".insecure: true to serve it without authentication)");
   }
 
   void parsePlugins(const Field& field, Manifest& manifest) const {

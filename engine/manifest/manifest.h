@@ -94,15 +94,33 @@ struct TopicSpec {
   SourceLocation where;  ///< the topic's key
 };
 
+/// One entry of api.tokens: a bearer token and the tenants it may act for.
+struct ApiCredential {
+  std::string token;
+  std::vector<std::string> tenants;  ///< the tenants it serves (empty when all_tenants)
+  bool all_tenants = false;          ///< `tenants: '*'`, only with `gateway: true`
+  std::string user;                  ///< stamped into events as user_id when set
+  SourceLocation where;
+};
+
 struct Manifest {
   std::filesystem::path file;
   std::map<std::string, std::string> kafka;  ///< librdkafka properties, passed through
   std::string postgres_url;
   std::string api_listen = "127.0.0.1:8000";
   std::string admin_listen = "127.0.0.1:9464";
-  std::string api_token;  ///< empty: no auth
+  /// api.token: one token serving every tenant (a trusted gateway's); empty: none.
+  std::string api_token;
+  std::vector<ApiCredential> api_tokens;  ///< api.tokens: tokens bound to tenants
   std::size_t api_max_body_bytes = 1048576;  ///< api.max_body_bytes: largest request body
-  std::string admin_token;                   ///< admin.token; empty: no auth
+  /// api.insecure: serve a non-loopback api.listen without a token (logged as a warning).
+  bool api_insecure = false;
+  /// api.hosts: the Host names the API answers to (DNS rebinding); empty: the loopback names
+  /// when api.listen is loopback, else any.
+  std::vector<std::string> api_hosts;
+  std::string admin_token;  ///< admin.token; empty: no auth (loopback only); never api.token
+  bool admin_insecure = false;           ///< admin.insecure, as api.insecure
+  std::vector<std::string> admin_hosts;  ///< admin.hosts, as api.hosts
   std::vector<PluginSpec> plugins;
   std::vector<ProjectionSpec> projections;
   /// The `topics:` section, in document order. When it is present (even empty), every
@@ -110,10 +128,15 @@ struct Manifest {
   std::vector<TopicSpec> topics;
   bool topics_declared = false;
 
+  /// True when the API needs a bearer token (api.token or api.tokens).
+  bool apiNeedsToken() const { return !api_token.empty() || !api_tokens.empty(); }
   const PluginSpec* findPlugin(const std::string& name) const;
   const ProjectionSpec* findProjection(const std::string& name) const;
   const TopicSpec* findTopic(const std::string& name) const;
 };
+
+/// True for a listen host only this machine reaches: 127.0.0.0/8, [::1], localhost.
+bool isLoopbackHost(const std::string& host);
 
 /// Looks up an environment variable; std::nullopt when unset.
 ///

@@ -70,6 +70,12 @@ class AccountsProjection final : public sdk::Projection {
       auto [it, inserted] = changes.try_emplace(event.aggregateId());
       if (inserted) order.push_back(event.aggregateId());
       Change& change = it->second;
+      // One account belongs to one tenant: an event of another tenant for its id is poison
+      // (it never changes, nor reveals, that tenant's row).
+      if (!inserted && change.tenant_id != event.tenantId()) {
+        return Status::handlerError("event of another tenant for account '" + event.aggregateId() + "'");
+      }
+      change.tenant_id = event.tenantId();
       const std::string& type = event.eventType();
       if (type == "AccountOpened") {
         if (change.opened || change.events > 0 || change.version) {
@@ -118,7 +124,7 @@ class AccountsProjection final : public sdk::Projection {
                           c.status, std::to_string(c.version.value_or(0) + c.events),
                           c.opened_at, c.updated_at});
       } else {
-        updated.push_back({id, amounts, c.status,
+        updated.push_back({id, c.tenant_id, amounts, c.status,
                            c.version ? Value(std::to_string(*c.version)) : Value(),
                            std::to_string(c.events), c.updated_at});
       }
@@ -148,8 +154,9 @@ class AccountsProjection final : public sdk::Projection {
           "version = COALESCE(b.version::bigint, a.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
           "FROM batch b WHERE a.account_id = ANY (ARRAY(SELECT id FROM batch)) AND a.account_id = b.id "
+          "AND a.tenant_id = b.tenant "
           "RETURNING a.account_id",
-          {"id", "amounts", "status", "version", "events", "updated_at"}, updated);
+          {"id", "tenant", "amounts", "status", "version", "events", "updated_at"}, updated);
       if (!rows) return rows.status();
       if (rows->size() != updated.size()) {
         std::string missing;
@@ -158,7 +165,7 @@ class AccountsProjection final : public sdk::Projection {
           for (const auto& r : rows->rows) found = found || r[0] == row[0];
           if (!found) missing += " '" + row[0].value_or("") + "'";
         }
-        return Status::handlerError("event for an unknown account (not opened yet?):" + missing);
+        return Status::handlerError("event for an unknown account of that tenant (not opened yet?):" + missing);
       }
     }
     return Status::ok();

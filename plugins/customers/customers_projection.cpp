@@ -86,6 +86,12 @@ class CustomersProjection final : public sdk::Projection {
       auto [it, inserted] = changes.try_emplace(event.aggregateId());
       if (inserted) order.push_back(event.aggregateId());
       Change& change = it->second;
+      // One customer belongs to one tenant: an event of another tenant for its id is poison
+      // (it never changes, nor reveals, that tenant's row).
+      if (!inserted && change.tenant_id != event.tenantId()) {
+        return Status::handlerError("event of another tenant for customer '" + event.aggregateId() + "'");
+      }
+      change.tenant_id = event.tenantId();
       if (event.eventType() == "CustomerCreated") {
         if (change.created || change.events > 0) {
           return Status::handlerError("CustomerCreated for customer '" + event.aggregateId() +
@@ -126,7 +132,7 @@ class CustomersProjection final : public sdk::Projection {
       } else {
         std::string mask;
         for (bool touched : c.touched) mask.push_back(touched ? '1' : '0');
-        Params row{id, mask};
+        Params row{id, c.tenant_id, mask};
         for (const auto& field : c.fields) row.push_back(field);
         row.insert(row.end(), {c.status, c.version ? Value(std::to_string(*c.version)) : Value(),
                                std::to_string(c.events), c.updated_at});
@@ -162,14 +168,15 @@ class CustomersProjection final : public sdk::Projection {
           "version = COALESCE(b.version::bigint, c.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
           "FROM batch b WHERE c.customer_id = ANY (ARRAY(SELECT id FROM batch)) AND c.customer_id = b.id "
+          "AND c.tenant_id = b.tenant "
           "RETURNING c.customer_id",
-          {"id", "mask", "f1", "f2", "f3", "f4", "f5", "status", "version", "events",
+          {"id", "tenant", "mask", "f1", "f2", "f3", "f4", "f5", "status", "version", "events",
            "updated_at"},
           updated);
       if (!rows) return rows.status();
       if (rows->size() != updated.size()) {
         return Status::handlerError(
-            missingIds(updated, rows.value(), "event for an unknown customer"));
+            missingIds(updated, rows.value(), "event for an unknown customer (of that tenant)"));
       }
     }
     return Status::ok();

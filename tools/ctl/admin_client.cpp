@@ -7,7 +7,7 @@
 namespace ultracore::ctl {
 
 AdminClient::AdminClient(const engine::Manifest& manifest, const std::string& admin_url)
-    : token_(manifest.admin_token.empty() ? manifest.api_token : manifest.admin_token) {
+    : token_(manifest.admin_token) {
   std::string hostport = admin_url;
   if (!hostport.empty()) {
     const auto scheme = hostport.find("://");

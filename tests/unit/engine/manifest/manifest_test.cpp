@@ -321,11 +321,48 @@ TEST(EnvExpansion, Errors) {
   EXPECT_THROW(expandEnv("${HOST}", EnvLookup{}), EnvExpansionError);  // empty lookup: none set
 }
 
+TEST(Manifest, SafeDefaultsAndTheirOverrides) {
+  const Manifest loopback = parse("postgres: {url: x}\napi: {listen: \"127.0.0.2:8000\"}\n"
+                                  "admin: {listen: \"[::1]:0\"}\nplugins: []\nprojections: []\n");
+  EXPECT_FALSE(loopback.api_insecure);
+  EXPECT_TRUE(loopback.api_hosts.empty());
+  const Manifest open = parse(
+      "postgres: {url: x}\napi: {listen: \"0.0.0.0:8000\", insecure: true, hosts: [Api.Example, "
+      "\"[::1]\"]}\nadmin: {listen: \"10.0.0.5:9464\", token: adm, hosts: [ops.example]}\n"
+      "plugins: []\nprojections: []\n");
+  EXPECT_TRUE(open.api_insecure);
+  EXPECT_EQ(open.api_hosts, (std::vector<std::string>{"api.example", "[::1]"}));
+  EXPECT_EQ(open.admin_token, "adm");
+  EXPECT_EQ(open.admin_hosts, std::vector<std::string>{"ops.example"});
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"}) {
+    EXPECT_TRUE(isLoopbackHost(host)) << host;
+  }
+  for (const char* host : {"0.0.0.0", "::", "[::]", "10.0.0.5", "127.0.0.1.example", "api.example"}) {
+    EXPECT_FALSE(isLoopbackHost(host)) << host;
+  }
+}
+
+TEST(Manifest, TokensBindTenants) {
+  const Manifest m = parse(
+      "postgres: {url: x}\napi:\n  listen: \"0.0.0.0:8000\"\n  tokens:\n"
+      "    - {token: only-a, tenants: [tenant-a]}\n"
+      "    - {token: gw, tenants: '*', gateway: true, user: gateway-7}\n"
+      "plugins: []\nprojections: []\n");
+  ASSERT_EQ(m.api_tokens.size(), 2u);
+  EXPECT_TRUE(m.apiNeedsToken());
+  EXPECT_EQ(m.api_tokens[0].token, "only-a");
+  EXPECT_EQ(m.api_tokens[0].tenants, std::vector<std::string>{"tenant-a"});
+  EXPECT_FALSE(m.api_tokens[0].all_tenants);
+  EXPECT_EQ(m.api_tokens[0].where.line, 5);
+  EXPECT_TRUE(m.api_tokens[1].all_tenants);
+  EXPECT_EQ(m.api_tokens[1].user, "gateway-7");
+}
+
 TEST(Manifest, ExpandsEveryScalarValueButNoKey) {
   const Manifest m = parse(
       R"(kafka: {"${K}": "${V}"}
 postgres: {url: "postgresql://${PGHOST}/uc"}
-api: {token: "${TOKEN:-}", max_body_bytes: "${BODY}"}
+api: {token: "${TOKEN:-t0ken}", max_body_bytes: "${BODY}"}
 plugins: [{name: "${PLUGIN}", library: "${LIBDIR}/lib.so"}]
 projections:
   - name: customers
@@ -347,7 +384,7 @@ projections:
        {"N", "12"}});
   EXPECT_EQ(m.kafka, (std::map<std::string, std::string>{{"${K}", "v"}}));
   EXPECT_EQ(m.postgres_url, "postgresql://db/uc");
-  EXPECT_EQ(m.api_token, "");
+  EXPECT_EQ(m.api_token, "t0ken");
   EXPECT_EQ(m.api_max_body_bytes, 2048u);
   EXPECT_EQ(m.plugins.at(0).library, "/opt/lib.so");
   EXPECT_EQ(m.projections.at(0).topics, std::vector<std::string>{"t.events"});
@@ -474,6 +511,39 @@ INSTANTIATE_TEST_SUITE_P(
                   "did you mean 'dead_letter'?"},
         ErrorCase{"ListenWithoutPort", kMinimal + "api: {listen: localhost}\n", 4, 15,
                   "'listen' must be host:port"},
+        // Safe defaults (issue 20): no empty token, no open port off loopback.
+        ErrorCase{"EmptyApiToken", kMinimal + "api: {token: \"\"}\n", 4, 14,
+                  "'token' must not be empty (an empty token would turn authentication off)"},
+        ErrorCase{"EmptyAdminTokenFromEnvironment", kMinimal + "admin: {token: \"${ADMIN_TOKEN:-}\"}\n",
+                  4, 16, "'token' must not be empty"},
+        ErrorCase{"TokenWithSpace", kMinimal + "api: {token: \"a b\"}\n", 4, 14,
+                  "'token' must be printable ASCII without spaces"},
+        ErrorCase{"ApiOffLoopbackWithoutToken", kMinimal + "api: {listen: \"0.0.0.0:8000\"}\n", 4,
+                  15, "api.listen '0.0.0.0:8000' is reachable from other machines: set api.token "
+                      "(or api.insecure: true"},
+        ErrorCase{"AdminOffLoopbackWithOnlyTheApiToken",
+                  kMinimal + "api: {token: t}\nadmin: {listen: \"[::]:9464\"}\n", 5, 17,
+                  "admin.listen '[::]:9464' is reachable from other machines: set admin.token"},
+        // Tokens bound to tenants (issue 20).
+        ErrorCase{"TokensStarWithoutGateway", kMinimal + "api: {tokens: [{token: a, tenants: '*'}]}\n",
+                  4, 36, "tenants: '*' lets the token act for every tenant: declare it as a trusted "
+                         "gateway's with gateway: true"},
+        ErrorCase{"TokensDuplicate",
+                  kMinimal + "api: {tokens: [{token: a, tenants: [x]}, {token: a, tenants: [y]}]}\n",
+                  4, 50, "duplicate token (first at line 4)"},
+        ErrorCase{"TokensRepeatApiToken",
+                  kMinimal + "api: {token: a, tokens: [{token: a, tenants: [x]}]}\n", 4, 34,
+                  "this token is also api.token"},
+        ErrorCase{"TokensBadTenant", kMinimal + "api: {tokens: [{token: a, tenants: [\"a b\"]}]}\n",
+                  4, 37, "'a b' is not a tenant id"},
+        ErrorCase{"TokensUnknownKey", kMinimal + "api: {tokens: [{token: a, tenant: [x]}]}\n", 4, 27,
+                  "unknown key 'tenant' in api.tokens entry; did you mean 'tenants'?"},
+        ErrorCase{"InsecureNotABoolean", kMinimal + "api: {insecure: yes}\n", 4, 17,
+                  "'insecure' must be true or false"},
+        ErrorCase{"HostsNotAList", kMinimal + "api: {hosts: a.example}\n", 4, 14,
+                  "'hosts' must be a list of host names"},
+        ErrorCase{"HostWithPort", kMinimal + "admin: {hosts: [\"a.example/x\"]}\n", 4, 17,
+                  "'a.example/x' is not a host name"},
         ErrorCase{"ListenPortTooBig", kMinimal + "admin: {listen: \"127.0.0.1:70000\"}\n", 4,
                   17, "'listen' must be host:port"},
         ErrorCase{"ConfigKeyIsAList", withProjection("    config: {[a]: 1}\n"), 9, 14,
