@@ -149,12 +149,14 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
 int runLatency(const LatencyOptions& options) {
   TempDir dir;
   BenchDatabase database;
-  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
+  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
+                options.broker);
   const int port = freePort();
+  const auto kafka = parseKafkaProperties(options.kafka);
   const auto manifest =
       writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port),
-                          "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers, {},
-                          options.synchronous_commit});
+                          "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers,
+                          kafka, options.synchronous_commit});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);
@@ -209,13 +211,17 @@ int runLatency(const LatencyOptions& options) {
                      {"read_p50_ms", r.read_p50},
                      {"read_p99_ms", r.read_p99}});
   }
-  printTable("latency: engine (both roles), fetch.wait.max.ms 10, batch max_wait_ms " +
+  printTable("latency: engine (both roles) on " + broker.description() + ", fetch.wait.max.ms " +
+                 kafkaProperty(kafka, "fetch.wait.max.ms") + ", batch max_wait_ms " +
                  std::to_string(options.max_wait_ms) + ", workers " +
                  std::to_string(options.projection_workers) +
                  (options.synchronous_commit ? ", synchronous_commit" : "") + ", commit " +
                  gitCommit().substr(0, 12),
              rows);
   json out{{"bench", "latency"},
+           {"kafka_broker", broker.kind()},
+           {"broker", broker.description()},
+           {"kafka_overrides", options.kafka},
            {"projection_workers", options.projection_workers},
            {"synchronous_commit", options.synchronous_commit},
            {"commit", gitCommit()},
