@@ -88,8 +88,8 @@ std::int64_t Process::peakRssBytes() const {
   return 0;
 }
 
-double Process::cpuSecondsSoFar() const {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+double cpuSecondsOf(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat;
   std::getline(in, stat);
   // The command name (field 2) may hold spaces: count fields from its closing parenthesis.
@@ -103,6 +103,8 @@ double Process::cpuSecondsSoFar() const {
   }
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
+
+double Process::cpuSecondsSoFar() const { return cpuSecondsOf(pid_); }
 
 int Process::wait(std::chrono::seconds timeout) {
   const auto deadline = Clock::now() + timeout;

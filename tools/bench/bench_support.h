@@ -26,6 +26,9 @@ double secondsSince(Clock::time_point start);
 /// build/bin (the directory of this executable); plugins live in build/plugins.
 std::filesystem::path binDir();
 
+/// user+sys CPU so far of process `pid` (utime+stime from /proc/<pid>/stat), 0 if unreadable.
+double cpuSecondsOf(int pid);
+
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.
 class TempDir {
  public:

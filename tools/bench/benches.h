@@ -29,6 +29,7 @@ int runRebuild(const MaterializeOptions& options);
 struct LatencyOptions {
   std::vector<int> rates{50, 200};
   int duration_s = 20;
+  int idle_s = 10;  ///< seconds without requests after the warm-up, for the idle CPU
   int partitions = 12;
   int max_wait_ms = 20;
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)

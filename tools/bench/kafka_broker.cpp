@@ -171,6 +171,8 @@ void Broker::startCluster(const TempDir& dir) {
     throw;
   }
   bootstrap_ = trimmed(readFile(cluster_dir_ / "bootstrap"));
+  const std::string pid = trimmed(readFile(cluster_dir_ / "node-1" / "pid"));
+  if (!pid.empty()) kafka_pid_ = std::stoi(pid);
   const std::string version = kafkaVersion();
   description_ = "Apache Kafka" + (version.empty() ? "" : " " + version) +
                  ", 1 KRaft node started by the bench";
@@ -237,11 +239,18 @@ void Broker::createTopics(const std::vector<std::pair<std::string, int>>& topics
   if (!failure.empty()) throw std::runtime_error(failure);
 }
 
+double Broker::cpuSecondsSoFar() const {
+  if (devbroker_) return devbroker_->cpuSecondsSoFar();
+  if (kafka_pid_ > 0) return cpuSecondsOf(kafka_pid_);
+  return -1;
+}
+
 void Broker::stop() {
   if (devbroker_) devbroker_->stop();
   if (!cluster_dir_.empty()) {
     const auto dir = cluster_dir_;
     cluster_dir_.clear();
+    kafka_pid_ = -1;
     runClusterScript({"down", dir.string()}, dir.parent_path() / "kafka-down.log",
                      std::chrono::seconds(90));
   }

@@ -35,6 +35,9 @@ class Broker {
   const std::string& description() const { return description_; }
   /// "mock" or "real", for the JSON.
   const std::string& kind() const { return kind_; }
+  /// user+sys CPU so far of the broker process the bench started (the dev broker or the Kafka
+  /// node); -1 on an existing cluster.
+  double cpuSecondsSoFar() const;
   /// Stops what the bench started (idempotent); deletes the topics it created on an existing
   /// cluster.
   void stop();
@@ -45,6 +48,7 @@ class Broker {
 
   std::unique_ptr<Process> devbroker_;
   std::filesystem::path cluster_dir_;  ///< set while a cluster the bench started may run
+  int kafka_pid_ = -1;                 ///< the node of that cluster
   std::vector<std::string> created_;   ///< topics created on an existing cluster
   std::string bootstrap_;
   std::string description_;

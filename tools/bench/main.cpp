@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
   auto* l = app.add_subcommand("latency", "command and read-your-write latency at fixed rates");
   l->add_option("--rates", latency.rates, "commands per second (default 50 200)");
   l->add_option("--duration", latency.duration_s, "seconds per rate (default 20)");
+  l->add_option("--idle", latency.idle_s,
+                "seconds without requests after the warm-up, to measure the idle CPU of the "
+                "engine and the broker (default 10)")
+      ->check(CLI::Range(0, 3600));
   l->add_option("--batch-max-wait-ms", latency.max_wait_ms, "batch.max_wait_ms (default 20)");
   l->add_option("--workers", latency.workers, "client connections (default 16)");
   l->add_option("--projection-workers", latency.projection_workers,
@@ -98,6 +102,7 @@ int main(int argc, char** argv) {
       return runRebuild(rebuild);
     }
     if (latency_quick && l->count("--duration") == 0) latency.duration_s = 8;
+    if (latency_quick && l->count("--idle") == 0) latency.idle_s = 3;
     return runLatency(latency);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
