@@ -192,10 +192,10 @@ int freePort() {
   return ntohs(address.sin_port);
 }
 
-std::vector<std::pair<std::string, std::string>> defaultKafkaProperties() {
+std::vector<std::pair<std::string, std::string>> defaultKafkaProperties(bool real_kafka) {
   return {{"session.timeout.ms", "6000"},
           {"heartbeat.interval.ms", "1000"},
-          {"fetch.wait.max.ms", "10"}};
+          {"fetch.wait.max.ms", real_kafka ? "100" : "10"}};
 }
 
 std::vector<std::pair<std::string, std::string>> parseKafkaProperties(
@@ -210,9 +210,9 @@ std::vector<std::pair<std::string, std::string>> parseKafkaProperties(
 }
 
 std::string kafkaProperty(const std::vector<std::pair<std::string, std::string>>& overrides,
-                          const std::string& key) {
+                          bool real_kafka, const std::string& key) {
   std::string value;
-  for (const auto& [k, v] : defaultKafkaProperties()) {
+  for (const auto& [k, v] : defaultKafkaProperties(real_kafka)) {
     if (k == key) value = v;
   }
   for (const auto& [k, v] : overrides) {
@@ -229,11 +229,13 @@ std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& o
       << "  bootstrap.servers: " << options.bootstrap << "\n";
   // One line per key (the last override wins): a YAML map must not repeat a key.
   std::vector<std::string> keys;
-  for (const auto& [key, value] : defaultKafkaProperties()) keys.push_back(key);
+  for (const auto& [key, value] : defaultKafkaProperties(options.real_kafka)) keys.push_back(key);
   for (const auto& [key, value] : options.kafka) {
     if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
   }
-  for (const auto& key : keys) out << "  " << key << ": " << kafkaProperty(options.kafka, key) << "\n";
+  for (const auto& key : keys) {
+    out << "  " << key << ": " << kafkaProperty(options.kafka, options.real_kafka, key) << "\n";
+  }
   out << "postgres:\n  url: " << options.postgres_url << "\n"
       << "api: { listen: " << options.api_listen << " }\n"
       << "admin: { listen: " << options.admin_listen << " }\n"

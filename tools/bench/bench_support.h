@@ -105,16 +105,18 @@ struct ManifestOptions {
   /// librdkafka properties of the kafka section; each replaces the default of the same key.
   std::vector<std::pair<std::string, std::string>> kafka;
   bool synchronous_commit = false;  ///< `batch.synchronous_commit` (false as shipped)
+  bool real_kafka = false;          ///< Apache Kafka rather than the dev broker (the defaults)
 };
-/// The kafka section's defaults as in config/projections.yaml: session.timeout.ms 6000,
-/// heartbeat.interval.ms 1000, fetch.wait.max.ms 10.
-std::vector<std::pair<std::string, std::string>> defaultKafkaProperties();
+/// The kafka section's defaults: session.timeout.ms 6000 and heartbeat.interval.ms 1000 as in
+/// config/projections.yaml; fetch.wait.max.ms 100 as shipped on real Kafka, 10 on the dev
+/// broker (which answers a fetch only when that wait ends).
+std::vector<std::pair<std::string, std::string>> defaultKafkaProperties(bool real_kafka);
 /// "key=value" arguments (`--kafka`) as pairs; throws on one without '='.
 std::vector<std::pair<std::string, std::string>> parseKafkaProperties(
     const std::vector<std::string>& key_values);
 /// The value of `key` in the manifest's kafka section: the override, else the default, else "".
 std::string kafkaProperty(const std::vector<std::pair<std::string, std::string>>& overrides,
-                          const std::string& key);
+                          bool real_kafka, const std::string& key);
 /// The two domain projections (customers, accounts) as in config/projections.yaml.
 std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& options);
 

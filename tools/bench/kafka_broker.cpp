@@ -171,6 +171,28 @@ void Broker::startCluster(const TempDir& dir) {
     throw;
   }
   bootstrap_ = trimmed(readFile(cluster_dir_ / "bootstrap"));
+  // `cluster up` can return before the node listens (its readiness check skips a node whose
+  // pid does not show the java command line yet): wait for a metadata answer here.
+  rd_kafka_t* client = adminClient(bootstrap_);
+  const auto deadline = Clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    const rd_kafka_metadata_t* metadata = nullptr;
+    if (rd_kafka_metadata(client, 0, nullptr, &metadata, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const bool ready = metadata->broker_cnt > 0;
+      rd_kafka_metadata_destroy(metadata);
+      if (ready) break;
+    }
+    if (Clock::now() > deadline) {
+      rd_kafka_destroy(client);
+      stop();
+      throw std::runtime_error("Apache Kafka at " + bootstrap_ +
+                               " did not answer within 120 s; see " +
+                               (dir.path() / "kafka/node-1/server.log").string() +
+                               " (ULTRACORE_BENCH_KEEP=1 keeps it)");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  rd_kafka_destroy(client);
   const std::string pid = trimmed(readFile(cluster_dir_ / "node-1" / "pid"));
   if (!pid.empty()) kafka_pid_ = std::stoi(pid);
   const std::string version = kafkaVersion();

@@ -164,7 +164,7 @@ int runLatency(const LatencyOptions& options) {
   const auto manifest =
       writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port),
                           "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers,
-                          kafka, options.synchronous_commit});
+                          kafka, options.synchronous_commit, broker.kind() == "real"});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);
@@ -247,7 +247,7 @@ int runLatency(const LatencyOptions& options) {
                   "user+sys over " + fmtNumber(idle_s, 1) +
                       " s without requests after the warm-up, % of one core"});
   printTable("latency: engine (both roles) on " + broker.description() + ", fetch.wait.max.ms " +
-                 kafkaProperty(kafka, "fetch.wait.max.ms") + ", batch max_wait_ms " +
+                 kafkaProperty(kafka, broker.kind() == "real", "fetch.wait.max.ms") + ", batch max_wait_ms " +
                  std::to_string(options.max_wait_ms) + ", workers " +
                  std::to_string(options.projection_workers) +
                  (options.synchronous_commit ? ", synchronous_commit" : "") + ", commit " +
@@ -257,6 +257,7 @@ int runLatency(const LatencyOptions& options) {
            {"kafka_broker", broker.kind()},
            {"broker", broker.description()},
            {"kafka_overrides", options.kafka},
+           {"fetch_wait_max_ms", kafkaProperty(kafka, broker.kind() == "real", "fetch.wait.max.ms")},
            {"projection_workers", options.projection_workers},
            {"synchronous_commit", options.synchronous_commit},
            {"commit", gitCommit()},

@@ -463,7 +463,9 @@ json runJson(const std::string& bench, const MaterializeOptions& options, const 
            {"batch_max_wait_ms", options.max_wait_ms},
            {"workers", options.workers},
            {"synchronous_commit", options.synchronous_commit},
-           {"kafka_overrides", options.kafka}};
+           {"kafka_overrides", options.kafka},
+           {"fetch_wait_max_ms", kafkaProperty(parseKafkaProperties(options.kafka),
+                                               broker.kind() == "real", "fetch.wait.max.ms")}};
   out.update(figures);
   return out;
 }
@@ -479,7 +481,7 @@ int runMaterialize(const MaterializeOptions& options) {
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
             options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
-            options.synchronous_commit});
+            options.synchronous_commit, broker.kind() == "real"});
   std::cerr << "engine catching up...\n";
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
                                           options.timeout_s);
@@ -504,7 +506,8 @@ int runMaterialize(const MaterializeOptions& options) {
           " partitions per topic, batch " + std::to_string(options.max_events) + "/" +
           std::to_string(options.max_wait_ms) + " ms, workers " + std::to_string(options.workers) +
           (options.synchronous_commit ? ", synchronous_commit" : "") + ", fetch.wait.max.ms " +
-          kafkaProperty(parseKafkaProperties(options.kafka), "fetch.wait.max.ms") + ") on " +
+          kafkaProperty(parseKafkaProperties(options.kafka), broker.kind() == "real",
+                        "fetch.wait.max.ms") + ") on " +
           broker.description() + ", commit " + gitCommit().substr(0, 12),
       {{"engine", fmtNumber(engine.events_per_s) + " events/s",
         "first committed batch -> caught up: " +
@@ -561,7 +564,7 @@ int runRebuild(const MaterializeOptions& options) {
       writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:0",
                           "127.0.0.1:" + std::to_string(admin_port), options.max_events,
                           options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
-                          options.synchronous_commit});
+                          options.synchronous_commit, broker.kind() == "real"});
   std::cerr << "first pass (materialize)...\n";
   std::unique_ptr<Process> engine;
   EnginePass first =
@@ -658,7 +661,8 @@ int runRebuild(const MaterializeOptions& options) {
                  std::to_string(options.partitions) + " partitions per topic, batch " +
                  std::to_string(options.max_events) + "/" + std::to_string(options.max_wait_ms) +
                  " ms, fetch.wait.max.ms " +
-                 kafkaProperty(parseKafkaProperties(options.kafka), "fetch.wait.max.ms") +
+                 kafkaProperty(parseKafkaProperties(options.kafka), broker.kind() == "real",
+                        "fetch.wait.max.ms") +
                  ") on " + broker.description() + ", commit " + gitCommit().substr(0, 12),
              rows);
   writeJson(options.json_path,
