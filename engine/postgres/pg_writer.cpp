@@ -125,7 +125,11 @@ sdk::Result<sdk::Rows> PgWriter::execBatch(std::string_view sql,
       arrays += ", ";
     }
     names += columns[c];
-    arrays += "$" + std::to_string(c + 1) + "::text[]";
+    // Appended piece by piece: `"$" + std::to_string(...)` trips g++ 12's -Wrestrict false
+    // positive at -O3 (the Release build).
+    arrays += '$';
+    arrays += std::to_string(c + 1);
+    arrays += "::text[]";
   }
   std::vector<std::vector<sdk::Value>> by_column(columns.size());
   for (auto& column : by_column) column.reserve(rows.size());

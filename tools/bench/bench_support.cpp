@@ -88,8 +88,8 @@ std::int64_t Process::peakRssBytes() const {
   return 0;
 }
 
-double Process::cpuSecondsSoFar() const {
-  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+double cpuSecondsOf(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string stat;
   std::getline(in, stat);
   // The command name (field 2) may hold spaces: count fields from its closing parenthesis.
@@ -102,6 +102,22 @@ double Process::cpuSecondsSoFar() const {
     if (i >= 14) ticks += std::stod(field);  // utime, stime
   }
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double Process::cpuSecondsSoFar() const { return cpuSecondsOf(pid_); }
+
+int Process::wait(std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (running() && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!reaped_) {
+    ::kill(pid_, SIGKILL);
+    ::wait4(pid_, &status_, 0, &usage_);
+    reaped_ = true;
+  }
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return 128 + (WIFSIGNALED(status_) ? WTERMSIG(status_) : 0);
 }
 
 int Process::stop(std::chrono::seconds timeout) {
@@ -126,44 +142,6 @@ std::string Process::log() const {
   std::stringstream out;
   out << in.rdbuf();
   return out.str();
-}
-
-namespace {
-
-std::string readFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-}  // namespace
-
-Broker::Broker(const TempDir& dir, const std::vector<std::pair<std::string, int>>& topics)
-    : process_(
-          [&] {
-            std::vector<std::string> argv{(binDir() / "ultracore-devbroker").string(),
-                                          "--bootstrap-file",
-                                          (dir.path() / "bootstrap").string()};
-            for (const auto& [name, partitions] : topics) {
-              argv.push_back("--topic");
-              argv.push_back(name + ":" + std::to_string(partitions));
-            }
-            return argv;
-          }(),
-          dir.path() / "devbroker.log") {
-  const auto file = dir.path() / "bootstrap";
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  while (!std::filesystem::exists(file)) {
-    if (!process_.running() || Clock::now() > deadline) {
-      throw std::runtime_error("dev broker did not start: " + process_.log());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  bootstrap_ = readFile(file);
-  while (!bootstrap_.empty() && std::isspace(static_cast<unsigned char>(bootstrap_.back()))) {
-    bootstrap_.pop_back();
-  }
 }
 
 BenchDatabase::BenchDatabase() {
@@ -214,16 +192,50 @@ int freePort() {
   return ntohs(address.sin_port);
 }
 
+std::vector<std::pair<std::string, std::string>> defaultKafkaProperties(bool real_kafka) {
+  return {{"session.timeout.ms", "6000"},
+          {"heartbeat.interval.ms", "1000"},
+          {"fetch.wait.max.ms", real_kafka ? "100" : "10"}};
+}
+
+std::vector<std::pair<std::string, std::string>> parseKafkaProperties(
+    const std::vector<std::string>& key_values) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& property : key_values) {
+    const auto eq = property.find('=');
+    if (eq == std::string::npos) throw std::runtime_error("--kafka wants key=value: " + property);
+    out.emplace_back(property.substr(0, eq), property.substr(eq + 1));
+  }
+  return out;
+}
+
+std::string kafkaProperty(const std::vector<std::pair<std::string, std::string>>& overrides,
+                          bool real_kafka, const std::string& key) {
+  std::string value;
+  for (const auto& [k, v] : defaultKafkaProperties(real_kafka)) {
+    if (k == key) value = v;
+  }
+  for (const auto& [k, v] : overrides) {
+    if (k == key) value = v;
+  }
+  return value;
+}
+
 std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& options) {
   const auto plugins = binDir().parent_path() / "plugins";
   const auto path = dir.path() / "projections.yaml";
   std::ofstream out(path);
   out << "kafka:\n"
-      << "  bootstrap.servers: " << options.bootstrap << "\n"
-      << "  session.timeout.ms: 6000\n"
-      << "  heartbeat.interval.ms: 1000\n"
-      << "  fetch.wait.max.ms: 10\n";
-  for (const auto& line : options.kafka) out << "  " << line << "\n";
+      << "  bootstrap.servers: " << options.bootstrap << "\n";
+  // One line per key (the last override wins): a YAML map must not repeat a key.
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : defaultKafkaProperties(options.real_kafka)) keys.push_back(key);
+  for (const auto& [key, value] : options.kafka) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) keys.push_back(key);
+  }
+  for (const auto& key : keys) {
+    out << "  " << key << ": " << kafkaProperty(options.kafka, options.real_kafka, key) << "\n";
+  }
   out << "postgres:\n  url: " << options.postgres_url << "\n"
       << "api: { listen: " << options.api_listen << " }\n"
       << "admin: { listen: " << options.admin_listen << " }\n"

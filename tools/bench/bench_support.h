@@ -1,6 +1,6 @@
 #pragma once
 /// @file
-/// What every benchmark needs: child processes (dev broker, engine) with rusage, a scratch
+/// What every benchmark needs: child processes (engine, broker scripts) with rusage, a scratch
 /// database, the engine's manifest, topic end offsets, the catch-up wait, and output.
 /// Single-threaded use unless a function says otherwise.
 
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -24,6 +25,9 @@ double secondsSince(Clock::time_point start);
 
 /// build/bin (the directory of this executable); plugins live in build/plugins.
 std::filesystem::path binDir();
+
+/// user+sys CPU so far of process `pid` (utime+stime from /proc/<pid>/stat), 0 if unreadable.
+double cpuSecondsOf(int pid);
 
 /// A fresh directory under $TMPDIR, removed with its contents on destruction.
 class TempDir {
@@ -54,6 +58,9 @@ class Process {
   /// user+sys CPU so far (utime+stime from /proc/<pid>/stat), 0 if unreadable: for a phase of
   /// a process that keeps running, where rusage (after the stop) only has the whole life.
   double cpuSecondsSoFar() const;
+  /// Waits for the process to exit by itself (SIGKILL after `timeout`); returns the exit code
+  /// (128+signal).
+  int wait(std::chrono::seconds timeout);
   /// SIGTERM, then wait (SIGKILL after `timeout`); returns the exit code (128+signal).
   int stop(std::chrono::seconds timeout = std::chrono::seconds(30));
   /// rusage of the reaped child (valid after stop()).
@@ -66,18 +73,6 @@ class Process {
   int status_ = 0;
   rusage usage_{};
   std::filesystem::path log_;
-};
-
-/// ultracore-devbroker without a journal (in memory only), with the given topics created.
-class Broker {
- public:
-  Broker(const TempDir& dir, const std::vector<std::pair<std::string, int>>& topics);
-  const std::string& bootstrap() const { return bootstrap_; }
-  void stop() { process_.stop(); }
-
- private:
-  Process process_;
-  std::string bootstrap_;
 };
 
 /// A database created for one run on the server of $ULTRACORE_PG, dropped (FORCE) at the end.
@@ -107,11 +102,22 @@ struct ManifestOptions {
   int max_events = 500;  ///< the shipped manifest's batch
   int max_wait_ms = 20;
   int workers = 2;  ///< each projection's `workers:` (2 as in config/projections.yaml)
-  std::vector<std::string> kafka;  ///< extra "key: value" lines for the kafka section
+  /// librdkafka properties of the kafka section; each replaces the default of the same key.
+  std::vector<std::pair<std::string, std::string>> kafka;
   bool synchronous_commit = false;  ///< `batch.synchronous_commit` (false as shipped)
+  bool real_kafka = false;          ///< Apache Kafka rather than the dev broker (the defaults)
 };
-/// The two domain projections (customers, accounts) as in config/projections.yaml, with
-/// fetch.wait.max.ms 10 (the dev broker answers a fetch only when the wait ends).
+/// The kafka section's defaults: session.timeout.ms 6000 and heartbeat.interval.ms 1000 as in
+/// config/projections.yaml; fetch.wait.max.ms 100 as shipped on real Kafka, 10 on the dev
+/// broker (which answers a fetch only when that wait ends).
+std::vector<std::pair<std::string, std::string>> defaultKafkaProperties(bool real_kafka);
+/// "key=value" arguments (`--kafka`) as pairs; throws on one without '='.
+std::vector<std::pair<std::string, std::string>> parseKafkaProperties(
+    const std::vector<std::string>& key_values);
+/// The value of `key` in the manifest's kafka section: the override, else the default, else "".
+std::string kafkaProperty(const std::vector<std::pair<std::string, std::string>>& overrides,
+                          bool real_kafka, const std::string& key);
+/// The two domain projections (customers, accounts) as in config/projections.yaml.
 std::filesystem::path writeManifest(const TempDir& dir, const ManifestOptions& options);
 
 /// ultracore-engine --config <manifest> [extra args], logging to <dir>/<log_name>.

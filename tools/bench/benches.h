@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/bench/kafka_broker.h"
+
 namespace ultracore::bench {
 
 struct MaterializeOptions {
@@ -18,6 +20,7 @@ struct MaterializeOptions {
   int timeout_s = 1800;
   std::vector<std::string> kafka;  ///< extra consumer properties, "key=value"
   bool synchronous_commit = false;  ///< `batch.synchronous_commit` of both projections
+  BrokerChoice broker;              ///< `--kafka-broker`, `--bootstrap`
   std::string json_path;
 };
 int runMaterialize(const MaterializeOptions& options);
@@ -26,11 +29,14 @@ int runRebuild(const MaterializeOptions& options);
 struct LatencyOptions {
   std::vector<int> rates{50, 200};
   int duration_s = 20;
+  int idle_s = 10;  ///< seconds without requests after the warm-up, for the idle CPU
   int partitions = 12;
   int max_wait_ms = 20;
   int workers = 16;  ///< keep-alive connections; the API serves 16 at a time (thread per connection)
   int projection_workers = 2;  ///< `workers:` of both projections (as shipped)
   bool synchronous_commit = false;  ///< `batch.synchronous_commit` of both projections
+  std::vector<std::string> kafka;   ///< extra librdkafka properties of the manifest, "key=value"
+  BrokerChoice broker;              ///< `--kafka-broker`, `--bootstrap`
   std::string json_path;
   std::string samples_path;  ///< every request as CSV (rate, start, command, read-your-write, GET)
 };

@@ -64,6 +64,8 @@ struct RateResult {
   double cmd_p50 = 0, cmd_p95 = 0, cmd_p99 = 0;
   double ryw_p50 = 0, ryw_p95 = 0, ryw_p99 = 0, ryw_max = 0;
   double read_p50 = 0, read_p99 = 0;
+  double seconds = 0;                           ///< the rate's run, scheduled start -> last answer
+  double engine_cpu_s = 0, broker_cpu_s = -1;   ///< user+sys over `seconds` (-1: unknown)
 };
 
 RateResult runRate(int port, int rate, int duration_s, int workers) {
@@ -121,6 +123,7 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
   result.rate = rate;
   result.sent = samples.size();
   result.achieved_rate = static_cast<double>(samples.size()) / elapsed;
+  result.seconds = elapsed;
   std::vector<double> command, ryw, read;
   for (const auto& s : samples) {
     if (!s.ok) {
@@ -144,17 +147,24 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
   return result;
 }
 
+std::string cpuPercent(double cpu_s, double seconds) {
+  if (cpu_s < 0 || seconds <= 0) return "?";
+  return fmtNumber(cpu_s / seconds * 100, 1) + " %";
+}
+
 }  // namespace
 
 int runLatency(const LatencyOptions& options) {
   TempDir dir;
   BenchDatabase database;
-  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
+  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
+                options.broker);
   const int port = freePort();
+  const auto kafka = parseKafkaProperties(options.kafka);
   const auto manifest =
       writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:" + std::to_string(port),
-                          "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers, {},
-                          options.synchronous_commit});
+                          "127.0.0.1:0", 500, options.max_wait_ms, options.projection_workers,
+                          kafka, options.synchronous_commit, broker.kind() == "real"});
   auto engine = startEngine(dir, manifest, "engine.log", {});
   {  // Ready and assigned: warm up until a read-your-write succeeds quickly.
     httplib::Client client("127.0.0.1", port);
@@ -169,10 +179,25 @@ int runLatency(const LatencyOptions& options) {
       if (!sample.ok) std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
   }
+  // CPU of the engine and the broker while nothing happens: what fetch.wait.max.ms costs when
+  // every fetch comes back empty.
+  std::cerr << "idle for " << options.idle_s << " s (CPU of the engine and the broker)...\n";
+  const double idle_engine_before = engine->cpuSecondsSoFar();
+  const double idle_broker_before = broker.cpuSecondsSoFar();
+  const auto idle_started = Clock::now();
+  std::this_thread::sleep_for(std::chrono::seconds(options.idle_s));
+  const double idle_s = secondsSince(idle_started);
+  const double idle_engine_cpu = engine->cpuSecondsSoFar() - idle_engine_before;
+  const double idle_broker_cpu =
+      idle_broker_before < 0 ? -1 : broker.cpuSecondsSoFar() - idle_broker_before;
   std::vector<RateResult> results;
   for (int rate : options.rates) {
     std::cerr << "latency at " << rate << " commands/s for " << options.duration_s << " s...\n";
+    const double engine_before = engine->cpuSecondsSoFar();
+    const double broker_before = broker.cpuSecondsSoFar();
     results.push_back(runRate(port, rate, options.duration_s, options.workers));
+    results.back().engine_cpu_s = engine->cpuSecondsSoFar() - engine_before;
+    if (broker_before >= 0) results.back().broker_cpu_s = broker.cpuSecondsSoFar() - broker_before;
   }
   const int code = engine->stop();
   if (code != 0) std::cerr << "warning: engine exited with " << code << "\n";
@@ -195,7 +220,15 @@ int runLatency(const LatencyOptions& options) {
                                          " failed)",
                     "achieved " + fmtNumber(r.achieved_rate, 1) + "/s over " +
                         std::to_string(options.duration_s) + " s"});
+    rows.push_back({at + "CPU engine / broker",
+                    cpuPercent(r.engine_cpu_s, r.seconds) + " / " +
+                        cpuPercent(r.broker_cpu_s, r.seconds),
+                    "user+sys over the rate's " + fmtNumber(r.seconds, 1) +
+                        " s, % of one core (the broker: the dev broker or the Kafka node)"});
     rates.push_back({{"rate", r.rate},
+                     {"engine_cpu_s", r.engine_cpu_s},
+                     {"broker_cpu_s", r.broker_cpu_s},
+                     {"seconds", r.seconds},
                      {"requests", r.sent},
                      {"failed", r.failed},
                      {"achieved_rate", r.achieved_rate},
@@ -209,18 +242,30 @@ int runLatency(const LatencyOptions& options) {
                      {"read_p50_ms", r.read_p50},
                      {"read_p99_ms", r.read_p99}});
   }
-  printTable("latency: engine (both roles), fetch.wait.max.ms 10, batch max_wait_ms " +
+  rows.push_back({"idle CPU engine / broker",
+                  cpuPercent(idle_engine_cpu, idle_s) + " / " + cpuPercent(idle_broker_cpu, idle_s),
+                  "user+sys over " + fmtNumber(idle_s, 1) +
+                      " s without requests after the warm-up, % of one core"});
+  printTable("latency: engine (both roles) on " + broker.description() + ", fetch.wait.max.ms " +
+                 kafkaProperty(kafka, broker.kind() == "real", "fetch.wait.max.ms") + ", batch max_wait_ms " +
                  std::to_string(options.max_wait_ms) + ", workers " +
                  std::to_string(options.projection_workers) +
                  (options.synchronous_commit ? ", synchronous_commit" : "") + ", commit " +
                  gitCommit().substr(0, 12),
              rows);
   json out{{"bench", "latency"},
+           {"kafka_broker", broker.kind()},
+           {"broker", broker.description()},
+           {"kafka_overrides", options.kafka},
+           {"fetch_wait_max_ms", kafkaProperty(kafka, broker.kind() == "real", "fetch.wait.max.ms")},
            {"projection_workers", options.projection_workers},
            {"synchronous_commit", options.synchronous_commit},
            {"commit", gitCommit()},
            {"duration_s", options.duration_s},
            {"batch_max_wait_ms", options.max_wait_ms},
+           {"idle_s", idle_s},
+           {"idle_engine_cpu_s", idle_engine_cpu},
+           {"idle_broker_cpu_s", idle_broker_cpu},
            {"rates", rates}};
   // The headline figures: the highest rate measured.
   if (!results.empty()) {

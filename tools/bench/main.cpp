@@ -1,12 +1,29 @@
 // ultracore-bench: materialize | latency | rebuild (docs/PERFORMANCE.md).
 // Needs ULTRACORE_PG (a server where it may create and drop a scratch database) and the
-// build's bin/ultracore-engine, bin/ultracore-devbroker and plugins.
+// build's bin/ultracore-engine, bin/ultracore-devbroker and plugins; --kafka-broker real also
+// needs Java and the Kafka jars (tools/kafka/install).
 
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 
 #include "tools/bench/benches.h"
+
+namespace {
+
+void addBrokerOptions(CLI::App* sub, ultracore::bench::BrokerChoice& broker) {
+  auto* kind = sub->add_option("--kafka-broker", broker.kind,
+                               "mock: the dev broker (librdkafka's mock cluster, default); real: "
+                               "Apache Kafka, one KRaft node started by tools/kafka/cluster in "
+                               "the scratch directory and stopped at the end")
+                   ->check(CLI::IsMember({"mock", "real"}));
+  sub->add_option("--bootstrap", broker.bootstrap,
+                     "HOST:PORT[,...] of an existing Kafka cluster: the bench creates its topics "
+                     "there (they must not exist) and deletes only those")
+      ->excludes(kind);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ultracore::bench;
@@ -38,6 +55,7 @@ int main(int argc, char** argv) {
     sub->add_option("--json", options->json_path, "also write the results here");
     sub->add_option("--kafka", options->kafka,
                     "extra consumer property for the engine's manifest, key=value (repeatable)");
+    addBrokerOptions(sub, options->broker);
     sub->add_flag("--quick", *quick, "50,000 events (under a minute)");
     sub->add_flag("--synchronous-commit", options->synchronous_commit,
                   "batch.synchronous_commit: true (wait for the WAL flush; default as shipped: "
@@ -51,6 +69,10 @@ int main(int argc, char** argv) {
   auto* l = app.add_subcommand("latency", "command and read-your-write latency at fixed rates");
   l->add_option("--rates", latency.rates, "commands per second (default 50 200)");
   l->add_option("--duration", latency.duration_s, "seconds per rate (default 20)");
+  l->add_option("--idle", latency.idle_s,
+                "seconds without requests after the warm-up, to measure the idle CPU of the "
+                "engine and the broker (default 10)")
+      ->check(CLI::Range(0, 3600));
   l->add_option("--batch-max-wait-ms", latency.max_wait_ms, "batch.max_wait_ms (default 20)");
   l->add_option("--workers", latency.workers, "client connections (default 16)");
   l->add_option("--projection-workers", latency.projection_workers,
@@ -60,6 +82,10 @@ int main(int argc, char** argv) {
   l->add_option("--samples", latency.samples_path,
                 "write every request as CSV: rate, scheduled start (s), command, read-your-write "
                 "and GET ms (to find when the tail happens)");
+  l->add_option("--kafka", latency.kafka,
+                "librdkafka property for the engine's manifest, key=value (repeatable; e.g. "
+                "fetch.wait.max.ms=100)");
+  addBrokerOptions(l, latency.broker);
   l->add_flag("--quick", latency_quick, "8 s per rate");
   l->add_flag("--synchronous-commit", latency.synchronous_commit,
               "batch.synchronous_commit: true (wait for the WAL flush; default as shipped: false)");
@@ -76,6 +102,7 @@ int main(int argc, char** argv) {
       return runRebuild(rebuild);
     }
     if (latency_quick && l->count("--duration") == 0) latency.duration_s = 8;
+    if (latency_quick && l->count("--idle") == 0) latency.idle_s = 3;
     return runLatency(latency);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

@@ -1,5 +1,5 @@
-// materialize and rebuild: a backlog in the dev broker, the engine (--role projections) as a
-// subprocess, timed until every projection's stored offsets reach the topics' end offsets.
+// materialize and rebuild: a backlog in the bench's Kafka (the dev broker or Apache Kafka), the
+// engine (--role projections) as a subprocess, timed until every projection's stored offsets reach the topics' end offsets.
 // materialize also measures, in the same run and database, the PostgreSQL ceiling (the same
 // final rows written by COPY + one INSERT ... SELECT) and a per-event-commit baseline.
 // rebuild keeps that engine running and times the live rebuild of each projection through
@@ -39,7 +39,7 @@ Backlog loadBacklog(const Broker& broker, const MaterializeOptions& options) {
   Backlog backlog;
   std::cerr << "generating " << options.events << " events...\n";
   backlog.events = generateEvents(options.events, 20261127);
-  std::cerr << "producing into the dev broker (" << options.partitions
+  std::cerr << "producing into " << broker.description() << " (" << options.partitions
             << " partitions per topic)...\n";
   const auto started = Clock::now();
   backlog.bytes = produceAll(broker.bootstrap(), backlog.events);
@@ -49,7 +49,7 @@ Backlog loadBacklog(const Broker& broker, const MaterializeOptions& options) {
   std::int64_t total = 0;
   for (const auto& [tp, marks] : backlog.ends) {
     if (marks.low != 0) {
-      throw std::runtime_error("the dev broker's retention dropped records of " + tp.first + "[" +
+      throw std::runtime_error("retention dropped records of " + tp.first + "[" +
                                std::to_string(tp.second) + "] (log start " +
                                std::to_string(marks.low) + "): use more --partitions");
     }
@@ -364,16 +364,6 @@ double runBaseline(const std::string& url, const Backlog& backlog, std::size_t s
   return static_cast<double>(count) / secondsSince(started);
 }
 
-std::vector<std::string> kafkaLines(const std::vector<std::string>& properties) {
-  std::vector<std::string> lines;
-  for (const auto& property : properties) {
-    const auto eq = property.find('=');
-    if (eq == std::string::npos) throw std::runtime_error("--kafka wants key=value: " + property);
-    lines.push_back(property.substr(0, eq) + ": " + property.substr(eq + 1));
-  }
-  return lines;
-}
-
 std::string mib(std::int64_t bytes) {
   return fmtNumber(static_cast<double>(bytes) / 1048576.0, 1) + " MiB";
 }
@@ -461,17 +451,21 @@ LiveRebuild rebuildLive(httplib::Client& admin, Process& engine, const std::stri
 }
 
 /// The keys every materialize/rebuild JSON starts with (what ran), then `figures`.
-json runJson(const std::string& bench, const MaterializeOptions& options, const Backlog& backlog,
-             json figures) {
+json runJson(const std::string& bench, const MaterializeOptions& options, const Broker& broker,
+             const Backlog& backlog, json figures) {
   json out{{"bench", bench},
            {"commit", gitCommit()},
+           {"kafka_broker", broker.kind()},
+           {"broker", broker.description()},
            {"events", backlog.events.size()},
            {"partitions_per_topic", options.partitions},
            {"batch_max_events", options.max_events},
            {"batch_max_wait_ms", options.max_wait_ms},
            {"workers", options.workers},
            {"synchronous_commit", options.synchronous_commit},
-           {"kafka_overrides", options.kafka}};
+           {"kafka_overrides", options.kafka},
+           {"fetch_wait_max_ms", kafkaProperty(parseKafkaProperties(options.kafka),
+                                               broker.kind() == "real", "fetch.wait.max.ms")}};
   out.update(figures);
   return out;
 }
@@ -481,12 +475,13 @@ json runJson(const std::string& bench, const MaterializeOptions& options, const 
 int runMaterialize(const MaterializeOptions& options) {
   TempDir dir;
   BenchDatabase database;
-  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
+  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
+                options.broker);
   const Backlog backlog = loadBacklog(broker, options);
   const auto manifest = writeManifest(
       dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, options.workers, kafkaLines(options.kafka),
-            options.synchronous_commit});
+            options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
+            options.synchronous_commit, broker.kind() == "real"});
   std::cerr << "engine catching up...\n";
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
                                           options.timeout_s);
@@ -510,8 +505,10 @@ int runMaterialize(const MaterializeOptions& options) {
       "materialize: " + fmtNumber(n) + " events (" + std::to_string(options.partitions) +
           " partitions per topic, batch " + std::to_string(options.max_events) + "/" +
           std::to_string(options.max_wait_ms) + " ms, workers " + std::to_string(options.workers) +
-          (options.synchronous_commit ? ", synchronous_commit" : "") + "), commit " +
-          gitCommit().substr(0, 12),
+          (options.synchronous_commit ? ", synchronous_commit" : "") + ", fetch.wait.max.ms " +
+          kafkaProperty(parseKafkaProperties(options.kafka), broker.kind() == "real",
+                        "fetch.wait.max.ms") + ") on " +
+          broker.description() + ", commit " + gitCommit().substr(0, 12),
       {{"engine", fmtNumber(engine.events_per_s) + " events/s",
         "first committed batch -> caught up: " +
             fmtNumber(engine.catch_up.caught_up_s - engine.catch_up.first_progress_s, 1) + " s"},
@@ -537,7 +534,7 @@ int runMaterialize(const MaterializeOptions& options) {
        {"load", fmtNumber(static_cast<double>(backlog.bytes) / 1048576.0, 1) + " MiB JSON",
         "produced in " + fmtNumber(backlog.produce_s, 1) + " s (lz4 batches)"}});
   writeJson(options.json_path,
-            runJson("materialize", options, backlog,
+            runJson("materialize", options, broker, backlog,
                     json{{"engine_events_per_s", engine.events_per_s},
                  {"engine_wall_events_per_s", engine.wall_events_per_s},
                  {"engine_catch_up_s", engine.catch_up.caught_up_s},
@@ -559,14 +556,15 @@ int runMaterialize(const MaterializeOptions& options) {
 int runRebuild(const MaterializeOptions& options) {
   TempDir dir;
   BenchDatabase database;
-  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}});
+  Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
+                options.broker);
   const Backlog backlog = loadBacklog(broker, options);
   const int admin_port = freePort();
   const auto manifest =
       writeManifest(dir, {broker.bootstrap(), database.url(), "127.0.0.1:0",
                           "127.0.0.1:" + std::to_string(admin_port), options.max_events,
-                          options.max_wait_ms, options.workers, kafkaLines(options.kafka),
-                          options.synchronous_commit});
+                          options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
+                          options.synchronous_commit, broker.kind() == "real"});
   std::cerr << "first pass (materialize)...\n";
   std::unique_ptr<Process> engine;
   EnginePass first =
@@ -662,10 +660,13 @@ int runRebuild(const MaterializeOptions& options) {
   printTable("rebuild (live, admin POST .../rebuild): " + fmtNumber(n) + " events (" +
                  std::to_string(options.partitions) + " partitions per topic, batch " +
                  std::to_string(options.max_events) + "/" + std::to_string(options.max_wait_ms) +
-                 " ms), commit " + gitCommit().substr(0, 12),
+                 " ms, fetch.wait.max.ms " +
+                 kafkaProperty(parseKafkaProperties(options.kafka), broker.kind() == "real",
+                        "fetch.wait.max.ms") +
+                 ") on " + broker.description() + ", commit " + gitCommit().substr(0, 12),
              rows);
   writeJson(options.json_path,
-            runJson("rebuild", options, backlog,
+            runJson("rebuild", options, broker, backlog,
                     json{{"rebuild_events_per_s", rebuild_events_per_s},
                  {"rebuild_s", rebuild_s},
                  {"rebuild_applying_events_per_s", applying_events_per_s},
