@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
 namespace ultracore::testing {
@@ -23,6 +24,21 @@ std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& 
   text.replace(at, harness_lines.size(), kafka_yaml);
   std::ofstream(path) << text;
   return path;
+}
+
+void cleanPass(const TempDir& dir, const std::string& bootstrap, const std::string& url,
+               const std::string& topic, std::size_t records_in_log) {
+  using namespace std::chrono_literals;
+  auto manifest = writeManifest(dir, bootstrap, url,
+                                "  - name: ledger\n" + kLedger + "    topics: [" + topic +
+                                    "]\n    group_id: clean-pass\n",
+                                "clean.yaml");
+  auto engine = startEngine(manifest, dir.path() / "clean.log");
+  ASSERT_TRUE(waitForEngineRunning(*engine)) << engine->log();
+  ASSERT_TRUE(waitUntil([&] { return storedSum(url) == std::to_string(records_in_log); }, 240s))
+      << engine->log();
+  engine->signal(SIGTERM);
+  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
 }
 
 void setApiPort(const std::filesystem::path& manifest, int port) {

@@ -13,6 +13,16 @@
 
 namespace ultracore::testing {
 
+/// The ledger test projection's plugin and batch lines, under a `- name: ...` entry.
+inline const std::string kLedger =
+    "    plugin: ledger\n    batch: { max_events: 100, max_wait_ms: 10 }\n";
+
+/// Runs a clean pass of the ledger over `topic` into `url` (a fresh database) in its own
+/// consumer group, until its stored offsets sum to `records_in_log`, and stops it. Fails the
+/// test (gtest assertions) when it does not get there.
+void cleanPass(const TempDir& dir, const std::string& bootstrap, const std::string& url,
+               const std::string& topic, std::size_t records_in_log);
+
 /// writeManifest() with `kafka_yaml` (lines indented by two spaces) instead of the harness'
 /// session time-out lines; bootstrap.servers stays.
 std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& bootstrap,

@@ -24,8 +24,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-const std::string kLedger = "    plugin: ledger\n    batch: { max_events: 100, max_wait_ms: 10 }\n";
-
 /// A background writer of ledger events (about 8 % re-sent duplicates) until stopped.
 class LedgerWriter {
  public:
@@ -75,21 +73,6 @@ class LedgerWriter {
   std::string error_;
   std::thread thread_;
 };
-
-/// Runs a clean pass of the ledger over `topic` into `url` and stops.
-void cleanPass(const TempDir& dir, const KafkaCluster& kafka, const std::string& url,
-               const std::string& topic, std::size_t records_in_log) {
-  auto manifest = writeManifest(dir, kafka.bootstrap(), url,
-                                "  - name: ledger\n" + kLedger + "    topics: [" + topic +
-                                    "]\n    group_id: clean-pass\n",
-                                "clean.yaml");
-  auto engine = startEngine(manifest, dir.path() / "clean.log");
-  ASSERT_TRUE(waitForEngineRunning(*engine)) << engine->log();
-  ASSERT_TRUE(waitUntil([&] { return storedSum(url) == std::to_string(records_in_log); }, 240s))
-      << engine->log();
-  engine->signal(SIGTERM);
-  EXPECT_EQ(engine->wait(60s), 0) << engine->log();
-}
 
 /// Samples each partition's stored offset and keeps, per partition, the longest time it stood
 /// still while the log had records beyond it.
@@ -204,7 +187,7 @@ TEST(RealKafkaCluster, ThreeEnginesChurningUnderCooperativeStickyEqualOneCleanPa
     EXPECT_EQ(engine->wait(60s), 0) << engine->log();
   }
 
-  cleanPass(dir, kafka, clean.url(), topic, writer.produced());
+  cleanPass(dir, kafka.bootstrap(), clean.url(), topic, writer.produced());
   EXPECT_EQ(queryValue(churned.url(), "SELECT sum(events) FROM ledger.ledger"),
             std::to_string(writer.distinct()));
   EXPECT_EQ(ledgerRows(churned.url()), ledgerRows(clean.url()));
@@ -315,7 +298,7 @@ TEST(RealKafkaCluster, LeaderFailoverLosesAndDoublesNothing) {
   EXPECT_EQ(engine->wait(60s), 0) << engine->log();
 
   TempDir clean_dir;
-  cleanPass(clean_dir, kafka, clean.url(), topic, writer.produced());
+  cleanPass(clean_dir, kafka.bootstrap(), clean.url(), topic, writer.produced());
   const std::string only_ledger = " WHERE projection = 'ledger'";
   EXPECT_EQ(ledgerRows(db.url()), ledgerRows(clean.url()));
   EXPECT_EQ(tableChecksum(db.url(), "SELECT event_id, topic, partition, \"offset\" FROM processed_events" + only_ledger),
