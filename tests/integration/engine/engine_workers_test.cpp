@@ -142,7 +142,7 @@ TEST(EngineWorkers, ThreeWorkersSplitSixPartitionsExactlyOnceWithOneSeriesAndOne
   EXPECT_EQ(p[0]["partitions"].size(), static_cast<std::size_t>(kPartitions)) << p.dump();
 
   // Pause reaches every worker: events on all six partitions stay unapplied.
-  auto res = admin.Post("/api/v1/projections/ledger/pause");
+  auto res = admin.Post("/api/v1/projections/ledger/pause", "", "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 202) << res->body;
   ASSERT_TRUE(waitUntil([&] { return projections()[0]["state"] == "paused"; }, 10s))
@@ -157,7 +157,7 @@ TEST(EngineWorkers, ThreeWorkersSplitSixPartitionsExactlyOnceWithOneSeriesAndOne
                       {{"projection", "ledger"}, {"state", "paused"}}),
             1);
 
-  res = admin.Post("/api/v1/projections/ledger/resume");
+  res = admin.Post("/api/v1/projections/ledger/resume", "", "application/json");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 202) << res->body;
   ASSERT_TRUE(waitUntil([&] { return stored(db.url()) == 3600; }, 120s)) << engine->log();
