@@ -106,6 +106,12 @@ TEST(ScaffoldTest, ScaffoldedPluginBuildsAgainstTheInstalledSdkAndRunsInTheEngin
   ASSERT_NE(projection_at, std::string::npos) << snippet;
   if (manifest.back() != '\n') manifest += "\n";
   manifest += snippet.substr(projection_at);
+  // Its topic under the manifest's topics: (every projection topic must be declared there).
+  const std::string topic_line = "  " + name + ".events: { partitions: 6 }\n";
+  ASSERT_NE(snippet.find(topic_line), std::string::npos) << snippet;
+  const auto topics_at = manifest.find("\ntopics:\n");
+  ASSERT_NE(topics_at, std::string::npos) << "config/projections.yaml has no 'topics:' line";
+  manifest.insert(topics_at + std::string("\ntopics:\n").size(), topic_line);
   const fs::path manifest_path = tmp.path() / "projections.yaml";
   std::ofstream(manifest_path) << manifest;
 
