@@ -41,6 +41,14 @@ void cleanPass(const TempDir& dir, const std::string& bootstrap, const std::stri
   EXPECT_EQ(engine->wait(60s), 0) << engine->log();
 }
 
+void expectSameAsCleanPass(const std::string& url, const std::string& clean_url,
+                           std::size_t distinct) {
+  EXPECT_EQ(queryValue(url, "SELECT sum(events) FROM ledger.ledger"), std::to_string(distinct));
+  EXPECT_EQ(ledgerRows(url), ledgerRows(clean_url));
+  EXPECT_EQ(processedRows(url), processedRows(clean_url));
+  EXPECT_EQ(offsetRows(url), offsetRows(clean_url));
+}
+
 void setApiPort(const std::filesystem::path& manifest, int port) {
   std::ifstream in(manifest);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

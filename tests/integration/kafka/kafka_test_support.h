@@ -23,6 +23,11 @@ inline const std::string kLedger =
 void cleanPass(const TempDir& dir, const std::string& bootstrap, const std::string& url,
                const std::string& topic, std::size_t records_in_log);
 
+/// The ledger in `url` equals the clean pass in `clean_url` (its rows, processed_events and
+/// offsets), and holds `distinct` events, each applied once (gtest expectations).
+void expectSameAsCleanPass(const std::string& url, const std::string& clean_url,
+                           std::size_t distinct);
+
 /// writeManifest() with `kafka_yaml` (lines indented by two spaces) instead of the harness'
 /// session time-out lines; bootstrap.servers stays.
 std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& bootstrap,
