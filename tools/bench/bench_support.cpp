@@ -121,20 +121,8 @@ int Process::wait(std::chrono::seconds timeout) {
 }
 
 int Process::stop(std::chrono::seconds timeout) {
-  if (!reaped_) {
-    ::kill(pid_, SIGTERM);
-    const auto deadline = Clock::now() + timeout;
-    while (running() && Clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (!reaped_) {
-      ::kill(pid_, SIGKILL);
-      ::wait4(pid_, &status_, 0, &usage_);
-      reaped_ = true;
-    }
-  }
-  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
-  return 128 + (WIFSIGNALED(status_) ? WTERMSIG(status_) : 0);
+  if (!reaped_) ::kill(pid_, SIGTERM);
+  return wait(timeout);
 }
 
 std::string Process::log() const {
