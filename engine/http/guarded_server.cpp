@@ -41,6 +41,8 @@ constexpr auto kWriteTimeout = std::chrono::seconds(5);
 constexpr auto kLinger = std::chrono::milliseconds(500);
 constexpr std::size_t kLingerBytes = 1 << 20;
 constexpr std::size_t kBusyHeadBytes = 8192;
+/// A connection with no request after this long leaves its worker for the parking.
+constexpr int kParkAfterMs = 5;
 
 int msLeft(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -175,75 +177,82 @@ class ConnectionStream final : public httplib::Stream {
 
 }  // namespace
 
-// ---- the busy lane --------------------------------------------------------------------------
+// ---- the pollers: busy lane and parking -----------------------------------------------------
 
-/// One thread polling every connection no worker serves: it reads a small request head,
-/// answers /healthz or 503, drains briefly and closes.
-class GuardedServer::BusyLane {
+/// One thread polling many connections at once, none of which holds a worker. Subclasses say
+/// what a readable connection and a passed deadline do; both return true when the entry is
+/// finished (its descriptor closed or handed on).
+class GuardedServer::Poller {
  public:
-  BusyLane(std::string name, std::size_t capacity, std::chrono::milliseconds head_timeout)
-      : name_(std::move(name)), capacity_(capacity), head_timeout_(head_timeout) {
-    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
-    thread_ = std::thread([this] { loop(); });
-  }
-  ~BusyLane() {
-    stopping_ = true;
-    wake();
-    if (thread_.joinable()) thread_.join();
-    for (const auto& entry : entries_) ::close(entry.fd);
-    for (int fd : inbox_) ::close(fd);
-    ::close(wake_[0]);
-    ::close(wake_[1]);
-  }
+  virtual ~Poller() = default;
 
-  /// Takes `fd` over (closes it at once when the lane is full).
-  void adopt(int fd) {
+  /// Takes `fd` over (closes it at once when the poller is full).
+  void adopt(int fd, Clock::time_point deadline, std::size_t keep_alive_left = 0) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_ || inbox_.size() + held_.load() >= capacity_) {
         ::close(fd);
-        ++dropped_;
         return;
       }
-      inbox_.push_back(fd);
+      Entry entry;
+      entry.fd = fd;
+      entry.deadline = deadline;
+      entry.keep_alive_left = keep_alive_left;
+      inbox_.push_back(std::move(entry));
     }
     wake();
   }
 
- private:
+ protected:
   struct Entry {
     int fd = -1;
     Clock::time_point deadline;
-    std::string head;
-    bool answered = false;
+    std::size_t keep_alive_left = 0;  ///< parking: requests the connection may still make
+    std::string head;                 ///< busy lane: the request head read so far
+    bool answered = false;            ///< busy lane: answered, now draining until the close
     std::size_t drained = 0;
   };
 
+  explicit Poller(std::size_t capacity) : capacity_(capacity) {
+    if (::pipe2(wake_, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
+  }
+
+  /// Called by the subclass's constructor (the loop calls its overrides) and destructor.
+  void start() { thread_ = std::thread([this] { loop(); }); }
+  void stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake();
+    if (thread_.joinable()) thread_.join();
+    for (const auto& entry : entries_) ::close(entry.fd);
+    for (const auto& entry : inbox_) ::close(entry.fd);
+    entries_.clear();
+    inbox_.clear();
+    ::close(wake_[0]);
+    ::close(wake_[1]);
+  }
+
+  virtual bool onReadable(Entry& entry) = 0;
+  virtual bool onDeadline(Entry& entry) = 0;
+
+ private:
   void wake() {
     const char byte = 1;
     [[maybe_unused]] const ssize_t n = ::write(wake_[1], &byte, 1);
   }
 
-  void answer(Entry& entry) {
-    const bool health = entry.head.rfind("GET /healthz ", 0) == 0 ||
-                        entry.head.rfind("GET /healthz?", 0) == 0 ||
-                        entry.head.rfind("HEAD /healthz ", 0) == 0;
-    const std::string text = busyAnswer(health);
-    [[maybe_unused]] const ssize_t n = ::send(entry.fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    ::shutdown(entry.fd, SHUT_WR);
-    entry.answered = true;
-    entry.deadline = Clock::now() + kLinger;
-  }
-
   void loop() {
     std::vector<pollfd> polled;
-    char buffer[4096];
-    while (!stopping_) {
+    char buffer[256];
+    for (;;) {
       {
         std::lock_guard lock(mutex_);
-        for (int fd : inbox_) {
-          ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-          entries_.push_back(Entry{fd, Clock::now() + head_timeout_, {}, false, 0});
+        if (stopping_) return;
+        for (auto& entry : inbox_) {
+          ::fcntl(entry.fd, F_SETFL, ::fcntl(entry.fd, F_GETFL) | O_NONBLOCK);
+          entries_.push_back(std::move(entry));
         }
         inbox_.clear();
         held_ = entries_.size();
@@ -263,33 +272,9 @@ class GuardedServer::BusyLane {
       const auto now = Clock::now();
       for (std::size_t i = 0; i < entries_.size(); ++i) {
         Entry& entry = entries_[i];
-        bool close = false;
-        if (polled[i + 1].revents != 0) {
-          const ssize_t n = ::recv(entry.fd, buffer, sizeof(buffer), 0);
-          if (n <= 0) {
-            close = !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
-          } else if (entry.answered) {
-            entry.drained += static_cast<std::size_t>(n);
-            close = entry.drained > kLingerBytes;
-          } else {
-            entry.head.append(buffer, static_cast<std::size_t>(
-                                          std::min<std::size_t>(n, kBusyHeadBytes - entry.head.size())));
-            if (entry.head.find("\r\n\r\n") != std::string::npos || entry.head.size() >= kBusyHeadBytes) {
-              answer(entry);
-            }
-          }
-        }
-        if (!close && now >= entry.deadline) {
-          if (entry.answered) {
-            close = true;
-          } else {
-            answer(entry);
-          }
-        }
-        if (close) {
-          ::close(entry.fd);
-          entry.fd = -1;
-        }
+        const bool finished = (polled[i + 1].revents != 0 && onReadable(entry)) ||
+                              (entry.fd >= 0 && now >= entry.deadline && onDeadline(entry));
+        if (finished) entry.fd = -1;
       }
       entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
                                     [](const Entry& entry) { return entry.fd < 0; }),
@@ -297,17 +282,92 @@ class GuardedServer::BusyLane {
     }
   }
 
-  std::string name_;
   std::size_t capacity_;
-  std::chrono::milliseconds head_timeout_;
   int wake_[2] = {-1, -1};
-  std::atomic<bool> stopping_{false};
   std::mutex mutex_;
-  std::vector<int> inbox_;
+  bool stopping_ = false;
+  std::vector<Entry> inbox_;
   std::atomic<std::size_t> held_{0};
-  std::atomic<std::uint64_t> dropped_{0};
-  std::vector<Entry> entries_;  ///< the lane's thread only
+  std::vector<Entry> entries_;  ///< the loop's thread only
   std::thread thread_;
+};
+
+/// Connections no worker can serve: reads a small request head, answers /healthz or 503,
+/// drains briefly and closes.
+class GuardedServer::BusyLane final : public Poller {
+ public:
+  BusyLane(std::size_t capacity, std::chrono::milliseconds head_timeout)
+      : Poller(capacity), head_timeout_(head_timeout) {
+    start();
+  }
+  ~BusyLane() override { stop(); }
+
+  void adopt(int fd) { Poller::adopt(fd, Clock::now() + head_timeout_); }
+
+ private:
+  bool onReadable(Entry& entry) override {
+    char buffer[4096];
+    const ssize_t n = ::recv(entry.fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n <= 0) return closeEntry(entry);
+    if (entry.answered) {
+      entry.drained += static_cast<std::size_t>(n);
+      return entry.drained > kLingerBytes && closeEntry(entry);
+    }
+    entry.head.append(buffer, std::min<std::size_t>(static_cast<std::size_t>(n),
+                                                    kBusyHeadBytes - entry.head.size()));
+    if (entry.head.find("\r\n\r\n") != std::string::npos || entry.head.size() >= kBusyHeadBytes) {
+      answer(entry);
+    }
+    return false;
+  }
+
+  bool onDeadline(Entry& entry) override {
+    if (entry.answered) return closeEntry(entry);
+    answer(entry);
+    return false;
+  }
+
+  static bool closeEntry(Entry& entry) {
+    ::close(entry.fd);
+    return true;
+  }
+
+  static void answer(Entry& entry) {
+    const bool health = entry.head.rfind("GET /healthz ", 0) == 0 ||
+                        entry.head.rfind("GET /healthz?", 0) == 0 ||
+                        entry.head.rfind("HEAD /healthz ", 0) == 0;
+    const std::string text = busyAnswer(health);
+    [[maybe_unused]] const ssize_t n = ::send(entry.fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(entry.fd, SHUT_WR);
+    entry.answered = true;
+    entry.deadline = Clock::now() + kLinger;
+  }
+
+  std::chrono::milliseconds head_timeout_;
+};
+
+/// Connections between two requests (and new ones that have sent nothing yet): they wait here
+/// instead of on a worker, so idle keep-alive connections hold a descriptor, never a thread.
+/// A readable one goes back to the pool; one idle past its deadline is closed.
+class GuardedServer::Parking final : public Poller {
+ public:
+  using Resume = std::function<void(int fd, std::size_t keep_alive_left)>;
+
+  Parking(std::size_t capacity, Resume resume) : Poller(capacity), resume_(std::move(resume)) { start(); }
+  ~Parking() override { stop(); }
+
+ private:
+  bool onReadable(Entry& entry) override {
+    resume_(entry.fd, entry.keep_alive_left);
+    return true;
+  }
+  bool onDeadline(Entry& entry) override {
+    ::close(entry.fd);
+    return true;
+  }
+
+  Resume resume_;
 };
 
 // ---- the worker pool ------------------------------------------------------------------------
@@ -316,13 +376,13 @@ class GuardedServer::BusyLane {
 /// than max_queue_wait; the others go to the busy lane.
 class GuardedServer::Pool final : public httplib::TaskQueue {
  public:
-  Pool(std::atomic<Pool*>& slot, const ServerLimits& limits)
-      : slot_(slot), queue_(limits.queue), max_wait_(limits.max_queue_wait) {
+  Pool(GuardedServer& server, const ServerLimits& limits)
+      : server_(server), queue_(limits.queue), max_wait_(limits.max_queue_wait) {
     for (std::size_t i = 0; i < limits.workers; ++i) threads_.emplace_back([this] { work(); });
     janitor_ = std::thread([this] { expire(); });
-    slot_ = this;
+    std::lock_guard lock(server_.pool_mutex_);
+    server_.pool_ = this;
   }
-  ~Pool() override { slot_ = nullptr; }
 
   void enqueue(std::function<void()> fn) override {
     {
@@ -338,6 +398,11 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
 
   void shutdown() override {
     {
+      // Parked connections that turn readable from now on are closed, not queued.
+      std::lock_guard lock(server_.pool_mutex_);
+      server_.pool_ = nullptr;
+    }
+    {
       std::lock_guard lock(mutex_);
       shutdown_ = true;
     }
@@ -345,12 +410,6 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
     cv_expire_.notify_all();
     for (auto& thread : threads_) thread.join();
     if (janitor_.joinable()) janitor_.join();
-  }
-
-  /// Connections waiting for a worker right now.
-  bool anyWaiting() {
-    std::lock_guard lock(mutex_);
-    return !jobs_.empty();
   }
 
  private:
@@ -400,7 +459,7 @@ class GuardedServer::Pool final : public httplib::TaskQueue {
     }
   }
 
-  std::atomic<Pool*>& slot_;
+  GuardedServer& server_;
   std::size_t queue_;
   std::chrono::milliseconds max_wait_;
   std::mutex mutex_;
@@ -435,8 +494,11 @@ GuardedServer::GuardedServer(std::string name, ServerLimits limits, ErrorWriter 
       limits_(limits),
       error_(std::move(error)),
       gate_(std::move(gate)),
-      busy_(std::make_shared<BusyLane>(name_, limits_.busy_connections, limits_.busy_head_timeout)) {
-  new_task_queue = [this] { return new Pool(pool_, limits_); };
+      busy_(std::make_shared<BusyLane>(limits_.busy_connections, limits_.busy_head_timeout)) {
+  parking_ = std::make_shared<Parking>(limits_.idle_connections, [this](int fd, std::size_t left) {
+    resume(fd, left);
+  });
+  new_task_queue = [this] { return new Pool(*this, limits_); };
   set_payload_max_length(limits_.max_body_bytes);
   const auto early = [this](const httplib::Request& req, httplib::Response& res) {
     if ((gate_ && gate_(req, res)) || refuseBody(req, res)) {
@@ -517,46 +579,45 @@ void GuardedServer::releaseClient(const std::string& client) {
   if (--it->second == 0) clients_.erase(it);
 }
 
-bool GuardedServer::process_and_close_socket(socket_t sock) {
+bool GuardedServer::process_and_close_socket(socket_t sock) { return serve(sock, keep_alive_max_count_); }
+
+void GuardedServer::resume(int fd, std::size_t keep_alive_left) {
+  std::lock_guard lock(pool_mutex_);
+  if (pool_ == nullptr || svr_sock_ == INVALID_SOCKET) {
+    ::close(fd);
+    return;
+  }
+  pool_->enqueue([this, fd, keep_alive_left] { serve(fd, keep_alive_left); });
+}
+
+bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
   if (tl_lane == Lane::kBusy) {
     busy_->adopt(sock);
     return false;
   }
   int port = 0;
   const std::string client = peerAddress(sock, port);
-  if (!acquireClient(client)) {
-    busy_->adopt(sock);
-    return false;
-  }
   ConnectionStream stream(sock);
   RequestState state;
   bool ok = false;
-  bool handed_over = false;
-  for (std::size_t count = keep_alive_max_count_; count > 0; --count) {
-    // Wait for the next request, giving the worker up when the server stops or when other
-    // connections wait for a worker.
-    const bool first = count == keep_alive_max_count_;
-    const auto idle_deadline = Clock::now() + limits_.keep_alive;
-    bool ready = stream.buffered();
-    while (!ready) {
-      if (svr_sock_ == INVALID_SOCKET || Clock::now() >= idle_deadline) break;
-      Pool* pool = pool_.load();
-      if (pool != nullptr && pool->anyWaiting() && !pollFor(sock, POLLIN, 0)) {
-        if (first) {
-          busy_->adopt(sock);  // it gets its answer there when it ever sends a request
-          handed_over = true;
-        }
-        break;
-      }
-      ready = pollFor(sock, POLLIN, std::min(50, msLeft(idle_deadline)));
+  bool park = false;
+  for (; keep_alive_left > 0; --keep_alive_left) {
+    // No request yet: the connection waits in the parking, not on this worker.
+    if (!stream.buffered() && !pollFor(sock, POLLIN, kParkAfterMs)) {
+      park = svr_sock_ != INVALID_SOCKET;
+      break;
     }
-    if (!ready) break;
+    // A client holds at most per_client workers with requests in progress.
+    if (!acquireClient(client)) {
+      busy_->adopt(sock);
+      return false;
+    }
     state = RequestState{};
     stream.beginRequest(Clock::now() + limits_.request_timeout,
                         limits_.max_head_bytes + limits_.max_body_bytes);
     bool closed = false;
     tl_request = &state;
-    ok = process_request(stream, count == 1, closed, nullptr);
+    ok = process_request(stream, keep_alive_left == 1, closed, nullptr);
     tl_request = nullptr;
     if (stream.timedOut()) state.close_after = true;  // httplib may have answered 400 itself
     if (stream.timedOut() && stream.written() == 0) {
@@ -570,17 +631,17 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
       stream.write(text.data(), text.size());
       state.close_after = true;
     }
+    releaseClient(client);
     if (!ok || closed || state.close_after) break;
   }
-  if (!handed_over) {
-    if (state.close_after) {
-      lingerAndClose(sock);
-    } else {
-      ::shutdown(sock, SHUT_RDWR);
-      ::close(sock);
-    }
+  if (park) {
+    parking_->adopt(sock, Clock::now() + limits_.keep_alive, keep_alive_left);
+  } else if (state.close_after) {
+    lingerAndClose(sock);
+  } else {
+    ::shutdown(sock, SHUT_RDWR);
+    ::close(sock);
   }
-  releaseClient(client);
   return ok;
 }
 

@@ -9,7 +9,12 @@
 ///
 /// - a request's head and body must arrive within `request_timeout` in total and within
 ///   `max_head_bytes` plus the body limit (then 408, or the connection is closed);
-/// - one client address holds at most `per_client` workers; an accepted connection waits at
+/// - a connection without a request (a new one, or a keep-alive one between two requests)
+///   holds no worker: after a few milliseconds it is parked with the other idle ones on one
+///   polling thread (at most `idle_connections`, each for at most `keep_alive`) and goes back
+///   to the pool when its next request arrives;
+/// - one client address holds at most `per_client` workers (requests in progress, not idle
+///   connections); an accepted connection waits at
 ///   most `max_queue_wait` for a worker, and at most `queue` connections wait at all. Every
 ///   other connection goes to the busy lane: one thread that polls them all at once, reads at
 ///   most a small request head within `busy_head_timeout`, answers `GET /healthz` with 200 and
@@ -46,6 +51,7 @@ struct ServerLimits {
   std::size_t max_head_bytes = 64 * 1024;
   std::size_t max_body_bytes = 1 << 20;
   std::size_t busy_connections = 1024;
+  std::size_t idle_connections = 4096;  ///< parked between requests (a descriptor each)
   std::chrono::milliseconds busy_head_timeout{1000};
 };
 
@@ -72,9 +78,15 @@ class GuardedServer : public httplib::Server {
 
  private:
   class Pool;
+  class Poller;
   class BusyLane;
+  class Parking;
 
   bool process_and_close_socket(socket_t sock) override;
+  /// Serves requests on `sock` on this worker while they come; parks it when idle.
+  bool serve(int sock, std::size_t keep_alive_left);
+  /// A parked connection turned readable: back to the pool (closed when the server stops).
+  void resume(int fd, std::size_t keep_alive_left);
   /// The body checks of the class comment; true when they answered.
   bool refuseBody(const httplib::Request& req, httplib::Response& res) const;
   /// False when `client` already holds per_client workers.
@@ -86,9 +98,11 @@ class GuardedServer : public httplib::Server {
   ErrorWriter error_;
   Gate gate_;
   std::shared_ptr<BusyLane> busy_;
-  std::atomic<Pool*> pool_{nullptr};  ///< owned by httplib's listen loop while it runs
+  std::mutex pool_mutex_;
+  Pool* pool_ = nullptr;  ///< owned by httplib's listen loop while it runs; under pool_mutex_
   std::mutex clients_mutex_;
   std::map<std::string, std::size_t> clients_;  ///< address -> workers it holds
+  std::shared_ptr<Parking> parking_;  ///< last: its thread resumes into the members above
 };
 
 }  // namespace ultracore::engine

@@ -342,6 +342,27 @@ TEST_F(ApiSecurityTest, SlowSocketsDoNotStopHealthz) {
   }
 }
 
+// Before the fix: an idle keep-alive connection kept its worker and its client's slot, so one
+// client with more keep-alive connections than the per-client cap (12 of 16 API workers), such
+// as the latency bench's 16 or a gateway, got 503 on the others (83 of 400 bench requests
+// failed at 50/s). Idle connections now wait in the parking and hold neither.
+TEST_F(ApiSecurityTest, IdleKeepAliveConnectionsHoldNoWorker) {
+  start();
+  constexpr int kConnections = 40;
+  std::vector<std::unique_ptr<Connection>> connections;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kConnections; ++i) {
+      if (round == 0) connections.push_back(std::make_unique<Connection>(port_));
+      Connection& c = *connections[static_cast<std::size_t>(i)];
+      ASSERT_TRUE(c.send(get("/readyz"))) << "round " << round << " connection " << i;
+      const Reply reply = c.read(20s);
+      // A worker answers 200; the busy lane answers 503 and closes.
+      ASSERT_EQ(reply.status, 200) << "round " << round << " connection " << i << ": " << reply.body
+                                   << engine_->log();
+    }
+  }
+}
+
 // Before the fix: a request head trickled one byte every 300 ms kept its worker for as long as
 // it trickled (the read timeout restarted with every byte); the connection was still open after
 // the 60 s bound.
