@@ -15,6 +15,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include <pqxx/pqxx>
+
+#include "engine/kafka/topic_admin.h"
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -326,61 +328,22 @@ RdKafka adminHandle(const std::string& bootstrap) {
 void KafkaCluster::createTopic(const std::string& name, int partitions, int replication_factor,
                                const std::map<std::string, std::string>& config) {
   RdKafka rk = adminHandle(bootstrap_);
-  char error[512];
-  rd_kafka_NewTopic_t* topic =
-      rd_kafka_NewTopic_new(name.c_str(), partitions, replication_factor, error, sizeof(error));
-  if (topic == nullptr) throw std::runtime_error("NewTopic " + name + ": " + error);
-  for (const auto& [key, value] : config) rd_kafka_NewTopic_set_config(topic, key.c_str(), value.c_str());
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-  rd_kafka_CreateTopics(rk.get(), &topic, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  std::string failure;
-  if (event == nullptr) {
-    failure = "no answer within 30 s";
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    failure = rd_kafka_event_error_string(event);
-  } else {
-    size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-    for (size_t i = 0; i < count; ++i) {
-      if (rd_kafka_topic_result_error(results[i]) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        failure = rd_kafka_topic_result_error_string(results[i]);
-    }
+  const auto errors = ultracore::engine::createTopics(
+      rk.get(), {{name, partitions, replication_factor, config}}, std::chrono::seconds(30));
+  if (!errors.empty()) {
+    throw std::runtime_error("creating topic " + name + ": " + errors.begin()->second.message);
   }
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(topic);
-  if (!failure.empty()) throw std::runtime_error("creating topic " + name + ": " + failure);
-  auto deadline = Clock::now() + std::chrono::seconds(60);
-  for (int p = 0; p < partitions; ++p) {
-    while (leaderOf(name, p) < 0) {
-      if (Clock::now() >= deadline)
-        throw std::runtime_error("topic " + name + " partition " + std::to_string(p) +
-                                 " has no leader 60 s after its creation");
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+  if (!ultracore::engine::waitForLeaders(rk.get(), name, partitions, std::chrono::seconds(60))) {
+    throw std::runtime_error("topic " + name + " has partitions without a leader 60 s after its creation");
   }
 }
 
 int KafkaCluster::leaderOf(const std::string& topic, int partition) {
   RdKafka rk = adminHandle(bootstrap_);
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* metadata = nullptr;
-  int leader = -1;
-  if (rd_kafka_metadata(rk.get(), 0, handle, &metadata, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int t = 0; t < metadata->topic_cnt; ++t) {
-      const auto& tm = metadata->topics[t];
-      if (tm.err != RD_KAFKA_RESP_ERR_NO_ERROR || topic != tm.topic) continue;
-      for (int p = 0; p < tm.partition_cnt; ++p) {
-        if (tm.partitions[p].id == partition && tm.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR)
-          leader = tm.partitions[p].leader;
-      }
-    }
-    rd_kafka_metadata_destroy(metadata);
-  }
-  rd_kafka_topic_destroy(handle);
-  return leader;
+  const std::vector<int> leaders = ultracore::engine::partitionLeaders(rk.get(), topic, std::chrono::seconds(10));
+  return partition >= 0 && static_cast<std::size_t>(partition) < leaders.size()
+             ? leaders[static_cast<std::size_t>(partition)]
+             : -1;
 }
 
 // ------------------------------------------------------------------------------- PostgreSQL

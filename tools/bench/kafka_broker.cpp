@@ -10,6 +10,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "engine/kafka/topic_admin.h"
+
 namespace ultracore::bench {
 namespace {
 
@@ -82,26 +84,6 @@ rd_kafka_t* adminClient(const std::string& bootstrap) {
 }
 
 /// True when every partition of `topic` (of `partitions`) has a leader.
-bool hasLeaders(rd_kafka_t* client, const std::string& topic, int partitions) {
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(client, topic.c_str(), nullptr);
-  const rd_kafka_metadata_t* metadata = nullptr;
-  int led = 0;
-  if (rd_kafka_metadata(client, 0, handle, &metadata, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-    for (int t = 0; t < metadata->topic_cnt; ++t) {
-      const auto& tm = metadata->topics[t];
-      if (tm.err != RD_KAFKA_RESP_ERR_NO_ERROR || topic != tm.topic) continue;
-      for (int p = 0; p < tm.partition_cnt; ++p) {
-        if (tm.partitions[p].err == RD_KAFKA_RESP_ERR_NO_ERROR && tm.partitions[p].leader >= 0) {
-          ++led;
-        }
-      }
-    }
-    rd_kafka_metadata_destroy(metadata);
-  }
-  rd_kafka_topic_destroy(handle);
-  return led == partitions;
-}
-
 }  // namespace
 
 Broker::Broker(const TempDir& dir, const std::vector<std::pair<std::string, int>>& topics,
@@ -203,58 +185,29 @@ void Broker::startCluster(const TempDir& dir) {
 void Broker::createTopics(const std::vector<std::pair<std::string, int>>& topics) {
   rd_kafka_t* client = adminClient(bootstrap_);
   std::string failure;
-  std::vector<rd_kafka_NewTopic_t*> requests;
-  char error[512];
-  for (const auto& [name, partitions] : topics) {
-    // Replication factor -1: the cluster's default.replication.factor.
-    rd_kafka_NewTopic_t* topic =
-        rd_kafka_NewTopic_new(name.c_str(), partitions, -1, error, sizeof(error));
-    if (topic == nullptr) {
-      failure = "NewTopic " + name + ": " + error;
-      break;
-    }
-    requests.push_back(topic);
-  }
-  if (failure.empty()) {
-    rd_kafka_queue_t* queue = rd_kafka_queue_new(client);
-    rd_kafka_CreateTopics(client, requests.data(), requests.size(), nullptr, queue);
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 60000);
-    if (event == nullptr) {
-      failure = "no answer to CreateTopics within 60 s";
-    } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      failure = rd_kafka_event_error_string(event);
-    } else {
-      size_t count = 0;
-      const rd_kafka_topic_result_t** results =
-          rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-      for (size_t i = 0; i < count; ++i) {
-        const std::string name = rd_kafka_topic_result_name(results[i]);
-        const auto err = rd_kafka_topic_result_error(results[i]);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-          if (cluster_dir_.empty()) created_.push_back(name);
-        } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-          failure += "topic " + name + " already exists on " + bootstrap_ +
-                     ": the bench needs its own empty topics (it deletes nothing it did not "
-                     "create); delete it or use another cluster; ";
-        } else {
-          failure += "creating topic " + name + ": " +
-                     rd_kafka_topic_result_error_string(results[i]) + "; ";
-        }
+  try {
+    std::vector<engine::NewTopic> requests;
+    for (const auto& [name, partitions] : topics) requests.push_back({name, partitions, -1, {}});
+    const auto errors = engine::createTopics(client, requests, std::chrono::seconds(60));
+    for (const auto& [name, partitions] : topics) {
+      const auto error = errors.find(name);
+      if (error == errors.end()) {
+        if (cluster_dir_.empty()) created_.push_back(name);
+      } else if (error->second.code == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        failure += "topic " + name + " already exists on " + bootstrap_ +
+                   ": the bench needs its own empty topics (it deletes nothing it did not "
+                   "create); delete it or use another cluster; ";
+      } else {
+        failure += "creating topic " + name + ": " + error->second.message + "; ";
       }
     }
-    if (event != nullptr) rd_kafka_event_destroy(event);
-    rd_kafka_queue_destroy(queue);
+  } catch (const std::runtime_error& e) {
+    failure = e.what();
   }
-  for (auto* topic : requests) rd_kafka_NewTopic_destroy(topic);
-  const auto deadline = Clock::now() + std::chrono::seconds(60);
   for (const auto& [name, partitions] : topics) {
     if (!failure.empty()) break;
-    while (!hasLeaders(client, name, partitions)) {
-      if (Clock::now() > deadline) {
-        failure = "topic " + name + " has partitions without a leader 60 s after its creation";
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (!engine::waitForLeaders(client, name, partitions, std::chrono::seconds(60))) {
+      failure = "topic " + name + " has partitions without a leader 60 s after its creation";
     }
   }
   rd_kafka_destroy(client);

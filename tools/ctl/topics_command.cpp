@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/kafka/kafka_config.h"
+#include "engine/kafka/topic_admin.h"
 #include "engine/manifest/manifest.h"
 #include "tools/ctl/kafka_client.h"
 #include "tools/ctl/table.h"
@@ -126,10 +127,6 @@ std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> adminOptions(rd_kafka_t
       rd_kafka_AdminOptions_new(rk, op));
   char error[512];
   rd_kafka_AdminOptions_set_request_timeout(options.get(), kAdminTimeoutMs, error, sizeof(error));
-  if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS) {
-    rd_kafka_AdminOptions_set_operation_timeout(options.get(), kAdminTimeoutMs, error,
-                                                sizeof(error));
-  }
   return options;
 }
 
@@ -138,36 +135,18 @@ std::unique_ptr<rd_kafka_AdminOptions_t, OptionsDeleter> adminOptions(rd_kafka_t
 /// re-reads the cluster and compares it like any existing topic.
 std::map<std::string, std::string> createTopics(rd_kafka_t* rk,
                                                 const std::vector<DeclaredTopic>& topics) {
-  std::vector<rd_kafka_NewTopic_t*> requests;
-  std::map<std::string, std::string> errors;
-  char error[512];
+  std::vector<engine::NewTopic> requests;
   for (const DeclaredTopic& topic : topics) {
-    rd_kafka_NewTopic_t* request = rd_kafka_NewTopic_new(
-        topic.name.c_str(), topic.partitions, topic.replication_factor, error, sizeof(error));
-    if (request == nullptr) {
-      rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
-      throw CtlError("topic '" + topic.name + "': " + error, 2);
-    }
-    requests.push_back(request);
-    for (const auto& [key, value] : topic.config) {
-      rd_kafka_NewTopic_set_config(request, key.c_str(), value.c_str());
-    }
+    requests.push_back({topic.name, topic.partitions, topic.replication_factor, topic.config});
   }
-  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue(rd_kafka_queue_new(rk));
-  const auto options = adminOptions(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-  rd_kafka_CreateTopics(rk, requests.data(), requests.size(), options.get(), queue.get());
-  rd_kafka_NewTopic_destroy_array(requests.data(), requests.size());
-  const Event event = adminResult(queue.get(), "CreateTopics");
-  const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(event.get());
-  if (result == nullptr) throw CtlError("CreateTopics: unexpected answer from librdkafka");
-  std::size_t count = 0;
-  const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
-  for (std::size_t i = 0; i < count; ++i) {
-    if (rd_kafka_topic_result_error(results[i]) == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
-    const char* text = rd_kafka_topic_result_error_string(results[i]);
-    errors[rd_kafka_topic_result_name(results[i])] =
-        std::string(rd_kafka_err2name(rd_kafka_topic_result_error(results[i]))) +
-        (text != nullptr && *text != '\0' ? std::string(": ") + text : "");
+  std::map<std::string, std::string> errors;
+  try {
+    for (const auto& [name, error] :
+         engine::createTopics(rk, requests, std::chrono::milliseconds(kAdminTimeoutMs))) {
+      errors[name] = error.message;
+    }
+  } catch (const std::runtime_error& e) {
+    throw CtlError(e.what());
   }
   return errors;
 }
