@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,8 +43,10 @@ constexpr auto kWriteTimeout = std::chrono::seconds(5);
 constexpr auto kLinger = std::chrono::milliseconds(500);
 constexpr std::size_t kLingerBytes = 1 << 20;
 constexpr std::size_t kBusyHeadBytes = 8192;
-/// A connection with no request after this long leaves its worker for the parking.
+/// A connection with no whole request head after this long leaves its worker for the parking.
 constexpr int kParkAfterMs = 5;
+/// How often the parking looks again at a connection whose request head is incomplete.
+constexpr auto kHeadPeekInterval = std::chrono::milliseconds(20);
 
 int msLeft(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -70,6 +74,28 @@ std::string addressOf(const sockaddr_storage& address, int& port) {
     port = ntohs(in6->sin6_port);
   }
   return text;
+}
+
+enum class Head { kIncomplete, kComplete, kTooLarge };
+
+/// Whether the socket's unread bytes hold a whole request head. kComplete also when there is
+/// nothing left to wait for (the peer closed, or the socket failed: httplib sees it). Peeks
+/// only; the bytes stay for httplib.
+Head peekHead(int fd, std::size_t max_head_bytes) {
+  thread_local std::vector<char> buffer;  // reused: the parking peeks often
+  buffer.resize(max_head_bytes + 4);
+  const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Head::kIncomplete
+                                                                      : Head::kComplete;
+  }
+  if (n == 0) return Head::kComplete;
+  const std::string_view seen(buffer.data(), static_cast<std::size_t>(n));
+  const std::size_t end = seen.find("\r\n\r\n");
+  if (end != std::string_view::npos) {
+    return end + 4 > max_head_bytes ? Head::kTooLarge : Head::kComplete;
+  }
+  return seen.size() >= buffer.size() ? Head::kTooLarge : Head::kIncomplete;
 }
 
 std::string peerAddress(int fd, int& port) {
@@ -187,7 +213,8 @@ class GuardedServer::Poller {
   virtual ~Poller() = default;
 
   /// Takes `fd` over (closes it at once when the poller is full).
-  void adopt(int fd, Clock::time_point deadline, std::size_t keep_alive_left = 0) {
+  void adopt(int fd, Clock::time_point deadline, std::size_t keep_alive_left = 0,
+             std::optional<Clock::time_point> head_started = std::nullopt) {
     {
       std::lock_guard lock(mutex_);
       if (stopping_ || inbox_.size() + held_.load() >= capacity_) {
@@ -198,6 +225,7 @@ class GuardedServer::Poller {
       entry.fd = fd;
       entry.deadline = deadline;
       entry.keep_alive_left = keep_alive_left;
+      entry.head_started = head_started;
       inbox_.push_back(std::move(entry));
     }
     wake();
@@ -208,6 +236,8 @@ class GuardedServer::Poller {
     int fd = -1;
     Clock::time_point deadline;
     std::size_t keep_alive_left = 0;  ///< parking: requests the connection may still make
+    std::optional<Clock::time_point> head_started;  ///< parking: first byte of an incomplete head
+    Clock::time_point quiet_until;    ///< not polled for input before (an incomplete head)
     std::string head;                 ///< busy lane: the request head read so far
     bool answered = false;            ///< busy lane: answered, now draining until the close
     std::size_t drained = 0;
@@ -259,10 +289,12 @@ class GuardedServer::Poller {
       }
       polled.clear();
       polled.push_back({wake_[0], POLLIN, 0});
-      auto next = Clock::now() + std::chrono::milliseconds(100);
+      const auto polled_at = Clock::now();
+      auto next = polled_at + std::chrono::milliseconds(100);
       for (const auto& entry : entries_) {
-        polled.push_back({entry.fd, POLLIN, 0});
-        next = std::min(next, entry.deadline);
+        const bool quiet = polled_at < entry.quiet_until;
+        polled.push_back({entry.fd, static_cast<short>(quiet ? 0 : POLLIN), 0});
+        next = std::min(next, quiet ? std::min(entry.deadline, entry.quiet_until) : entry.deadline);
       }
       ::poll(polled.data(), polled.size(), msLeft(next) + 1);
       if (polled[0].revents != 0) {
@@ -272,7 +304,9 @@ class GuardedServer::Poller {
       const auto now = Clock::now();
       for (std::size_t i = 0; i < entries_.size(); ++i) {
         Entry& entry = entries_[i];
-        const bool finished = (polled[i + 1].revents != 0 && onReadable(entry)) ||
+        const bool wakes = polled[i + 1].revents != 0 ||
+                           (entry.quiet_until != Clock::time_point{} && now >= entry.quiet_until);
+        const bool finished = (wakes && onReadable(entry)) ||
                               (entry.fd >= 0 && now >= entry.deadline && onDeadline(entry));
         if (finished) entry.fd = -1;
       }
@@ -347,27 +381,58 @@ class GuardedServer::BusyLane final : public Poller {
   std::chrono::milliseconds head_timeout_;
 };
 
-/// Connections between two requests (and new ones that have sent nothing yet): they wait here
-/// instead of on a worker, so idle keep-alive connections hold a descriptor, never a thread.
-/// A readable one goes back to the pool; one idle past its deadline is closed.
+/// Connections between two requests (and new ones that have sent nothing yet or only part of
+/// a request head): they wait here instead of on a worker, so idle keep-alive connections and
+/// trickled heads (slowloris) hold a descriptor, never a thread. The parking only peeks: a
+/// connection goes back to the pool once its whole head has arrived; a head that began more
+/// than `request_timeout` ago gets 408, one over `max_head_bytes` 431; a connection idle past
+/// `keep_alive` is closed.
 class GuardedServer::Parking final : public Poller {
  public:
-  using Resume = std::function<void(int fd, std::size_t keep_alive_left)>;
-
-  Parking(std::size_t capacity, Resume resume) : Poller(capacity), resume_(std::move(resume)) { start(); }
+  Parking(GuardedServer& server, std::size_t capacity) : Poller(capacity), server_(server) { start(); }
   ~Parking() override { stop(); }
+
+  void park(int fd, std::size_t keep_alive_left, std::optional<Clock::time_point> head_started) {
+    const auto deadline = head_started ? *head_started + server_.limits_.request_timeout
+                                       : Clock::now() + server_.limits_.keep_alive;
+    adopt(fd, deadline, keep_alive_left, head_started);
+  }
 
  private:
   bool onReadable(Entry& entry) override {
-    resume_(entry.fd, entry.keep_alive_left);
-    return true;
+    entry.quiet_until = {};
+    switch (peekHead(entry.fd, server_.limits_.max_head_bytes)) {
+      case Head::kComplete:
+        server_.resume(entry.fd, entry.keep_alive_left, entry.head_started);
+        return true;
+      case Head::kTooLarge:
+        return refuse(entry, 431);
+      case Head::kIncomplete:
+        break;
+    }
+    if (!entry.head_started) {
+      entry.head_started = Clock::now();
+      entry.deadline = *entry.head_started + server_.limits_.request_timeout;
+    }
+    entry.quiet_until = Clock::now() + kHeadPeekInterval;  // poll() would wake at once
+    return false;
   }
+
   bool onDeadline(Entry& entry) override {
+    if (entry.head_started) return refuse(entry, 408);
     ::close(entry.fd);
     return true;
   }
 
-  Resume resume_;
+  bool refuse(Entry& entry, int status) {
+    const std::string text = server_.errorAnswer(status);
+    [[maybe_unused]] const ssize_t n = ::send(entry.fd, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(entry.fd, SHUT_RDWR);
+    ::close(entry.fd);
+    return true;
+  }
+
+  GuardedServer& server_;
 };
 
 // ---- the worker pool ------------------------------------------------------------------------
@@ -495,9 +560,7 @@ GuardedServer::GuardedServer(std::string name, ServerLimits limits, ErrorWriter 
       error_(std::move(error)),
       gate_(std::move(gate)),
       busy_(std::make_shared<BusyLane>(limits_.busy_connections, limits_.busy_head_timeout)) {
-  parking_ = std::make_shared<Parking>(limits_.idle_connections, [this](int fd, std::size_t left) {
-    resume(fd, left);
-  });
+  parking_ = std::make_shared<Parking>(*this, limits_.idle_connections);
   new_task_queue = [this] { return new Pool(*this, limits_); };
   set_payload_max_length(limits_.max_body_bytes);
   const auto early = [this](const httplib::Request& req, httplib::Response& res) {
@@ -579,18 +642,38 @@ void GuardedServer::releaseClient(const std::string& client) {
   if (--it->second == 0) clients_.erase(it);
 }
 
-bool GuardedServer::process_and_close_socket(socket_t sock) { return serve(sock, keep_alive_max_count_); }
+std::string GuardedServer::errorAnswer(int status) const {
+  httplib::Response res;
+  if (status == 408) {
+    error_(res, 408, "request_timeout",
+           "the request was not received within " + std::to_string(limits_.request_timeout.count()) +
+               " ms");
+  } else {
+    error_(res, 431, "header_too_large",
+           "the request head is larger than " + std::to_string(limits_.max_head_bytes) + " bytes");
+  }
+  const char* reason = status == 408 ? "Request Timeout" : "Request Header Fields Too Large";
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(res.body.size()) +
+         "\r\nConnection: close\r\n\r\n" + res.body;
+}
 
-void GuardedServer::resume(int fd, std::size_t keep_alive_left) {
+bool GuardedServer::process_and_close_socket(socket_t sock) {
+  return serve(sock, keep_alive_max_count_, std::nullopt);
+}
+
+void GuardedServer::resume(int fd, std::size_t keep_alive_left,
+                           std::optional<std::chrono::steady_clock::time_point> head_started) {
   std::lock_guard lock(pool_mutex_);
   if (pool_ == nullptr || svr_sock_ == INVALID_SOCKET) {
     ::close(fd);
     return;
   }
-  pool_->enqueue([this, fd, keep_alive_left] { serve(fd, keep_alive_left); });
+  pool_->enqueue([this, fd, keep_alive_left, head_started] { serve(fd, keep_alive_left, head_started); });
 }
 
-bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
+bool GuardedServer::serve(int sock, std::size_t keep_alive_left,
+                          std::optional<std::chrono::steady_clock::time_point> head_started) {
   if (tl_lane == Lane::kBusy) {
     busy_->adopt(sock);
     return false;
@@ -601,11 +684,26 @@ bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
   RequestState state;
   bool ok = false;
   bool park = false;
-  for (; keep_alive_left > 0; --keep_alive_left) {
-    // No request yet: the connection waits in the parking, not on this worker.
-    if (!stream.buffered() && !pollFor(sock, POLLIN, kParkAfterMs)) {
-      park = svr_sock_ != INVALID_SOCKET;
-      break;
+  for (; keep_alive_left > 0; --keep_alive_left, head_started.reset()) {
+    // Until a whole request head is here, the connection waits in the parking, not on this
+    // worker (idle keep-alive connections, and heads trickled a byte at a time).
+    if (!stream.buffered()) {
+      if (!pollFor(sock, POLLIN, kParkAfterMs)) {
+        park = svr_sock_ != INVALID_SOCKET;
+        break;
+      }
+      const Head head = peekHead(sock, limits_.max_head_bytes);
+      if (head == Head::kTooLarge) {
+        const std::string text = errorAnswer(431);
+        stream.write(text.data(), text.size());
+        state.close_after = true;
+        break;
+      }
+      if (head == Head::kIncomplete) {
+        if (!head_started) head_started = Clock::now();
+        park = svr_sock_ != INVALID_SOCKET;
+        break;
+      }
     }
     // A client holds at most per_client workers with requests in progress.
     if (!acquireClient(client)) {
@@ -613,7 +711,7 @@ bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
       return false;
     }
     state = RequestState{};
-    stream.beginRequest(Clock::now() + limits_.request_timeout,
+    stream.beginRequest(head_started.value_or(Clock::now()) + limits_.request_timeout,
                         limits_.max_head_bytes + limits_.max_body_bytes);
     bool closed = false;
     tl_request = &state;
@@ -621,13 +719,7 @@ bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
     tl_request = nullptr;
     if (stream.timedOut()) state.close_after = true;  // httplib may have answered 400 itself
     if (stream.timedOut() && stream.written() == 0) {
-      httplib::Response res;
-      error_(res, 408, "request_timeout",
-             "the request was not received within " +
-                 std::to_string(limits_.request_timeout.count()) + " ms");
-      const std::string text = "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
-                               "Content-Length: " + std::to_string(res.body.size()) +
-                               "\r\nConnection: close\r\n\r\n" + res.body;
+      const std::string text = errorAnswer(408);
       stream.write(text.data(), text.size());
       state.close_after = true;
     }
@@ -635,7 +727,7 @@ bool GuardedServer::serve(int sock, std::size_t keep_alive_left) {
     if (!ok || closed || state.close_after) break;
   }
   if (park) {
-    parking_->adopt(sock, Clock::now() + limits_.keep_alive, keep_alive_left);
+    parking_->park(sock, keep_alive_left, head_started);
   } else if (state.close_after) {
     lingerAndClose(sock);
   } else {

@@ -9,10 +9,11 @@
 ///
 /// - a request's head and body must arrive within `request_timeout` in total and within
 ///   `max_head_bytes` plus the body limit (then 408, or the connection is closed);
-/// - a connection without a request (a new one, or a keep-alive one between two requests)
-///   holds no worker: after a few milliseconds it is parked with the other idle ones on one
-///   polling thread (at most `idle_connections`, each for at most `keep_alive`) and goes back
-///   to the pool when its next request arrives;
+/// - a connection without a whole request head (a new one, a keep-alive one between two
+///   requests, or one trickling its head) holds no worker: after a few milliseconds it is
+///   parked with the others on one polling thread (at most `idle_connections`; idle at most
+///   `keep_alive`; a head must complete within `request_timeout` of its first byte, then 408,
+///   and within `max_head_bytes`, else 431) and goes back to the pool when its head is whole;
 /// - one client address holds at most `per_client` workers (requests in progress, not idle
 ///   connections); an accepted connection waits at
 ///   most `max_queue_wait` for a worker, and at most `queue` connections wait at all. Every
@@ -35,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <httplib.h>
@@ -83,10 +85,16 @@ class GuardedServer : public httplib::Server {
   class Parking;
 
   bool process_and_close_socket(socket_t sock) override;
-  /// Serves requests on `sock` on this worker while they come; parks it when idle.
-  bool serve(int sock, std::size_t keep_alive_left);
-  /// A parked connection turned readable: back to the pool (closed when the server stops).
-  void resume(int fd, std::size_t keep_alive_left);
+  /// Serves requests on `sock` on this worker while whole request heads come; parks it when
+  /// idle or when a head is incomplete (`head_started`: when its first byte came).
+  bool serve(int sock, std::size_t keep_alive_left,
+             std::optional<std::chrono::steady_clock::time_point> head_started);
+  /// A parked connection's request head is complete: back to the pool (closed when the server
+  /// stops).
+  void resume(int fd, std::size_t keep_alive_left,
+              std::optional<std::chrono::steady_clock::time_point> head_started);
+  /// A whole HTTP answer 408 (request_timeout) or 431 (header_too_large), closing.
+  std::string errorAnswer(int status) const;
   /// The body checks of the class comment; true when they answered.
   bool refuseBody(const httplib::Request& req, httplib::Response& res) const;
   /// False when `client` already holds per_client workers.
