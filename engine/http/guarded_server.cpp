@@ -628,18 +628,27 @@ bool GuardedServer::refuseBody(const httplib::Request& req, httplib::Response& r
 }
 
 bool GuardedServer::acquireClient(const std::string& client) {
-  std::lock_guard lock(clients_mutex_);
-  std::size_t& held = clients_[client];
-  if (held >= limits_.per_client) return false;
-  ++held;
-  return true;
+  std::unique_lock lock(clients_mutex_);
+  // A client over its cap waits a little for one of its own requests to end: served in turns,
+  // not refused at once (a gateway or the bench sends many requests from one address).
+  const bool got = clients_cv_.wait_for(lock, limits_.max_queue_wait,
+                                        [&] { return clients_[client] < limits_.per_client; });
+  if (got) {
+    ++clients_[client];
+  } else if (clients_[client] == 0) {
+    clients_.erase(client);
+  }
+  return got;
 }
 
 void GuardedServer::releaseClient(const std::string& client) {
-  std::lock_guard lock(clients_mutex_);
-  const auto it = clients_.find(client);
-  if (it == clients_.end()) return;
-  if (--it->second == 0) clients_.erase(it);
+  {
+    std::lock_guard lock(clients_mutex_);
+    const auto it = clients_.find(client);
+    if (it == clients_.end()) return;
+    if (--it->second == 0) clients_.erase(it);
+  }
+  clients_cv_.notify_all();
 }
 
 std::string GuardedServer::errorAnswer(int status) const {

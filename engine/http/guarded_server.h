@@ -15,7 +15,7 @@
 ///   `keep_alive`; a head must complete within `request_timeout` of its first byte, then 408,
 ///   and within `max_head_bytes`, else 431) and goes back to the pool when its head is whole;
 /// - one client address holds at most `per_client` workers (requests in progress, not idle
-///   connections); an accepted connection waits at
+///   connections; one more waits up to `max_queue_wait` for its turn); an accepted connection waits at
 ///   most `max_queue_wait` for a worker, and at most `queue` connections wait at all. Every
 ///   other connection goes to the busy lane: one thread that polls them all at once, reads at
 ///   most a small request head within `busy_head_timeout`, answers `GET /healthz` with 200 and
@@ -31,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -97,7 +98,7 @@ class GuardedServer : public httplib::Server {
   std::string errorAnswer(int status) const;
   /// The body checks of the class comment; true when they answered.
   bool refuseBody(const httplib::Request& req, httplib::Response& res) const;
-  /// False when `client` already holds per_client workers.
+  /// False when `client` still holds per_client workers after max_queue_wait.
   bool acquireClient(const std::string& client);
   void releaseClient(const std::string& client);
 
@@ -109,6 +110,7 @@ class GuardedServer : public httplib::Server {
   std::mutex pool_mutex_;
   Pool* pool_ = nullptr;  ///< owned by httplib's listen loop while it runs; under pool_mutex_
   std::mutex clients_mutex_;
+  std::condition_variable clients_cv_;
   std::map<std::string, std::size_t> clients_;  ///< address -> workers it holds
   std::shared_ptr<Parking> parking_;  ///< last: its thread resumes into the members above
 };
