@@ -300,6 +300,7 @@ void AdminServer::sampleOnce() {
         if (rk == nullptr) throw KafkaConfigError(error);
         conf.release();
         kafka_.reset(rk);
+        nameKafkaClient(rk, "admin");
       }
       for (const auto& tp : wanted) {
         Watermarks w;

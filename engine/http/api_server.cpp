@@ -22,7 +22,9 @@
 #include <pqxx/transaction>
 #include <spdlog/spdlog.h>
 
+#include "engine/http/event_id.h"
 #include "engine/http/event_producer.h"
+#include "engine/http/fault_point.h"
 #include "engine/http/openapi.h"
 #include "engine/http/pg_pool.h"
 #include "engine/http/route_path.h"
@@ -778,7 +780,9 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   std::vector<OutgoingRecord> records;
   std::vector<json> envelopes;
   for (const sdk::NewEvent& event : reply.events) {
-    json envelope{{"event_id", uuid4()},
+    // Under an Idempotency-Key a retry's duplicate publish carries the same event_id.
+    json envelope{{"event_id", key.empty() ? uuid4()
+                                           : commandEventId(request.tenant_id, key, records.size(), event)},
                   {"event_type", event.event_type},
                   {"aggregate_type", event.aggregate_type},
                   {"aggregate_id", event.aggregate_id},
@@ -817,6 +821,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   res.set_header("X-Consistency-Token", token);
   sendJson(res, reply.status, body);
 
+  faultPoint("crash_after_publish");
   if (!key.empty() && locked && lease->valid()) {
     try {
       pqxx::nontransaction txn(**lease);

@@ -111,6 +111,7 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   if (rk == nullptr) throw KafkaConfigError(std::string("cannot create the producer: ") + error);
   conf.release();  // rd_kafka_new took it
   handle_.reset(rk);
+  nameKafkaClient(rk, "api");
   poller_ = std::thread([this] {
     while (!stop_.load()) rd_kafka_poll(handle_.get(), 100);
   });
@@ -138,6 +139,7 @@ sdk::Status EventProducer::ensureTransactional() {
   }
   conf.release();
   KafkaHandle handle(rk);
+  nameKafkaClient(rk, "api (transactions)");
   if (rd_kafka_error_t* failure = rd_kafka_init_transactions(rk, message_timeout_ms_)) {
     return transient("Kafka refused to start transactions", failure);
   }

@@ -1,9 +1,17 @@
 #include "engine/kafka/kafka_config.h"
 
+#include "engine/kafka/kafka_log.h"
+
 namespace ultracore::engine {
+
+void KafkaHandleDeleter::operator()(rd_kafka_t* rk) const {
+  rd_kafka_destroy(rk);  // may still log: the name stays until it returns
+  forgetKafkaClient(rk);
+}
 
 KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::string>*> layers) {
   KafkaConf conf(rd_kafka_conf_new());
+  routeKafkaLog(conf.get());
   char error[512];
   for (const auto* layer : layers) {
     for (const auto& [key, value] : *layer) {

@@ -9,6 +9,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "engine/kafka/kafka_log.h"
+
 namespace ultracore::engine {
 
 class KafkaConfigError : public std::runtime_error {
@@ -21,13 +23,15 @@ struct KafkaConfDeleter {
 };
 using KafkaConf = std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter>;
 
+/// Destroys the handle, then forgets its log name (kafka_log.h).
 struct KafkaHandleDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+  void operator()(rd_kafka_t* rk) const;
 };
 using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 
 /// Applies `properties` in order over librdkafka's defaults; later maps override earlier ones.
-/// Throws KafkaConfigError naming the property and librdkafka's reason.
+/// Throws KafkaConfigError naming the property and librdkafka's reason. librdkafka's log lines
+/// go to the engine's logger (routeKafkaLog); name the client with nameKafkaClient().
 KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::string>*> layers);
 
 }  // namespace ultracore::engine

@@ -257,6 +257,7 @@ void ProjectionRunner::createConsumer() {
   if (rk == nullptr) throw KafkaConfigError(std::string("cannot create consumer: ") + error);
   conf.release();  // owned by rk now
   consumer_.reset(rk);
+  nameKafkaClient(rk, label());
   rd_kafka_poll_set_consumer(rk);
 
   rd_kafka_topic_partition_list_t* topics =

@@ -2,9 +2,6 @@
 // for 10 s in the middle of a stream. The engine waits (transient: never dead-lettered), says
 // so, and resumes by itself; the ledger (not idempotent) shows any loss or double.
 
-#include <pwd.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <csignal>
 #include <fstream>
@@ -16,72 +13,12 @@
 #include <gtest/gtest.h>
 
 #include "engine_harness.h"
+#include "private_postgres.h"
 
 namespace ultracore::testing {
 namespace {
 
 using namespace std::chrono_literals;
-namespace fs = std::filesystem;
-
-/// A PostgreSQL cluster of this test alone (initdb into a temp dir), so it can be restarted
-/// without disturbing the shared server. As root, every command runs as `postgres`.
-class PrivatePostgres {
- public:
-  PrivatePostgres() : port_(freePort()) {
-    for (const char* dir : {"/usr/lib/postgresql/15/bin", "/usr/local/bin", "/usr/bin"}) {
-      if (fs::exists(fs::path(dir) / "initdb") && fs::exists(fs::path(dir) / "pg_ctl")) {
-        bin_ = dir;
-        break;
-      }
-    }
-    if (bin_.empty()) throw std::runtime_error("initdb/pg_ctl not found");
-    if (::geteuid() == 0) {
-      const passwd* user = ::getpwnam("postgres");
-      if (user == nullptr) throw std::runtime_error("running as root but there is no postgres user");
-      if (::chown(root_.path().c_str(), user->pw_uid, user->pw_gid) != 0) {
-        throw std::runtime_error("chown " + root_.path().string() + " failed");
-      }
-    }
-    run({(bin_ / "initdb").string(), "-D", data().string(), "-U", "postgres", "--auth=trust",
-         "-E", "UTF8", "--locale=C.UTF-8"});
-    run({(bin_ / "pg_ctl").string(), "start", "-D", data().string(), "-l",
-         (root_.path() / "postgres.log").string(), "-w", "-t", "60", "-o",
-         "-p " + std::to_string(port_) + " -c listen_addresses=127.0.0.1 -c unix_socket_directories=" +
-             root_.path().string() + " -c fsync=off"});
-  }
-  ~PrivatePostgres() {
-    try {
-      run({(bin_ / "pg_ctl").string(), "stop", "-D", data().string(), "-m", "immediate", "-w"});
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "warning: %s\n", e.what());
-    }
-  }
-  void restart() {
-    run({(bin_ / "pg_ctl").string(), "restart", "-D", data().string(), "-m", "fast", "-w", "-t", "60"});
-  }
-  std::string url() const { return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/postgres"; }
-  std::string log() const {
-    std::ifstream in(root_.path() / "postgres.log");
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-
- private:
-  fs::path data() const { return root_.path() / "data"; }
-  void run(std::vector<std::string> argv) {
-    if (::geteuid() == 0) argv.insert(argv.begin(), {"runuser", "-u", "postgres", "--"});
-    Subprocess process(argv, {}, root_.path() / ("cmd-" + std::to_string(++runs_) + ".log"));
-    const auto status = process.wait(120s);
-    if (status != 0) {
-      throw std::runtime_error(argv[argv.size() > 4 ? 4 : 0] + " failed (" +
-                               std::to_string(status.value_or(-1)) + "): " + process.log());
-    }
-  }
-
-  TempDir root_;
-  fs::path bin_;
-  int port_;
-  int runs_ = 0;
-};
 
 /// Ledger events in waves; remembers what the ledger must hold afterwards.
 class LedgerStream {
