@@ -579,6 +579,32 @@ TEST_F(ApiSecurityTest, AnEventOfAnotherTenantNeverChangesARow) {
   EXPECT_EQ(queryValue(db_.url(), "SELECT tenant_id FROM customers.customers WHERE customer_id = 'CUST-T5'"), "tenant-a");
 }
 
+// Before the fix: tenant-b creating a customer with an id tenant-a already had got 409
+// customer_exists (it learnt that the id exists), and its CustomerCreated could never be
+// projected (the key was the id alone).
+TEST_F(ApiSecurityTest, TwoTenantsMayEachOwnAnIdAndACreateRevealsNoOtherTenantsIds) {
+  start(", tokens: [ { token: only-a, tenants: [tenant-a] }, { token: only-b, tenants: [tenant-b] } ]");
+  const auto create = [&](const std::string& token, const std::string& email) {
+    const std::string body = R"({"customer_id":"CUST-SHARED","first_name":"A","last_name":"B","email":")" + email + "\"}";
+    return request(port_, postHead("/api/v1/customers", "Content-Type: application/json\r\nContent-Length: " +
+                                                            std::to_string(body.size()) + "\r\n", token) + body);
+  };
+  const Reply a = create("only-a", "a@tenant-a");
+  ASSERT_EQ(a.status, 201) << a.body;
+  ASSERT_TRUE(waitUntil([&] {
+    return request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-a"))).status == 200;
+  }, 30s));
+  const Reply b = create("only-b", "b@tenant-b");
+  EXPECT_EQ(b.status, 201) << b.body;
+  EXPECT_EQ(b.body.find("exists"), std::string::npos) << b.body;
+  ASSERT_TRUE(waitUntil([&] {
+    return request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-b"))).status == 200;
+  }, 30s)) << engine_->log();
+  EXPECT_EQ(request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-a"))).parsed()["email"], "a@tenant-a");
+  EXPECT_EQ(request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-b"))).parsed()["email"], "b@tenant-b");
+  EXPECT_EQ(create("only-a", "again@tenant-a").status, 409) << "its own tenant's id is still a conflict";
+}
+
 // ---- 8. least privilege in PostgreSQL -----------------------------------------------------------
 
 // Before the fix: with no manifest projection named customers, the accounts plugin's
