@@ -175,7 +175,7 @@ class ApiSecurityTest : public ::testing::Test {
         << "  session.timeout.ms: 3000\n"
         << "  heartbeat.interval.ms: 500\n"
         << "  fetch.wait.max.ms: 10\n"
-        << "postgres:\n  url: " << db_.url() << "\n"
+        << "postgres:\n  url: " << db_.url() << "\n" << postgres_extra_
         << "api: { listen: 127.0.0.1:" << port_ << ", max_body_bytes: 2048" << api_extra << " }\n"
         << "admin: { listen: 127.0.0.1:0" << admin_extra << " }\n"
         << "plugins:\n"
@@ -183,7 +183,7 @@ class ApiSecurityTest : public ::testing::Test {
         << (binaryDir() / "plugins/customers/libultracore_customers.so").string() << " }\n"
         << "  - { name: accounts, library: "
         << (binaryDir() / "plugins/accounts/libultracore_accounts.so").string() << " }\n"
-        << "projections:\n";
+        << extra_plugins_ << "projections:\n";
     if (with_customers) {
       out << "  - { name: customers, plugin: customers, topics: [" << kCustomersTopic
           << "], batch: { max_events: 500, max_wait_ms: 5 } }\n";
@@ -221,6 +221,8 @@ class ApiSecurityTest : public ::testing::Test {
   int port_ = 0;
   int admin_port_ = 0;
   std::unique_ptr<Subprocess> engine_;
+  std::string postgres_extra_;  ///< more `postgres:` lines ("  key: value\n")
+  std::string extra_plugins_;   ///< more `plugins:` lines
 };
 
 // ---- 1. bodies are checked before they are read -----------------------------------------------
@@ -627,6 +629,88 @@ TEST_F(ApiSecurityTest, AnUnknownSchemaNameFailsLoudly) {
   EXPECT_TRUE(opened.parsed()["error"].contains("error_id")) << opened.body;
   EXPECT_NE(engine_->log().find("unknown projection 'customers' in {schema:customers}"), std::string::npos)
       << engine_->log();
+}
+
+/// The test plugin whose query handlers try to write and to send two statements at once.
+std::string sneakyPlugin() {
+  return "  - { name: sneaky, library: " + (binaryDir() / "tests/plugins/libultracore_test_sneaky_api.so").string() +
+         " }\n";
+}
+
+/// Runs what a least-privilege API must refuse and what it must still do; `engine_` is up.
+void expectLeastPrivilege(int port, Subprocess& engine, const std::string& db_url, const std::string& token) {
+  const std::string auth = bearer(token);
+  const std::string body = R"({"customer_id":"CUST-P8","first_name":"A","last_name":"B","email":"a@b"})";
+  const std::string head = "POST /api/v1/customers HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth +
+                           "Content-Type: application/json\r\nIdempotency-Key: key-p8\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  // What the API needs: Idempotency-Keys (insert, then replay) and consistency waits (offsets).
+  const Reply created = request(port, head + body);
+  ASSERT_EQ(created.status, 201) << created.body << engine.log();
+  const Reply replayed = request(port, head + body);
+  EXPECT_EQ(replayed.status, 201) << replayed.body;
+  EXPECT_NE(replayed.head.find("Idempotent-Replayed: true"), std::string::npos) << replayed.head;
+  const std::string token_text = created.parsed().value("consistency_token", "");
+  const Reply read = request(port, get("/api/v1/customers/CUST-P8?consistent_with=" + token_text, auth));
+  ASSERT_EQ(read.status, 200) << read.body << engine.log();
+
+  // A handler that opens its READ ONLY transaction for writing and updates a read model.
+  const Reply wrote = request(port, get("/api/v1/sneaky/write/CUST-P8", auth));
+  std::printf("[ figures  ] handler write: HTTP %d %s\n", wrote.status, wrote.body.c_str());
+  EXPECT_EQ(wrote.status, 500) << wrote.body;
+  const json error = wrote.parsed()["error"];
+  ASSERT_TRUE(error.is_object() && error.contains("error_id")) << wrote.body;
+  for (const char* leak : {"permission", "SQLSTATE", "customers", "postgres", "ultracore_api"}) {
+    EXPECT_EQ(wrote.body.find(leak), std::string::npos) << leak << " in " << wrote.body;
+  }
+  const std::string log = engine.log();
+  const auto logged = log.find(error["error_id"].get<std::string>());
+  ASSERT_NE(logged, std::string::npos) << log;
+  EXPECT_NE(log.find("permission denied for table customers", logged), std::string::npos) << log;
+  EXPECT_EQ(queryValue(db_url, "SELECT email FROM customers.customers WHERE customer_id = 'CUST-P8'"), "a@b");
+
+  // Two statements in one parameterless Reader call: the extended protocol takes one.
+  const Reply two = request(port, get("/api/v1/sneaky/two-statements", auth));
+  std::printf("[ figures  ] two statements: HTTP %d %s\n", two.status, two.body.c_str());
+  EXPECT_EQ(two.status, 500) << two.body;
+  EXPECT_NE(engine.log().find("cannot insert multiple commands into a prepared statement"), std::string::npos)
+      << engine.log();
+}
+
+// Before the fix: the API's pool connected as the tables' owner (a superuser in the dev
+// stack): the handler's UPDATE changed the customer (200 {"done":true}), and "SELECT 1; SELECT 2"
+// ran through the simple protocol (200).
+TEST_F(ApiSecurityTest, AnApiHandlerCannotWriteAndSendsOneStatementPerCall) {
+  extra_plugins_ = sneakyPlugin();
+  start();
+  expectLeastPrivilege(port_, *engine_, db_.url(), kToken);
+  EXPECT_EQ(queryValue(db_.url(), "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM "
+                                  "information_schema.role_table_grants WHERE grantee = 'ultracore_api' "
+                                  "AND table_name = 'ultracore_api_idempotency'"),
+            "DELETE,INSERT,SELECT");
+}
+
+// The operator's way: postgres.api_url names a login of the API's own, a member of
+// postgres.api_role (here created by the test, as an operator would).
+TEST_F(ApiSecurityTest, TheApiConnectsWithItsOwnLoginWhenGiven) {
+  {
+    pqxx::connection admin(db_.url());
+    pqxx::nontransaction(admin).exec(
+        "DO $$ BEGIN CREATE ROLE ultracore_api_t20 NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation "
+        "THEN NULL; END $$; DO $$ BEGIN CREATE ROLE ultracore_api_t20_login LOGIN IN ROLE ultracore_api_t20; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$");
+  }
+  std::string login_url = db_.url();
+  const auto at = login_url.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << login_url;
+  login_url.replace(at, 8, "ultracore_api_t20_login");
+  postgres_extra_ = "  api_role: ultracore_api_t20\n  api_url: " + login_url + "\n";
+  extra_plugins_ = sneakyPlugin();
+  start();
+  expectLeastPrivilege(port_, *engine_, db_.url(), kToken);
+  EXPECT_NE(queryValue(db_.url(), "SELECT count(*) FROM pg_stat_activity WHERE usename = 'ultracore_api_t20_login' "
+                                  "AND datname = current_database()"),
+            "0");
 }
 
 // ---- 9. shutdown with the broker down --------------------------------------------------------
