@@ -546,7 +546,7 @@ class Parser {
       bool valid = name.size() <= 63 && (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0])));
       for (unsigned char c : name) valid = valid && (std::islower(c) || std::isdigit(c) || c == '_');
       if (!valid) {
-        fail(at(*role), "\"api_role\" must be a role name of [a-z0-9_] (at most 63, not starting "
+        fail(at(*role), inQuotes(role->name) + " must be a role name of [a-z0-9_] (at most 63, not starting "
                         "with a digit), or '' for none, got " + inQuotes(name));
       }
     }
