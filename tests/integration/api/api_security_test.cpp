@@ -527,6 +527,27 @@ TEST_F(ApiSecurityTest, ADatabaseFailureAnswers503WithAnErrorIdAndNoLibpqText) {
   }
 }
 
+// Before the fix: the admin server's own exception handler answered e.what(), here libpq's
+// text (measured: 500 "Could not obtain client encoding: not connected." after its PostgreSQL
+// session was terminated).
+TEST_F(ApiSecurityTest, AnAdminFailureAnswersAnErrorIdAndNoInternals) {
+  start();
+  pqxx::connection admin(db_.url());
+  pqxx::nontransaction(admin).exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()");
+  const Reply reply = request(admin_port_, postHead("/api/v1/projections/customers/rebuild",
+                                                    "Content-Type: application/json\r\nContent-Length: 2\r\n",
+                                                    kAdminToken) + "{}");
+  std::printf("[ figures  ] admin rebuild after terminate: HTTP %d %s\n", reply.status, reply.body.c_str());
+  ASSERT_EQ(reply.status, 500) << reply.body;
+  const json error = reply.parsed()["error"];
+  ASSERT_TRUE(error.is_object() && error.contains("error_id")) << reply.body;
+  for (const char* leak : {"terminat", "server closed", "SQLSTATE", "host", "127.0.0.1", "postgres"}) {
+    EXPECT_EQ(reply.body.find(leak), std::string::npos) << leak << " in " << reply.body;
+  }
+  EXPECT_NE(engine_->log().find(error["error_id"].get<std::string>()), std::string::npos) << engine_->log();
+}
+
 // ---- 4. tenancy bound to the credential ------------------------------------------------------
 
 // Before the fix: the manifest knew no `tokens:` (the engine refused to start), and any token
