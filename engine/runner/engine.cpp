@@ -954,9 +954,12 @@ bool Engine::switchGenerations(Slot& slot) {
 // ---- manifest reload -------------------------------------------------------------------------
 
 std::string Engine::reload(Manifest manifest) {
-  if (manifest.postgres_url != manifest_.postgres_url) {
+  if (manifest.postgres_url != manifest_.postgres_url ||
+      manifest.postgres_api_url != manifest_.postgres_api_url ||
+      manifest.postgres_api_role != manifest_.postgres_api_role) {
     throw ControlError(409, "restart_needed",
-                       "postgres.url changed: the engine must be restarted for that");
+                       "postgres.url, api_url or api_role changed: the engine must be restarted "
+                       "for that");
   }
   for (const auto& plugin : manifest.plugins) {
     if (const LoadedPlugin* loaded = plugins_.find(plugin.name)) {
