@@ -36,7 +36,15 @@ void prepareApiRole(pqxx::connection& connection, const std::string& role, bool 
   txn.exec0("GRANT SELECT, INSERT, DELETE ON ultracore_api_idempotency TO " + quoted);
   if (engine_sets_role &&
       !txn.exec("SELECT pg_has_role(current_user, " + txn.quote(role) + ", 'MEMBER')")[0][0].as<bool>()) {
-    txn.exec0("GRANT " + quoted + " TO CURRENT_USER");
+    try {
+      txn.exec0("GRANT " + quoted + " TO CURRENT_USER");
+    } catch (const pqxx::sql_error& e) {
+      throw std::runtime_error(
+          "without postgres.api_url the API runs SET ROLE " + quoted + ", and this engine's user "
+          "is not a member of that role nor may make itself one (" + e.what() + "). Either give "
+          "the API its own login (postgres.api_url), or run once as a superuser: GRANT " + quoted +
+          " TO <the engine's user>;");
+    }
   }
   txn.commit();
 }
