@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <random>
 #include <set>
 
 #include <librdkafka/rdkafka.h>
@@ -31,6 +32,9 @@ constexpr std::size_t kWorkerThreads = 4;
 /// Admin requests carry at most a small JSON object.
 constexpr std::size_t kMaxBodyBytes = 64 * 1024;
 constexpr int kWatermarkTimeoutMs = 500;
+// All of one sample's watermark queries together: with the broker silent, each query waits its
+// whole time-out, one partition after another, and stop() joins the sampler.
+constexpr auto kWatermarkBudget = std::chrono::milliseconds(1000);
 /// events/s is the average over this window (long enough to smooth batch bursts).
 constexpr auto kRateWindow = std::chrono::seconds(5);
 /// How far back the status page's charts reach (one point per sample).
@@ -54,6 +58,14 @@ void sendJson(httplib::Response& res, int status, const json& body) {
 void sendError(httplib::Response& res, int status, const std::string& code,
                const std::string& message) {
   sendJson(res, status, {{"error", {{"status", status}, {"code", code}, {"message", message}}}});
+}
+
+/// 8 hex digits naming one failure, in the answer and in the log line that has the details.
+std::string newErrorId() {
+  thread_local std::mt19937 random{std::random_device{}()};
+  char text[9];
+  std::snprintf(text, sizeof(text), "%08x", static_cast<unsigned>(random()));
+  return text;
 }
 
 /// A label value in the exposition format: backslash, double quote and newline escaped.
@@ -229,8 +241,14 @@ void AdminServer::start() {
     try {
       dispatch(req, res);
     } catch (const std::exception& e) {
-      spdlog::error("admin: {} {}: {}", req.method, req.path, e.what());
-      sendError(res, 500, "internal_error", e.what());
+      // The details (libpq's text: host, port, user) go to the log only, under an id.
+      const std::string id = newErrorId();
+      spdlog::error("admin: {} {}: error {}: {}", req.method, req.path, id, e.what());
+      sendJson(res, 500,
+               {{"error",
+                 {{"status", 500}, {"code", "internal_error"},
+                  {"message", "internal error (error " + id + "); the engine's log has the details"},
+                  {"error_id", id}}}});
     }
   };
   server_->Get(".*", handler);
@@ -257,14 +275,19 @@ void AdminServer::start() {
 }
 
 void AdminServer::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
-  {
+  {  // first: a sample in progress stops querying the broker while the server stops
     std::lock_guard lock(stop_mutex_);
     stopping_ = true;
   }
   stop_cv_.notify_all();
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
   if (sampler_.joinable()) sampler_.join();
+}
+
+bool AdminServer::stopRequested() {
+  std::lock_guard lock(stop_mutex_);
+  return stopping_;
 }
 
 // ---- sampling -------------------------------------------------------------------------------
@@ -302,10 +325,17 @@ void AdminServer::sampleOnce() {
         kafka_.reset(rk);
         nameKafkaClient(rk, "admin");
       }
+      const auto budget_end = std::chrono::steady_clock::now() + kWatermarkBudget;
       for (const auto& tp : wanted) {
+        // Past the budget, or stopping: the other partitions keep their last sample.
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              budget_end - std::chrono::steady_clock::now())
+                              .count();
+        if (left <= 0 || stopRequested()) break;
         Watermarks w;
         if (rd_kafka_query_watermark_offsets(kafka_.get(), tp.topic.c_str(), tp.partition, &w.low,
-                                             &w.high, kWatermarkTimeoutMs) ==
+                                             &w.high,
+                                             static_cast<int>(std::min<long long>(kWatermarkTimeoutMs, left))) ==
             RD_KAFKA_RESP_ERR_NO_ERROR) {
           marks[tp] = w;
         }

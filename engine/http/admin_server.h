@@ -103,6 +103,7 @@ class AdminServer {
   void dispatch(const httplib::Request& req, httplib::Response& res);
   void sampleLoop();
   void sampleOnce();
+  bool stopRequested();
   /// The partitions the group's workers own, concatenated.
   std::vector<PartitionView> partitionsOf(const RunnerGroup& group);
   double eventsPerSecond(const std::string& projection);

@@ -222,12 +222,13 @@ std::optional<std::vector<Position>> decodeToken(const std::string& token) {
   return positions;
 }
 
-/// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded.
+/// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded; every
+/// statement uses the extended protocol (one statement per call, even without parameters).
 class PgReader final : public sdk::Reader {
  public:
   PgReader(pqxx::transaction_base& txn, const std::string& schema,
            const std::map<std::string, std::string>& schemas)
-      : writer_(txn, schema), txn_(txn), schemas_(schemas) {}
+      : writer_(txn, schema, /*extended_only=*/true), txn_(txn), schemas_(schemas) {}
 
   sdk::Result<sdk::Rows> query(std::string_view sql, const sdk::Params& params) override {
     std::string text(sql);
@@ -356,8 +357,15 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
   openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
   docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
-  pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
-  watch_ = std::make_unique<OffsetWatch>(manifest.postgres_url);
+  // Least privilege: a login of its own (postgres.api_url), else the engine's with SET ROLE.
+  const bool own_login = !manifest.postgres_api_url.empty();
+  const std::string& url = own_login ? manifest.postgres_api_url : manifest.postgres_url;
+  pool_ = std::make_unique<PgPool>(url, kWorkerThreads, own_login ? "" : manifest.postgres_api_role);
+  watch_ = std::make_unique<OffsetWatch>(url);
+  if (manifest.postgres_api_role.empty() && !own_login) {
+    spdlog::warn("postgres.api_role is '': the API's handlers run as the engine's PostgreSQL user "
+                 "and could write every table");
+  }
 }
 
 ApiServer::~ApiServer() { stop(); }

@@ -1,8 +1,11 @@
 #include "engine/http/pg_pool.h"
 
+#include <pqxx/nontransaction>
+
 namespace ultracore::engine {
 
-PgPool::PgPool(std::string url, std::size_t size) : url_(std::move(url)), size_(size) {}
+PgPool::PgPool(std::string url, std::size_t size, std::string role)
+    : url_(std::move(url)), size_(size), role_(std::move(role)) {}
 
 PgPool::Lease::~Lease() {
   if (pool_ != nullptr) pool_->release(std::move(connection_));
@@ -25,6 +28,10 @@ PgPool::Lease PgPool::acquire(std::chrono::milliseconds timeout) {
   if (connection == nullptr || !connection->is_open()) {
     try {
       connection = std::make_unique<pqxx::connection>(url_);
+      if (!role_.empty()) {
+        pqxx::nontransaction(*connection, "ultracore-api-role")
+            .exec0("SET ROLE " + connection->quote_name(role_));
+      }
     } catch (const std::exception& e) {
       release(nullptr);
       throw PoolUnavailable(std::string("cannot connect to PostgreSQL: ") + e.what());

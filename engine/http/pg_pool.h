@@ -26,7 +26,9 @@ class PoolUnavailable : public std::runtime_error {
 /// Thread-safe. A Lease is used by one thread at a time.
 class PgPool {
  public:
-  PgPool(std::string url, std::size_t size);
+  /// `role`: when not empty, every connection runs `SET ROLE role` once opened (the API's
+  /// least-privilege role when it has no login of its own).
+  PgPool(std::string url, std::size_t size, std::string role = "");
 
   class Lease {
    public:
@@ -56,6 +58,7 @@ class PgPool {
 
   std::string url_;
   std::size_t size_;
+  std::string role_;
   std::mutex mutex_;
   std::condition_variable freed_;
   std::size_t leased_ = 0;

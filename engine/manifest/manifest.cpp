@@ -108,7 +108,7 @@ constexpr long long kMaxBodyBytes = 1LL << 30;
 
 const std::vector<std::string> kTopLevelKeys = {"kafka",   "postgres",    "api",   "admin",
                                                 "plugins", "projections", "topics"};
-const std::vector<std::string> kPostgresKeys = {"url"};
+const std::vector<std::string> kPostgresKeys = {"url", "api_url", "api_role"};
 const std::vector<std::string> kApiKeys = {"listen",   "token", "max_body_bytes",
                                            "insecure", "hosts", "tokens"};
 const std::vector<std::string> kApiTokenKeys = {"token", "tenants", "gateway", "user"};
@@ -539,6 +539,17 @@ class Parser {
   void parsePostgres(const Section& top, Manifest& manifest) const {
     const Section postgres = openSection(require(top, "postgres"), "in postgres", kPostgresKeys);
     manifest.postgres_url = nonEmptyText(require(postgres, "url"));
+    if (const Field* url = postgres.find("api_url")) manifest.postgres_api_url = nonEmptyText(*url);
+    if (const Field* role = postgres.find("api_role")) {
+      manifest.postgres_api_role = text(*role);
+      const std::string& name = manifest.postgres_api_role;
+      bool valid = name.size() <= 63 && (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0])));
+      for (unsigned char c : name) valid = valid && (std::islower(c) || std::isdigit(c) || c == '_');
+      if (!valid) {
+        fail(at(*role), inQuotes(role->name) + " must be a role name of [a-z0-9_] (at most 63, not starting "
+                        "with a digit), or '' for none, got " + inQuotes(name));
+      }
+    }
   }
 
   void parseApi(const Section& top, Manifest& manifest) const {

@@ -107,6 +107,12 @@ struct Manifest {
   std::filesystem::path file;
   std::map<std::string, std::string> kafka;  ///< librdkafka properties, passed through
   std::string postgres_url;
+  /// postgres.api_url: the API's own connection string (a login that is, or is a member of,
+  /// postgres_api_role); empty: the API connects with postgres_url and sets that role.
+  std::string postgres_api_url;
+  /// postgres.api_role: the role the engine grants what the API may do (read the projections
+  /// and offsets, keep Idempotency-Keys); empty: the API runs as the engine's user (warned).
+  std::string postgres_api_role = "ultracore_api";
   std::string api_listen = "127.0.0.1:8000";
   std::string admin_listen = "127.0.0.1:9464";
   /// api.token: one token serving every tenant (a trusted gateway's); empty: none.

@@ -85,8 +85,11 @@ std::string expandSchema(std::string_view sql, const std::string& quoted_schema)
   return out;
 }
 
-PgWriter::PgWriter(pqxx::transaction_base& txn, std::string schema)
-    : txn_(txn), schema_(std::move(schema)), quoted_schema_(quoteIdentifier(schema_)) {}
+PgWriter::PgWriter(pqxx::transaction_base& txn, std::string schema, bool extended_only)
+    : txn_(txn),
+      schema_(std::move(schema)),
+      quoted_schema_(quoteIdentifier(schema_)),
+      extended_only_(extended_only) {}
 
 sdk::Result<sdk::Rows> PgWriter::run(const std::string& sql, const sdk::Params& params) {
   std::vector<const char*> pointers;
@@ -94,8 +97,9 @@ sdk::Result<sdk::Rows> PgWriter::run(const std::string& sql, const sdk::Params& 
   for (const auto& param : params) pointers.push_back(param ? param->c_str() : nullptr);
   ++statements_;
   try {
-    // Without parameters the simple query protocol runs, which accepts several statements.
-    if (params.empty()) return toRows(txn_.exec(sql));
+    // Without parameters the simple query protocol runs, which accepts several statements;
+    // exec_params with none is PQexecParams: the extended protocol, one statement.
+    if (params.empty() && !extended_only_) return toRows(txn_.exec(sql));
     return toRows(txn_.exec_params(sql, pqxx::prepare::make_dynamic_params(pointers)));
   } catch (...) {
     return statusFromCurrentException();

@@ -16,7 +16,10 @@ std::string expandSchema(std::string_view sql, const std::string& quoted_schema)
 /// Borrowed by a projection for one call; the transaction belongs to the caller.
 class PgWriter final : public sdk::Writer {
  public:
-  PgWriter(pqxx::transaction_base& txn, std::string schema);
+  /// `extended_only`: every statement goes through the extended query protocol, parameters
+  /// or not, so one call is exactly one statement (the API's Reader); otherwise a call without
+  /// parameters uses the simple protocol and may hold several statements (setupSchema's DDL).
+  PgWriter(pqxx::transaction_base& txn, std::string schema, bool extended_only = false);
 
   const std::string& schema() const override { return schema_; }
   sdk::Status exec(std::string_view sql, const sdk::Params& params) override;
@@ -33,6 +36,7 @@ class PgWriter final : public sdk::Writer {
   pqxx::transaction_base& txn_;
   std::string schema_;
   std::string quoted_schema_;
+  bool extended_only_;
   std::size_t statements_ = 0;
 };
 

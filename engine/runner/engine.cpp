@@ -11,6 +11,7 @@
 #include <pqxx/transaction>
 #include <spdlog/spdlog.h>
 
+#include "engine/postgres/api_role.h"
 #include "engine/postgres/generation_store.h"
 #include "engine/postgres/migrations.h"
 #include "engine/postgres/pg_errors.h"
@@ -185,6 +186,10 @@ void Engine::setupSchema(pqxx::dbtransaction& txn, const ProjectionSpec& spec,
       throw StartupError("projection '" + spec.name + "': schema setup in '" + schema +
                          "' failed: " + status.message());
     }
+    // The API reads every generation's tables: a rename at the switch keeps these grants.
+    if (!manifest_.postgres_api_role.empty()) {
+      grantSchemaToApiRole(txn, schema, manifest_.postgres_api_role);
+    }
     if (schema == schemaFor(spec)) {
       txn.exec_params0(
           "INSERT INTO ultracore_projection_schemas (projection, schema_name, schema_version) "
@@ -208,6 +213,13 @@ void Engine::applyMigrations() {
     }
   } catch (const std::exception& e) {
     throw StartupError(std::string("engine migrations failed: ") + e.what());
+  }
+  if (manifest_.postgres_api_role.empty()) return;
+  try {
+    prepareApiRole(*connection, manifest_.postgres_api_role,
+                   /*engine_sets_role=*/manifest_.postgres_api_url.empty());
+  } catch (const std::exception& e) {
+    throw StartupError(std::string("postgres.api_role: ") + e.what());
   }
 }
 
@@ -942,9 +954,12 @@ bool Engine::switchGenerations(Slot& slot) {
 // ---- manifest reload -------------------------------------------------------------------------
 
 std::string Engine::reload(Manifest manifest) {
-  if (manifest.postgres_url != manifest_.postgres_url) {
+  if (manifest.postgres_url != manifest_.postgres_url ||
+      manifest.postgres_api_url != manifest_.postgres_api_url ||
+      manifest.postgres_api_role != manifest_.postgres_api_role) {
     throw ControlError(409, "restart_needed",
-                       "postgres.url changed: the engine must be restarted for that");
+                       "postgres.url, api_url or api_role changed: the engine must be restarted "
+                       "for that");
   }
   for (const auto& plugin : manifest.plugins) {
     if (const LoadedPlugin* loaded = plugins_.find(plugin.name)) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "accounts_api.h"
@@ -21,6 +22,9 @@ using sdk::Event;
 using sdk::Params;
 using sdk::Status;
 using sdk::Value;
+
+/// An account: (tenant_id, account_id).
+using Key = std::pair<std::string, std::string>;
 
 /// What one batch does to one account.
 struct Change {
@@ -44,37 +48,51 @@ class AccountsProjection final : public sdk::Projection {
  public:
   explicit AccountsProjection(const sdk::ProjectionContext&) {}
 
-  int schemaVersion() const override { return 1; }
+  // 2: keyed by (tenant_id, account_id), so that two tenants may each have an account X.
+  int schemaVersion() const override { return 2; }
 
   Status setupSchema(sdk::Writer& db) override {
+    if (Status s = db.exec(
+            "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
+            " account_id   text NOT NULL,"
+            " tenant_id    text NOT NULL DEFAULT 'DEFAULT',"
+            " customer_id  text NOT NULL,"
+            " account_type text NOT NULL,"
+            " currency     text NOT NULL,"
+            " balance      numeric NOT NULL DEFAULT 0,"
+            " status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),"
+            " version      bigint NOT NULL,"
+            " opened_at    timestamptz NOT NULL,"
+            " updated_at   timestamptz NOT NULL,"
+            " PRIMARY KEY (tenant_id, account_id))");
+        !s) {
+      return s;
+    }
+    // Version 1 was keyed by account_id alone (its rows already carry their tenant_id).
+    bool replaced = false;
+    if (Status s = sdk::ensurePrimaryKey(db, "accounts", {"tenant_id", "account_id"}, replaced); !s) {
+      return s;
+    }
+    // A customer's accounts are looked up within the tenant; by id alone (the README's
+    // queries) goes through accounts_id_idx.
     return db.exec(
-        "CREATE TABLE IF NOT EXISTS {schema}.accounts ("
-        " account_id   text PRIMARY KEY,"
-        " tenant_id    text NOT NULL DEFAULT 'DEFAULT',"
-        " customer_id  text NOT NULL,"
-        " account_type text NOT NULL,"
-        " currency     text NOT NULL,"
-        " balance      numeric NOT NULL DEFAULT 0,"
-        " status       text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),"
-        " version      bigint NOT NULL,"
-        " opened_at    timestamptz NOT NULL,"
-        " updated_at   timestamptz NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS accounts_customer_idx ON {schema}.accounts (customer_id);"
-        "CREATE INDEX IF NOT EXISTS accounts_tenant_idx ON {schema}.accounts (tenant_id, account_id)");
+        "DROP INDEX IF EXISTS {schema}.accounts_tenant_idx;"
+        "DROP INDEX IF EXISTS {schema}.accounts_customer_idx;"
+        "CREATE INDEX IF NOT EXISTS accounts_tenant_customer_idx ON {schema}.accounts "
+        "(tenant_id, customer_id);"
+        "CREATE INDEX IF NOT EXISTS accounts_id_idx ON {schema}.accounts (account_id)");
   }
 
   Status apply(std::span<const Event> events, sdk::Writer& db) override {
-    std::map<std::string, Change> changes;
-    std::vector<std::string> order;
+    // Ids are scoped by tenant: (tenant, id) names an account, and an event only ever reaches
+    // its own tenant's row.
+    std::map<Key, Change> changes;
+    std::vector<Key> order;
     for (const Event& event : events) {
-      auto [it, inserted] = changes.try_emplace(event.aggregateId());
-      if (inserted) order.push_back(event.aggregateId());
+      const Key key{event.tenantId(), event.aggregateId()};
+      auto [it, inserted] = changes.try_emplace(key);
+      if (inserted) order.push_back(key);
       Change& change = it->second;
-      // One account belongs to one tenant: an event of another tenant for its id is poison
-      // (it never changes, nor reveals, that tenant's row).
-      if (!inserted && change.tenant_id != event.tenantId()) {
-        return Status::handlerError("event of another tenant for account '" + event.aggregateId() + "'");
-      }
       change.tenant_id = event.tenantId();
       const std::string& type = event.eventType();
       if (type == "AccountOpened") {
@@ -116,8 +134,9 @@ class AccountsProjection final : public sdk::Projection {
 
     std::vector<Params> opened;
     std::vector<Params> updated;
-    for (const auto& id : order) {
-      const Change& c = changes.at(id);
+    for (const auto& key : order) {
+      const std::string& id = key.second;
+      const Change& c = changes.at(key);
       const std::string amounts = arrayLiteral(c.amounts);
       if (c.opened) {
         opened.push_back({id, c.tenant_id, c.customer_id, c.account_type, c.currency, amounts,
@@ -137,7 +156,7 @@ class AccountsProjection final : public sdk::Projection {
           "SELECT id, tenant, customer_id, account_type, currency, "
           "COALESCE((SELECT sum(x) FROM unnest(amounts::numeric[]) AS x), 0), status, "
           "version::bigint, opened_at::timestamptz, updated_at::timestamptz "
-          "FROM batch ORDER BY ord ON CONFLICT (account_id) DO NOTHING RETURNING account_id",
+          "FROM batch ORDER BY ord ON CONFLICT (tenant_id, account_id) DO NOTHING RETURNING account_id",
           {"id", "tenant", "customer_id", "account_type", "currency", "amounts", "status",
            "version", "opened_at", "updated_at"},
           opened);
@@ -153,16 +172,17 @@ class AccountsProjection final : public sdk::Projection {
           "status = COALESCE(b.status, a.status), "
           "version = COALESCE(b.version::bigint, a.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
-          "FROM batch b WHERE a.account_id = ANY (ARRAY(SELECT id FROM batch)) AND a.account_id = b.id "
-          "AND a.tenant_id = b.tenant "
-          "RETURNING a.account_id",
+          "FROM batch b WHERE a.tenant_id = ANY (ARRAY(SELECT tenant FROM batch)) "
+          "AND a.account_id = ANY (ARRAY(SELECT id FROM batch)) "
+          "AND a.tenant_id = b.tenant AND a.account_id = b.id "
+          "RETURNING a.tenant_id, a.account_id",
           {"id", "tenant", "amounts", "status", "version", "events", "updated_at"}, updated);
       if (!rows) return rows.status();
       if (rows->size() != updated.size()) {
         std::string missing;
         for (const auto& row : updated) {
           bool found = false;
-          for (const auto& r : rows->rows) found = found || r[0] == row[0];
+          for (const auto& r : rows->rows) found = found || (r[0] == row[1] && r[1] == row[0]);
           if (!found) missing += " '" + row[0].value_or("") + "'";
         }
         return Status::handlerError("event for an unknown account of that tenant (not opened yet?):" + missing);

@@ -132,7 +132,7 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
 
   route({"POST", "/api/v1/customers", sdk::RouteKind::kCommand, "customers", "Create a customer",
          "Publishes CustomerCreated. The server assigns CUST-... unless the body carries "
-         "customer_id (409 if that id exists).",
+         "customer_id (409 if the tenant has a customer of that id).",
          customerSchema(true), json(nullptr), {}},
         [](const Request& request, sdk::Reader& db) {
           json data = json::object();
@@ -145,8 +145,11 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
                                   "customer_id must be 1-64 characters of [A-Za-z0-9_.-]",
                                   "customer_id");
             }
-            // The primary key is global: an id taken in any tenant is taken.
-            auto rows = db.query("SELECT 1 FROM {schema}.customers WHERE customer_id = $1", {id});
+            // Ids are scoped by tenant: another tenant's customer of that id is neither a
+            // conflict nor revealed.
+            auto rows = db.query("SELECT 1 FROM {schema}.customers WHERE tenant_id = $1 AND "
+                                 "customer_id = $2",
+                                 {request.tenant_id, id});
             if (!rows) return Reply::fromStatus(rows.status());
             if (!rows->empty()) {
               return Reply::error(409, "customer_exists", "customer '" + id + "' already exists",

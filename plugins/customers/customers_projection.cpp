@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "customers_api.h"
@@ -23,6 +24,9 @@ using sdk::Value;
 /// The fields a CustomerCreated sets and a CustomerUpdated may change, in column order.
 constexpr const char* kFields[] = {"first_name", "last_name", "email", "phone", "date_of_birth"};
 constexpr std::size_t kFieldCount = std::size(kFields);
+
+/// A customer: (tenant_id, customer_id).
+using Key = std::pair<std::string, std::string>;
 
 /// What one batch does to one customer.
 struct Change {
@@ -60,37 +64,48 @@ class CustomersProjection final : public sdk::Projection {
  public:
   explicit CustomersProjection(const sdk::ProjectionContext&) {}
 
-  int schemaVersion() const override { return 1; }
+  // 2: keyed by (tenant_id, customer_id), so that two tenants may each have a customer X.
+  int schemaVersion() const override { return 2; }
 
   Status setupSchema(sdk::Writer& db) override {
+    if (Status s = db.exec(
+            "CREATE TABLE IF NOT EXISTS {schema}.customers ("
+            " customer_id   text NOT NULL,"
+            " tenant_id     text NOT NULL DEFAULT 'DEFAULT',"
+            " first_name    text NOT NULL,"
+            " last_name     text NOT NULL,"
+            " email         text NOT NULL,"
+            " phone         text,"
+            " date_of_birth date,"
+            " status        text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted')),"
+            " version       bigint NOT NULL,"
+            " created_at    timestamptz NOT NULL,"
+            " updated_at    timestamptz NOT NULL,"
+            " PRIMARY KEY (tenant_id, customer_id))");
+        !s) {
+      return s;
+    }
+    // Version 1 was keyed by customer_id alone (its rows already carry their tenant_id).
+    bool replaced = false;
+    if (Status s = sdk::ensurePrimaryKey(db, "customers", {"tenant_id", "customer_id"}, replaced); !s) {
+      return s;
+    }
+    // The key leads with tenant_id; by id alone (the README's queries) goes through this one.
     return db.exec(
-        "CREATE TABLE IF NOT EXISTS {schema}.customers ("
-        " customer_id   text PRIMARY KEY,"
-        " tenant_id     text NOT NULL DEFAULT 'DEFAULT',"
-        " first_name    text NOT NULL,"
-        " last_name     text NOT NULL,"
-        " email         text NOT NULL,"
-        " phone         text,"
-        " date_of_birth date,"
-        " status        text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deleted')),"
-        " version       bigint NOT NULL,"
-        " created_at    timestamptz NOT NULL,"
-        " updated_at    timestamptz NOT NULL);"
-        "CREATE INDEX IF NOT EXISTS customers_tenant_idx ON {schema}.customers (tenant_id, customer_id)");
+        "DROP INDEX IF EXISTS {schema}.customers_tenant_idx;"
+        "CREATE INDEX IF NOT EXISTS customers_id_idx ON {schema}.customers (customer_id)");
   }
 
   Status apply(std::span<const Event> events, sdk::Writer& db) override {
-    std::map<std::string, Change> changes;
-    std::vector<std::string> order;  // first appearance, for deterministic statements
+    // Ids are scoped by tenant: (tenant, id) names a customer, and an event only ever reaches
+    // its own tenant's row.
+    std::map<Key, Change> changes;
+    std::vector<Key> order;  // first appearance, for deterministic statements
     for (const Event& event : events) {
-      auto [it, inserted] = changes.try_emplace(event.aggregateId());
-      if (inserted) order.push_back(event.aggregateId());
+      const Key key{event.tenantId(), event.aggregateId()};
+      auto [it, inserted] = changes.try_emplace(key);
+      if (inserted) order.push_back(key);
       Change& change = it->second;
-      // One customer belongs to one tenant: an event of another tenant for its id is poison
-      // (it never changes, nor reveals, that tenant's row).
-      if (!inserted && change.tenant_id != event.tenantId()) {
-        return Status::handlerError("event of another tenant for customer '" + event.aggregateId() + "'");
-      }
       change.tenant_id = event.tenantId();
       if (event.eventType() == "CustomerCreated") {
         if (change.created || change.events > 0) {
@@ -121,8 +136,9 @@ class CustomersProjection final : public sdk::Projection {
 
     std::vector<Params> created;
     std::vector<Params> updated;
-    for (const auto& id : order) {
-      const Change& c = changes.at(id);
+    for (const auto& key : order) {
+      const std::string& id = key.second;
+      const Change& c = changes.at(key);
       const std::string version = std::to_string(c.version.value_or(0) + c.events);
       if (c.created) {
         Params row{id, c.tenant_id};
@@ -146,7 +162,7 @@ class CustomersProjection final : public sdk::Projection {
           "phone, date_of_birth, status, version, created_at, updated_at) "
           "SELECT id, tenant, f1, f2, f3, f4, f5::date, status, version::bigint, "
           "created_at::timestamptz, updated_at::timestamptz FROM batch ORDER BY ord "
-          "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",
+          "ON CONFLICT (tenant_id, customer_id) DO NOTHING RETURNING tenant_id, customer_id",
           {"id", "tenant", "f1", "f2", "f3", "f4", "f5", "status", "version", "created_at",
            "updated_at"},
           created);
@@ -167,9 +183,10 @@ class CustomersProjection final : public sdk::Projection {
           "status = COALESCE(b.status, c.status), "
           "version = COALESCE(b.version::bigint, c.version) + b.events::bigint, "
           "updated_at = b.updated_at::timestamptz "
-          "FROM batch b WHERE c.customer_id = ANY (ARRAY(SELECT id FROM batch)) AND c.customer_id = b.id "
-          "AND c.tenant_id = b.tenant "
-          "RETURNING c.customer_id",
+          "FROM batch b WHERE c.tenant_id = ANY (ARRAY(SELECT tenant FROM batch)) "
+          "AND c.customer_id = ANY (ARRAY(SELECT id FROM batch)) "
+          "AND c.tenant_id = b.tenant AND c.customer_id = b.id "
+          "RETURNING c.tenant_id, c.customer_id",
           {"id", "tenant", "mask", "f1", "f2", "f3", "f4", "f5", "status", "version", "events",
            "updated_at"},
           updated);
@@ -183,13 +200,14 @@ class CustomersProjection final : public sdk::Projection {
   }
 
  private:
-  /// "<problem>: 'CUST-1', 'CUST-2'" for the ids of `sent` that `returned` lacks.
+  /// "<problem>: 'CUST-1', 'CUST-2'" for the (id, tenant) rows of `sent` that `returned`
+  /// (tenant, id) lacks.
   static std::string missingIds(const std::vector<Params>& sent, const sdk::Rows& returned,
                                 const std::string& problem) {
     std::string out = problem + ":";
     for (const auto& row : sent) {
       bool found = false;
-      for (const auto& r : returned.rows) found = found || r[0] == row[0];
+      for (const auto& r : returned.rows) found = found || (r[0] == row[1] && r[1] == row[0]);
       if (!found) out += " '" + row[0].value_or("") + "'";
     }
     return out;

@@ -227,9 +227,9 @@ Ceiling runCeiling(const std::string& url, const Backlog& backlog) {
            processed.data);
     pqCheck(PQexec(conn,
                    "INSERT INTO bench_ceiling.customers SELECT * FROM in_customers "
-                   "ON CONFLICT (customer_id) DO NOTHING;"
+                   "ON CONFLICT (tenant_id, customer_id) DO NOTHING;"
                    "INSERT INTO bench_ceiling.accounts SELECT * FROM in_accounts "
-                   "ON CONFLICT (account_id) DO NOTHING;"
+                   "ON CONFLICT (tenant_id, account_id) DO NOTHING;"
                    "INSERT INTO bench_ceiling.processed_events SELECT * FROM in_processed "
                    "ON CONFLICT (projection, event_id) DO NOTHING;"
                    "COMMIT"),

@@ -175,7 +175,7 @@ class ApiSecurityTest : public ::testing::Test {
         << "  session.timeout.ms: 3000\n"
         << "  heartbeat.interval.ms: 500\n"
         << "  fetch.wait.max.ms: 10\n"
-        << "postgres:\n  url: " << db_.url() << "\n"
+        << "postgres:\n  url: " << db_.url() << "\n" << postgres_extra_
         << "api: { listen: 127.0.0.1:" << port_ << ", max_body_bytes: 2048" << api_extra << " }\n"
         << "admin: { listen: 127.0.0.1:0" << admin_extra << " }\n"
         << "plugins:\n"
@@ -183,7 +183,7 @@ class ApiSecurityTest : public ::testing::Test {
         << (binaryDir() / "plugins/customers/libultracore_customers.so").string() << " }\n"
         << "  - { name: accounts, library: "
         << (binaryDir() / "plugins/accounts/libultracore_accounts.so").string() << " }\n"
-        << "projections:\n";
+        << extra_plugins_ << "projections:\n";
     if (with_customers) {
       out << "  - { name: customers, plugin: customers, topics: [" << kCustomersTopic
           << "], batch: { max_events: 500, max_wait_ms: 5 } }\n";
@@ -221,6 +221,8 @@ class ApiSecurityTest : public ::testing::Test {
   int port_ = 0;
   int admin_port_ = 0;
   std::unique_ptr<Subprocess> engine_;
+  std::string postgres_extra_;  ///< more `postgres:` lines ("  key: value\n")
+  std::string extra_plugins_;   ///< more `plugins:` lines
 };
 
 // ---- 1. bodies are checked before they are read -----------------------------------------------
@@ -552,6 +554,27 @@ TEST_F(ApiSecurityTest, ADatabaseFailureAnswers503WithAnErrorIdAndNoLibpqText) {
   }
 }
 
+// Before the fix: the admin server's own exception handler answered e.what(), here libpq's
+// text (measured: 500 "Could not obtain client encoding: not connected." after its PostgreSQL
+// session was terminated).
+TEST_F(ApiSecurityTest, AnAdminFailureAnswersAnErrorIdAndNoInternals) {
+  start();
+  pqxx::connection admin(db_.url());
+  pqxx::nontransaction(admin).exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()");
+  const Reply reply = request(admin_port_, postHead("/api/v1/projections/customers/rebuild",
+                                                    "Content-Type: application/json\r\nContent-Length: 2\r\n",
+                                                    kAdminToken) + "{}");
+  std::printf("[ figures  ] admin rebuild after terminate: HTTP %d %s\n", reply.status, reply.body.c_str());
+  ASSERT_EQ(reply.status, 500) << reply.body;
+  const json error = reply.parsed()["error"];
+  ASSERT_TRUE(error.is_object() && error.contains("error_id")) << reply.body;
+  for (const char* leak : {"terminat", "server closed", "SQLSTATE", "host", "127.0.0.1", "postgres"}) {
+    EXPECT_EQ(reply.body.find(leak), std::string::npos) << leak << " in " << reply.body;
+  }
+  EXPECT_NE(engine_->log().find(error["error_id"].get<std::string>()), std::string::npos) << engine_->log();
+}
+
 // ---- 4. tenancy bound to the credential ------------------------------------------------------
 
 // Before the fix: the manifest knew no `tokens:` (the engine refused to start), and any token
@@ -606,6 +629,32 @@ TEST_F(ApiSecurityTest, AnEventOfAnotherTenantNeverChangesARow) {
   EXPECT_EQ(queryValue(db_.url(), "SELECT tenant_id FROM customers.customers WHERE customer_id = 'CUST-T5'"), "tenant-a");
 }
 
+// Before the fix: tenant-b creating a customer with an id tenant-a already had got 409
+// customer_exists (it learnt that the id exists), and its CustomerCreated could never be
+// projected (the key was the id alone).
+TEST_F(ApiSecurityTest, TwoTenantsMayEachOwnAnIdAndACreateRevealsNoOtherTenantsIds) {
+  start(", tokens: [ { token: only-a, tenants: [tenant-a] }, { token: only-b, tenants: [tenant-b] } ]");
+  const auto create = [&](const std::string& token, const std::string& email) {
+    const std::string body = R"({"customer_id":"CUST-SHARED","first_name":"A","last_name":"B","email":")" + email + "\"}";
+    return request(port_, postHead("/api/v1/customers", "Content-Type: application/json\r\nContent-Length: " +
+                                                            std::to_string(body.size()) + "\r\n", token) + body);
+  };
+  const Reply a = create("only-a", "a@tenant-a");
+  ASSERT_EQ(a.status, 201) << a.body;
+  ASSERT_TRUE(waitUntil([&] {
+    return request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-a"))).status == 200;
+  }, 30s));
+  const Reply b = create("only-b", "b@tenant-b");
+  EXPECT_EQ(b.status, 201) << b.body;
+  EXPECT_EQ(b.body.find("exists"), std::string::npos) << b.body;
+  ASSERT_TRUE(waitUntil([&] {
+    return request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-b"))).status == 200;
+  }, 30s)) << engine_->log();
+  EXPECT_EQ(request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-a"))).parsed()["email"], "a@tenant-a");
+  EXPECT_EQ(request(port_, get("/api/v1/customers/CUST-SHARED", bearer("only-b"))).parsed()["email"], "b@tenant-b");
+  EXPECT_EQ(create("only-a", "again@tenant-a").status, 409) << "its own tenant's id is still a conflict";
+}
+
 // ---- 8. least privilege in PostgreSQL -----------------------------------------------------------
 
 // Before the fix: with no manifest projection named customers, the accounts plugin's
@@ -630,11 +679,96 @@ TEST_F(ApiSecurityTest, AnUnknownSchemaNameFailsLoudly) {
       << engine_->log();
 }
 
+/// The test plugin whose query handlers try to write and to send two statements at once.
+std::string sneakyPlugin() {
+  return "  - { name: sneaky, library: " + (binaryDir() / "tests/plugins/libultracore_test_sneaky_api.so").string() +
+         " }\n";
+}
+
+/// Runs what a least-privilege API must refuse and what it must still do; `engine_` is up.
+void expectLeastPrivilege(int port, Subprocess& engine, const std::string& db_url, const std::string& token) {
+  const std::string auth = bearer(token);
+  const std::string body = R"({"customer_id":"CUST-P8","first_name":"A","last_name":"B","email":"a@b"})";
+  const std::string head = "POST /api/v1/customers HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth +
+                           "Content-Type: application/json\r\nIdempotency-Key: key-p8\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  // What the API needs: Idempotency-Keys (insert, then replay) and consistency waits (offsets).
+  const Reply created = request(port, head + body);
+  ASSERT_EQ(created.status, 201) << created.body << engine.log();
+  const Reply replayed = request(port, head + body);
+  EXPECT_EQ(replayed.status, 201) << replayed.body;
+  EXPECT_NE(replayed.head.find("Idempotent-Replayed: true"), std::string::npos) << replayed.head;
+  const std::string token_text = created.parsed().value("consistency_token", "");
+  const Reply read = request(port, get("/api/v1/customers/CUST-P8?consistent_with=" + token_text, auth));
+  ASSERT_EQ(read.status, 200) << read.body << engine.log();
+
+  // A handler that opens its READ ONLY transaction for writing and updates a read model.
+  const Reply wrote = request(port, get("/api/v1/sneaky/write/CUST-P8", auth));
+  std::printf("[ figures  ] handler write: HTTP %d %s\n", wrote.status, wrote.body.c_str());
+  EXPECT_EQ(wrote.status, 500) << wrote.body;
+  const json error = wrote.parsed()["error"];
+  ASSERT_TRUE(error.is_object() && error.contains("error_id")) << wrote.body;
+  for (const char* leak : {"permission", "SQLSTATE", "customers", "postgres", "ultracore_api"}) {
+    EXPECT_EQ(wrote.body.find(leak), std::string::npos) << leak << " in " << wrote.body;
+  }
+  const std::string log = engine.log();
+  const auto logged = log.find(error["error_id"].get<std::string>());
+  ASSERT_NE(logged, std::string::npos) << log;
+  EXPECT_NE(log.find("permission denied for table customers", logged), std::string::npos) << log;
+  EXPECT_EQ(queryValue(db_url, "SELECT email FROM customers.customers WHERE customer_id = 'CUST-P8'"), "a@b");
+
+  // Two statements in one parameterless Reader call: the extended protocol takes one.
+  const Reply two = request(port, get("/api/v1/sneaky/two-statements", auth));
+  std::printf("[ figures  ] two statements: HTTP %d %s\n", two.status, two.body.c_str());
+  EXPECT_EQ(two.status, 500) << two.body;
+  EXPECT_NE(engine.log().find("cannot insert multiple commands into a prepared statement"), std::string::npos)
+      << engine.log();
+}
+
+// Before the fix: the API's pool connected as the tables' owner (a superuser in the dev
+// stack): the handler's UPDATE changed the customer (200 {"done":true}), and "SELECT 1; SELECT 2"
+// ran through the simple protocol (200).
+TEST_F(ApiSecurityTest, AnApiHandlerCannotWriteAndSendsOneStatementPerCall) {
+  extra_plugins_ = sneakyPlugin();
+  start();
+  expectLeastPrivilege(port_, *engine_, db_.url(), kToken);
+  EXPECT_EQ(queryValue(db_.url(), "SELECT string_agg(privilege_type, ',' ORDER BY privilege_type) FROM "
+                                  "information_schema.role_table_grants WHERE grantee = 'ultracore_api' "
+                                  "AND table_name = 'ultracore_api_idempotency'"),
+            "DELETE,INSERT,SELECT");
+}
+
+// The operator's way: postgres.api_url names a login of the API's own, a member of
+// postgres.api_role (here created by the test, as an operator would).
+TEST_F(ApiSecurityTest, TheApiConnectsWithItsOwnLoginWhenGiven) {
+  {
+    pqxx::connection admin(db_.url());
+    pqxx::nontransaction(admin).exec(
+        "DO $$ BEGIN CREATE ROLE ultracore_api_t20 NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation "
+        "THEN NULL; END $$; DO $$ BEGIN CREATE ROLE ultracore_api_t20_login LOGIN IN ROLE ultracore_api_t20; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$");
+  }
+  std::string login_url = db_.url();
+  const auto at = login_url.find("postgres@");
+  ASSERT_NE(at, std::string::npos) << login_url;
+  login_url.replace(at, 8, "ultracore_api_t20_login");
+  postgres_extra_ = "  api_role: ultracore_api_t20\n  api_url: " + login_url + "\n";
+  extra_plugins_ = sneakyPlugin();
+  start();
+  expectLeastPrivilege(port_, *engine_, db_.url(), kToken);
+  EXPECT_NE(queryValue(db_.url(), "SELECT count(*) FROM pg_stat_activity WHERE usename = 'ultracore_api_t20_login' "
+                                  "AND datname = current_database()"),
+            "0");
+}
+
 // ---- 9. shutdown with the broker down --------------------------------------------------------
 
 // A guard, not a reproduction: the issue's 3.5 minutes (the admin sampler blocked in
 // rd_kafka_query_watermark_offsets) did not reproduce against the dev broker, neither stopped
-// (exit 0 after 0.3 s) nor answering nothing (rtt 300 s: exit 0 after 0.2 s). Item 9 is open.
+// (exit 0 after 0.3 s) nor answering nothing (rtt 300 s: exit 0 after 0.2 s; with 100
+// partitions per topic 0.3 s before the sampler's budget, 0.1 s after). Every broker call on a
+// thread that stop() joins is bounded by a time-out (audit in the issue 20 report); the
+// sampler's queries share a 1 s budget per sample and stop when stop() begins.
 TEST_F(ApiSecurityTest, SigtermWithTheBrokerSilentExitsZero) {
   start();
   // The broker still accepts connections but answers nothing for five minutes.

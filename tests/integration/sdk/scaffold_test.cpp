@@ -117,8 +117,10 @@ TEST(ScaffoldTest, ScaffoldedPluginBuildsAgainstTheInstalledSdkAndRunsInTheEngin
 
   DevBroker broker(DevBroker::Options{
       1, 3, {"ultracore.customers.events", "ultracore.accounts.events", name + ".events"}});
+  // The API's login too (postgres.api_url), else it would read the dev stack's database.
   const std::map<std::string, std::string> env = {{"ULTRACORE_KAFKA", broker.bootstrap()},
-                                                  {"ULTRACORE_PG", db.url()}};
+                                                  {"ULTRACORE_PG", db.url()},
+                                                  {"ULTRACORE_API_PG", db.url()}};
   const fs::path check_log = tmp.path() / "check.log";
   ASSERT_EQ(run({binPath("ultracore-engine").string(), "--config", manifest_path.string(), "--check"},
                 check_log, env, 120s),

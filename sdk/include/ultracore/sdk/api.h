@@ -146,6 +146,9 @@ inline nlohmann::json rowObject(const Rows& rows, std::size_t i) {
 /// Read-only access to PostgreSQL for one handler call, in one READ ONLY transaction.
 /// `{schema}` in a statement is the schema of the route's projection; `{schema:NAME}` that of
 /// projection NAME (a manifest projection name or a plugin projection name), both quoted.
+/// One call is exactly one statement (the extended protocol, with or without parameters), run
+/// as the API's read-only PostgreSQL role: it may read the projections' tables (those created
+/// in setupSchema), never write them (README, "Security").
 /// Owned by the engine, valid during the call, used from the calling thread only.
 class ULTRACORE_SDK_API Reader {
  public:

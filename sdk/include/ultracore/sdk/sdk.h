@@ -8,6 +8,7 @@
 #include "ultracore/sdk/logger.h"
 #include "ultracore/sdk/plugin.h"
 #include "ultracore/sdk/projection.h"
+#include "ultracore/sdk/schema_migration.h"
 #include "ultracore/sdk/status.h"
 #include "ultracore/sdk/version.h"
 #include "ultracore/sdk/writer.h"

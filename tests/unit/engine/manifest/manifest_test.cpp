@@ -342,6 +342,18 @@ TEST(Manifest, SafeDefaultsAndTheirOverrides) {
   }
 }
 
+TEST(Manifest, TheApiRoleDefaultsToUltracoreApiAndTakesItsOwnUrl) {
+  const Manifest defaults = parse("postgres: {url: x}\nplugins: []\nprojections: []\n");
+  EXPECT_EQ(defaults.postgres_api_role, "ultracore_api");
+  EXPECT_EQ(defaults.postgres_api_url, "");
+  const Manifest own = parse(
+      "postgres: {url: x, api_url: \"postgresql://api@h/db\", api_role: reader_1}\n"
+      "plugins: []\nprojections: []\n");
+  EXPECT_EQ(own.postgres_api_role, "reader_1");
+  EXPECT_EQ(own.postgres_api_url, "postgresql://api@h/db");
+  EXPECT_EQ(parse("postgres: {url: x, api_role: ''}\nplugins: []\nprojections: []\n").postgres_api_role, "");
+}
+
 TEST(Manifest, TokensBindTenants) {
   const Manifest m = parse(
       "postgres: {url: x}\napi:\n  listen: \"0.0.0.0:8000\"\n  tokens:\n"
@@ -538,6 +550,11 @@ INSTANTIATE_TEST_SUITE_P(
                   4, 37, "'a b' is not a tenant id"},
         ErrorCase{"TokensUnknownKey", kMinimal + "api: {tokens: [{token: a, tenant: [x]}]}\n", 4, 27,
                   "unknown key 'tenant' in api.tokens entry; did you mean 'tenants'?"},
+        ErrorCase{"ApiRoleNotAName",
+                  "postgres: {url: x, api_role: \"Api Role\"}\nplugins: []\nprojections: []\n", 1,
+                  30, "'api_role' must be a role name of [a-z0-9_]"},
+        ErrorCase{"ApiUrlEmpty", "postgres: {url: x, api_url: \"\"}\nplugins: []\nprojections: []\n",
+                  1, 29, "'api_url' must not be empty"},
         ErrorCase{"InsecureNotABoolean", kMinimal + "api: {insecure: yes}\n", 4, 17,
                   "'insecure' must be true or false"},
         ErrorCase{"HostsNotAList", kMinimal + "api: {hosts: a.example}\n", 4, 14,
