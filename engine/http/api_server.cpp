@@ -458,9 +458,9 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
   lock_pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
   const char* pause = std::getenv("ULTRACORE_TEST_PAUSE_BEFORE_FENCE");
   pause_before_fence_ = pause != nullptr && std::string(pause) == "1";
-  if (pause_before_fence_) {
+  if (pause_before_fence_.load()) {
     spdlog::warn("api: ULTRACORE_TEST_PAUSE_BEFORE_FENCE=1: this process stops itself (SIGSTOP) "
-                 "before committing a locked command; for tests only");
+                 "before committing its first locked command; for tests only");
   }
   watch_ = std::make_unique<OffsetWatch>(manifest.postgres_url);
 }
@@ -1054,7 +1054,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     auto result = producer_->produceGated(
         records,
         [&](const std::vector<RecordPositionOut>& at) {
-          if (pause_before_fence_) std::raise(SIGSTOP);
+          if (pause_before_fence_.exchange(false)) std::raise(SIGSTOP);
           try {
             std::vector<Position> mine;
             for (std::size_t i = 0; i < at.size(); ++i) {
@@ -1076,8 +1076,8 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           }
         },
         refused);
+    lock_txn.reset();  // before its connection goes
     if (refused) lock_lease->discard();
-    lock_txn.reset();
     lock_lease.reset();
     if (refused) {
       return sdk::Status(sdk::StatusCode::kTransient,

@@ -78,7 +78,9 @@ class ApiServer {
   std::unique_ptr<EventProducer> producer_;
   std::unique_ptr<PgPool> pool_;
   std::unique_ptr<PgPool> lock_pool_;  ///< connections holding aggregate locks (issue 14)
-  bool pause_before_fence_ = false;  ///< test hook: ULTRACORE_TEST_PAUSE_BEFORE_FENCE=1
+  /// Test hook (ULTRACORE_TEST_PAUSE_BEFORE_FENCE=1): the first locked command stops the
+  /// process (SIGSTOP) just before it commits its lock's transaction.
+  std::atomic<bool> pause_before_fence_{false};
   std::unique_ptr<OffsetWatch> watch_;  ///< wakes consistent_with waits
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
