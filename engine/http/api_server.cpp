@@ -922,17 +922,16 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
     try {
       lock_txn = std::make_unique<pqxx::work>(**lock_lease, "ultracore-aggregate-lock");
-      lock_txn->exec("SET LOCAL lock_timeout = " +
-                     std::to_string(std::chrono::milliseconds(kConsistencyTimeout).count()));
       // A holder silent for longer (paused, hung) loses its session, so its lock: see below.
-      lock_txn->exec("SET LOCAL idle_in_transaction_session_timeout = " +
+      lock_txn->exec("SET LOCAL lock_timeout = " +
+                     std::to_string(std::chrono::milliseconds(kConsistencyTimeout).count()) +
+                     "; SET LOCAL idle_in_transaction_session_timeout = " +
                      std::to_string(std::chrono::milliseconds(kAggregateLease).count()));
-      lock_txn->exec_params("INSERT INTO ultracore_api_aggregates (tenant_id, aggregate_id) "
-                            "VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                            request.tenant_id, aggregate_id);
+      // One round trip: the upsert locks the row (waiting for its holder) and returns it.
       const auto row = lock_txn->exec_params1(
-          "SELECT positions FROM ultracore_api_aggregates WHERE tenant_id = $1 AND "
-          "aggregate_id = $2 FOR UPDATE",
+          "INSERT INTO ultracore_api_aggregates AS a (tenant_id, aggregate_id) VALUES ($1, $2) "
+          "ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET positions = a.positions "
+          "RETURNING a.positions",
           request.tenant_id, aggregate_id);
       if (const auto last = decodeToken(row[0].c_str())) {
         for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);

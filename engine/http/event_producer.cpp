@@ -119,9 +119,34 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   poller_ = std::thread([this] {
     while (!stop_.load()) rd_kafka_poll(handle_.get(), 100);
   });
+  // The first transaction of a producer waits for init_transactions (a second on the dev
+  // broker): start the pool now, in the background, instead of in the first commands.
+  warmer_ = std::thread([this] {
+    std::vector<std::thread> starters;
+    for (std::size_t i = 0; i < kTxnProducers; ++i) {
+      starters.emplace_back([this] {
+        auto producer = acquireTxn();
+        if (!producer) return;
+        // And learn every topic's leaders, or its first produce waits for them.
+        const rd_kafka_metadata_t* metadata = nullptr;
+        if (rd_kafka_metadata(producer.value()->handle.get(), 1, nullptr, &metadata,
+                              message_timeout_ms_) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_metadata_destroy(metadata);
+        }
+        releaseTxn(std::move(producer.value()), true);
+      });
+    }
+    const rd_kafka_metadata_t* metadata = nullptr;  // the same for the idempotent producer
+    if (rd_kafka_metadata(handle_.get(), 1, nullptr, &metadata, message_timeout_ms_) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_metadata_destroy(metadata);
+    }
+    for (auto& starter : starters) starter.join();
+  });
 }
 
 EventProducer::~EventProducer() {
+  if (warmer_.joinable()) warmer_.join();
   rd_kafka_flush(handle_.get(), message_timeout_ms_ + 1000);
   stop_.store(true);
   if (poller_.joinable()) poller_.join();

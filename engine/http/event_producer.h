@@ -121,6 +121,7 @@ class EventProducer {
   std::vector<std::unique_ptr<TxnProducer>> idle_txn_;
   std::size_t txn_count_ = 0;   ///< producers in the pool, idle or in use
   std::size_t txn_serial_ = 0;  ///< suffix of the next producer's transactional.id
+  std::thread warmer_;  ///< creates the pool's producers at start (init_transactions is slow)
   std::mutex partitions_mutex_;
   std::map<std::string, std::pair<int, std::chrono::steady_clock::time_point>> partitions_;
   std::atomic<bool> stop_{false};
