@@ -14,7 +14,7 @@ namespace ultracore::engine {
 namespace {
 
 /// Transactional producers per process: how many locked commands publish at once.
-constexpr std::size_t kTxnProducers = 8;
+constexpr std::size_t kTxnProducers = 16;  // as many as the API has worker threads
 /// A topic's partition count is asked again after this long (partitions can be added).
 constexpr auto kPartitionCountTtl = std::chrono::seconds(30);
 

@@ -102,10 +102,17 @@ std::vector<std::string> openAccounts(int port, int count) {
       client.set_keep_alive(true);
       client.set_read_timeout(30, 0);
       for (int i = next++; i < count && !failed; i = next++) {
-        auto opened = client.Post("/api/v1/accounts",
-                                  json{{"customer_id", owner}, {"account_type", "checking"},
-                                       {"currency", "EUR"}}.dump(),
-                                  "application/json");
+        auto post = [&] {
+          return client.Post("/api/v1/accounts",
+                               json{{"customer_id", owner}, {"account_type", "checking"},
+                                    {"currency", "EUR"}}.dump(),
+                             "application/json");
+        };
+        auto opened = post();
+        for (int attempt = 0; attempt < 50 && (!opened || opened->status == 503); ++attempt) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));  // Retry-After, shortened
+          opened = post();
+        }
         if (!opened || opened->status != 201) {
           std::lock_guard lock(failure_mutex);
           failure = opened ? std::to_string(opened->status) + " " + opened->body
