@@ -4,12 +4,14 @@
 // with deposits (commands on one aggregate, serialized per account: issue 14), spread over many
 // accounts and concentrated on a few hot ones.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -32,7 +34,19 @@ struct Sample {
   double ryw_ms = -1;      ///< scheduled start -> GET with the token answered 200
   double read_ms = -1;     ///< GET alone
   bool ok = false;
+  std::string failure;  ///< why it failed: "POST 503 server_busy", "GET -1 Read", ...
 };
+
+/// "<what> <status> <error code>" of a failed request (status -1: no answer).
+std::string failureOf(const char* what, const httplib::Result& res) {
+  if (!res) return std::string(what) + " -1 " + httplib::to_string(res.error());
+  const json body = json::parse(res->body, nullptr, false);
+  std::string code;
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    code = body["error"].value("code", "");
+  }
+  return std::string(what) + " " + std::to_string(res->status) + " " + code;
+}
 
 /// One request: create a customer, read it back with the token.
 Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::size_t n) {
@@ -46,7 +60,10 @@ Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::s
     return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
   };
   sample.command_ms = ms(scheduled);
-  if (!posted || posted->status != 201) return sample;
+  if (!posted || posted->status != 201) {
+    sample.failure = failureOf("POST", posted);
+    return sample;
+  }
   const json answer = json::parse(posted->body, nullptr, false);
   if (!answer.is_object() || !answer.contains("customer_id")) return sample;
   const std::string id = answer["customer_id"];
@@ -56,6 +73,7 @@ Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::s
   sample.ryw_ms = ms(scheduled);
   sample.read_ms = ms(read_started);
   sample.ok = got && got->status == 200;
+  if (!sample.ok) sample.failure = failureOf("GET", got);
   return sample;
 }
 
@@ -68,7 +86,10 @@ Sample oneDeposit(httplib::Client& client, Clock::time_point scheduled, const st
   auto posted = client.Post("/api/v1/accounts/" + account + "/deposits",
                             json{{"amount", "1.25"}}.dump(), "application/json");
   sample.command_ms = ms(scheduled);
-  if (!posted || posted->status != 202) return sample;
+  if (!posted || posted->status != 202) {
+    sample.failure = failureOf("POST", posted);
+    return sample;
+  }
   const json answer = json::parse(posted->body, nullptr, false);
   if (!answer.is_object() || !answer.contains("consistency_token")) return sample;
   const auto read_started = Clock::now();
@@ -77,7 +98,22 @@ Sample oneDeposit(httplib::Client& client, Clock::time_point scheduled, const st
   sample.ryw_ms = ms(scheduled);
   sample.read_ms = ms(read_started);
   sample.ok = got && got->status == 200;
+  if (!sample.ok) sample.failure = failureOf("GET", got);
   return sample;
+}
+
+/// "N x <failure>, ..." over the samples, most frequent first ("" when none failed).
+std::string failureSummary(const std::vector<Sample>& samples) {
+  std::map<std::string, int> counts;
+  for (const auto& s : samples) {
+    if (!s.ok) ++counts[s.failure.empty() ? "?" : s.failure];
+  }
+  std::vector<std::pair<int, std::string>> sorted;
+  for (const auto& [what, n] : counts) sorted.emplace_back(n, what);
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string text;
+  for (const auto& [n, what] : sorted) text += (text.empty() ? "" : ", ") + std::to_string(n) + " x " + what;
+  return text;
 }
 
 /// Opens `count` accounts for one customer (8 at a time); throws when one cannot be opened.
@@ -322,7 +358,8 @@ int runLatency(const LatencyOptions& options) {
     rows.push_back({at + "requests", std::to_string(r.sent) + " (" + std::to_string(r.failed) +
                                          " failed)",
                     "achieved " + fmtNumber(r.achieved_rate, 1) + "/s over " +
-                        std::to_string(options.duration_s) + " s"});
+                        std::to_string(options.duration_s) + " s" +
+                        (r.failed > 0 ? "; failed: " + failureSummary(r.samples) : "")});
     rows.push_back({at + "CPU engine / broker",
                     cpuPercent(r.engine_cpu_s, r.seconds) + " / " +
                         cpuPercent(r.broker_cpu_s, r.seconds),
@@ -358,7 +395,8 @@ int runLatency(const LatencyOptions& options) {
                         std::string(c.name == "spread" ? "; target p99 < 50 ms" : "")});
     rows.push_back({at + "requests",
                     std::to_string(r.sent) + " (" + std::to_string(r.failed) + " failed)",
-                    "achieved " + fmtNumber(r.achieved_rate, 1) + "/s"});
+                    "achieved " + fmtNumber(r.achieved_rate, 1) + "/s" +
+                        (r.failed > 0 ? "; failed: " + failureSummary(r.samples) : "")});
     account_json.push_back({{"case", c.name},
                             {"accounts", c.accounts},
                             {"rate", r.rate},
