@@ -106,7 +106,11 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
     for (const auto& [key, value] : *layer) settings_[key] = value;
   }
   transactional_id_ = newTransactionalId();
-  KafkaConf conf = makeKafkaConf({&settings_});
+  // Its ListOffsets (logEnd, logEnds) must answer the high watermark, not the last stable
+  // offset: a record another command committed can lie past the LSO while an earlier
+  // transaction is still open, and a command must wait for it all the same.
+  const std::map<std::string, std::string> offsets{{"isolation.level", "read_uncommitted"}};
+  KafkaConf conf = makeKafkaConf({&settings_, &offsets});
   if (const auto it = manifest.find("message.timeout.ms"); it != manifest.end()) {
     message_timeout_ms_ = std::stoi(it->second);
   }
@@ -373,8 +377,8 @@ std::optional<LogEnds> EventProducer::logEnds(const std::vector<std::string>& to
     const auto count = partitionCount(topic, timeout);
     if (!count) return std::nullopt;
     for (int p = 0; p < *count; ++p) {
-      // Timestamp -1 asks ListOffsets for the latest offset; the producer's isolation level
-      // (read_committed, librdkafka's default) makes that the last stable offset.
+      // Timestamp -1 asks ListOffsets for the latest offset: the high watermark (the handle is
+      // read_uncommitted), so records of open transactions are waited for too.
       rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = -1;
     }
   }

@@ -78,9 +78,8 @@ class EventProducer {
       const std::function<bool(const std::vector<RecordPositionOut>&)>& gate,
       bool& gate_refused);
 
-  /// Every partition's last stable offset (what a read_committed consumer can reach) of
-  /// `topics`, in one ListOffsets round per broker; std::nullopt when Kafka did not answer
-  /// within `timeout`.
+  /// Every partition's end (high watermark, open transactions included) of `topics`, in one
+  /// ListOffsets round per broker; std::nullopt when Kafka did not answer within `timeout`.
   std::optional<LogEnds> logEnds(const std::vector<std::string>& topics,
                                  std::chrono::milliseconds timeout);
 
