@@ -50,6 +50,9 @@ struct ApiRoute {
   /// Every manifest projection the handler reads (RouteSpec::reads, else `projection`), with
   /// its topics: a command waits for each of them before its handler runs.
   std::vector<std::pair<std::string, std::set<std::string>>> reads{};
+  /// Per entry of `reads`: the body field (or path parameter) naming the one aggregate read
+  /// there ("projection@field"), "" when the handler may read anything in it.
+  std::vector<std::string> read_keys{};
 };
 
 namespace {
@@ -413,7 +416,10 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
         }
         std::vector<std::string> reads = spec.reads;
         if (reads.empty()) reads.push_back(spec.projection);
-        for (const std::string& read : reads) {
+        for (const std::string& entry : reads) {
+          const std::string read = entry.substr(0, entry.find('@'));
+          const std::string key =
+              entry.find('@') == std::string::npos ? "" : entry.substr(entry.find('@') + 1);
           std::string name;  // this plugin's instance of it first, as for `projection`
           for (const auto& projection : manifest.projections) {
             if (projection.plugin == plugin_name && projection.projection == read) {
@@ -426,6 +432,7 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
           const auto* projection = manifest.findProjection(name);
           route->reads.emplace_back(
               name, std::set<std::string>(projection->topics.begin(), projection->topics.end()));
+          route->read_keys.push_back(key);
           schemas_.try_emplace(read, schemas_.at(name));
         }
         if (!spec.aggregate.empty()) {
@@ -957,9 +964,53 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   // not cover (another aggregate's read model, or a command with no aggregate).
   {
     std::set<std::string> topics;
-    for (const auto& [projection, read_topics] : route->reads) {
+    std::vector<std::string> keyed;  // aggregates named by the request, read in a projection
+    for (std::size_t i = 0; i < route->reads.size(); ++i) {
+      const auto& [projection, read_topics] = route->reads[i];
       if (!aggregate_id.empty() && projection == route->projection) continue;
+      if (const std::string& key = route->read_keys[i]; !key.empty()) {
+        // Only that aggregate: its row says where its last events are (none: nothing to wait
+        // for, e.g. a create that names no existing id).
+        std::string id = request.param(key);
+        const auto field = request.body.find(key);
+        if (id.empty() && field != request.body.end() && field->is_string()) id = *field;
+        if (!id.empty()) keyed.push_back(id);
+        continue;
+      }
       topics.insert(read_topics.begin(), read_topics.end());
+    }
+    if (!keyed.empty()) {
+      if (!lock_txn && !lease && !lease_connection()) return;
+      try {
+        for (const auto& id : keyed) {
+          const auto read = [&](pqxx::transaction_base& txn) {
+            return txn.exec_params("SELECT positions FROM ultracore_api_aggregates WHERE "
+                                   "tenant_id = $1 AND aggregate_id = $2",
+                                   request.tenant_id, id);
+          };
+          pqxx::result rows;
+          if (lock_txn) {
+            rows = read(*lock_txn);
+          } else {
+            pqxx::nontransaction txn(**lease);
+            rows = read(txn);
+          }
+          if (rows.empty()) continue;
+          if (const auto last = decodeToken(rows[0][0].c_str())) {
+            for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
+          }
+        }
+      } catch (...) {
+        if (lock_txn) {
+          lock_txn.reset();
+          lock_lease->discard();
+        } else {
+          lease->discard();
+          locked = false;
+        }
+        return sendInternalError(res, req, 503, "database_unavailable",
+                                 statusFromCurrentException().message());
+      }
     }
     if (!topics.empty()) {
       const auto ends = producer_->logEnds({topics.begin(), topics.end()}, kLogEndWait);

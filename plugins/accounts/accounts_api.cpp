@@ -133,7 +133,7 @@ AccountsApi::AccountsApi(const sdk::ApiContext&) {
            {{"customer_id", {{"type", "string"}}},
             {"account_type", {{"type", "string"}}},
             {"currency", {{"type", "string"}, {"pattern", "^[A-Z]{3}$"}}}}}},
-         json(nullptr), {}, {"customers"}},
+         json(nullptr), {}, {"customers@customer_id"}},
         [](const Request& request, sdk::Reader& db) {
           std::string customer, type, currency;
           if (auto error = sdk::requireString(request.body, "customer_id", customer)) return *error;

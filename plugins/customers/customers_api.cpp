@@ -137,7 +137,7 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
   route({"POST", "/api/v1/customers", sdk::RouteKind::kCommand, "customers", "Create a customer",
          "Publishes CustomerCreated. The server assigns CUST-... unless the body carries "
          "customer_id (409 if that id exists).",
-         customerSchema(true), json(nullptr), {}, {"customers"}},
+         customerSchema(true), json(nullptr), {}, {"customers@customer_id"}},
         [](const Request& request, sdk::Reader& db) {
           json data = json::object();
           if (auto error = validateFields(request.body, true, data)) return *error;
