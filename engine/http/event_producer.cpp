@@ -140,11 +140,6 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
         releaseTxn(std::move(producer.value()), true);
       });
     }
-    const rd_kafka_metadata_t* metadata = nullptr;  // the same for the idempotent producer
-    if (rd_kafka_metadata(handle_.get(), 1, nullptr, &metadata, message_timeout_ms_) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_metadata_destroy(metadata);
-    }
     for (auto& starter : starters) starter.join();
   });
 }
