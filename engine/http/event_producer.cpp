@@ -108,7 +108,9 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   transactional_id_ = newTransactionalId();
   // Its ListOffsets (logEnd, logEnds) must answer the high watermark, not the last stable
   // offset: a record another command committed can lie past the LSO while an earlier
-  // transaction is still open, and a command must wait for it all the same.
+  // transaction is still open, and a command must wait for it all the same. (librdkafka logs
+  // that a producer "ignores" isolation.level, but its ListOffsets requests do carry it: with
+  // it, real Kafka stopped answering committed deposits' tokens with token_past_log_end.)
   const std::map<std::string, std::string> offsets{{"isolation.level", "read_uncommitted"}};
   KafkaConf conf = makeKafkaConf({&settings_, &offsets});
   if (const auto it = manifest.find("message.timeout.ms"); it != manifest.end()) {
