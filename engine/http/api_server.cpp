@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -47,6 +49,12 @@ struct ApiRoute {
   std::string projection;           ///< manifest projection serving it ("" when none)
   std::string schema;               ///< that projection's schema (Reader's `{schema}`)
   std::set<std::string> topics;     ///< the topics that projection consumes
+  /// Every manifest projection the handler reads (RouteSpec::reads, else `projection`), with
+  /// its topics: a command waits for each of them before its handler runs.
+  std::vector<std::pair<std::string, std::set<std::string>>> reads{};
+  /// Per entry of `reads`: the body field (or path parameter) naming the one aggregate read
+  /// there ("projection@field"), "" when the handler may read anything in it.
+  std::vector<std::string> read_keys{};
 };
 
 namespace {
@@ -222,6 +230,77 @@ std::optional<std::vector<Position>> decodeToken(const std::string& token) {
   return positions;
 }
 
+/// (topic, partition) -> a next offset: what a projection must have stored, or has stored.
+using Targets = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
+using ReadSet = std::vector<std::pair<std::string, std::set<std::string>>>;
+
+void raiseTarget(Targets& targets, const std::string& topic, std::int32_t partition,
+                 std::int64_t next) {
+  auto& target = targets[{topic, partition}];
+  target = std::max(target, next);
+}
+
+/// Waits until each projection of `reads` has stored, for every target partition of its
+/// topics, at least the target's next offset. `stored(projection)` reads its offsets (and may
+/// throw a database error). Answers what it still waits for when `deadline` passes first.
+std::optional<std::string> awaitApplied(const ReadSet& reads, const Targets& targets,
+                                        std::chrono::steady_clock::time_point deadline,
+                                        const OffsetWatch& watch,
+                                        const std::function<Targets(const std::string&)>& stored) {
+  for (;;) {
+    // Read before the check, as for consistent_with: a commit after it is not missed.
+    const std::uint64_t seen = watch.generation();
+    std::optional<std::string> missing;
+    for (const auto& [projection, topics] : reads) {
+      const Targets offsets = stored(projection);
+      for (const auto& [partition, next] : targets) {
+        if (topics.count(partition.first) == 0 || next <= 0) continue;
+        const auto it = offsets.find(partition);
+        if (it == offsets.end() || it->second < next) {
+          missing = "projection '" + projection + "' has not applied " + partition.first + ":" +
+                    std::to_string(partition.second) + " up to offset " +
+                    std::to_string(next - 1) + " within " +
+                    std::to_string(kConsistencyTimeout.count()) + " s";
+          break;
+        }
+      }
+      if (missing) break;
+    }
+    if (!missing) return std::nullopt;
+    if (std::chrono::steady_clock::now() >= deadline) return missing;
+    watch.waitForChange(seen, std::min(kConsistencyPoll,
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           deadline - std::chrono::steady_clock::now()) +
+                                           std::chrono::milliseconds(1)));
+  }
+}
+
+/// A projection's stored next offsets, from ultracore_offsets.
+Targets storedOffsets(pqxx::transaction_base& txn, const std::string& projection) {
+  Targets offsets;
+  const auto rows = txn.exec_params(
+      "SELECT topic, partition, next_offset FROM ultracore_offsets "
+      "WHERE projection = ultracore_live_key($1) AND next_offset IS NOT NULL",
+      projection);
+  for (const auto& row : rows) {
+    offsets[{row[0].c_str(), row[1].as<std::int32_t>()}] = row[2].as<std::int64_t>();
+  }
+  return offsets;
+}
+
+/// If-Match's version: `"3"`, `W/"3"` or `3`; std::nullopt when it is none of those.
+std::optional<std::int64_t> parseIfMatch(std::string value) {
+  if (value.rfind("W/", 0) == 0) value = value.substr(2);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    value = value.substr(1, value.size() - 2);
+  }
+  if (value.empty() || value.size() > 18 ||
+      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  return std::stoll(value);
+}
+
 /// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded; every
 /// statement uses the extended protocol (one statement per call, even without parameters).
 class PgReader final : public sdk::Reader {
@@ -338,6 +417,34 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
                          plugin_name, spec.projection, spec.projection);
           }
         }
+        std::vector<std::string> reads = spec.reads;
+        if (reads.empty()) reads.push_back(spec.projection);
+        for (const std::string& entry : reads) {
+          const std::string read = entry.substr(0, entry.find('@'));
+          const std::string key =
+              entry.find('@') == std::string::npos ? "" : entry.substr(entry.find('@') + 1);
+          std::string name;  // this plugin's instance of it first, as for `projection`
+          for (const auto& projection : manifest.projections) {
+            if (projection.plugin == plugin_name && projection.projection == read) {
+              name = projection.name;
+              break;
+            }
+          }
+          if (name.empty() && manifest.findProjection(read) != nullptr) name = read;
+          if (name.empty()) continue;  // unserved: warned about above when it serves the route
+          const auto* projection = manifest.findProjection(name);
+          route->reads.emplace_back(
+              name, std::set<std::string>(projection->topics.begin(), projection->topics.end()));
+          route->read_keys.push_back(key);
+          schemas_.try_emplace(read, schemas_.at(name));
+        }
+        if (!spec.aggregate.empty()) {
+          const auto names = route->path.parameters();
+          if (std::find(names.begin(), names.end(), spec.aggregate) == names.end()) {
+            throw ApiStartupError(where + ": aggregate '" + spec.aggregate +
+                                  "' is not a parameter of the path");
+          }
+        }
         docs.push_back(RouteDoc{plugin_name, spec, route->path.parameters()});
         routes_.push_back(std::move(route));
       }
@@ -361,6 +468,14 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
   const bool own_login = !manifest.postgres_api_url.empty();
   const std::string& url = own_login ? manifest.postgres_api_url : manifest.postgres_url;
   pool_ = std::make_unique<PgPool>(url, kWorkerThreads, own_login ? "" : manifest.postgres_api_role);
+  // The per-aggregate locks are the engine's own rows, never a handler's: the engine's login.
+  lock_pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
+  const char* pause = std::getenv("ULTRACORE_TEST_PAUSE_BEFORE_FENCE");
+  pause_before_fence_ = pause != nullptr && std::string(pause) == "1";
+  if (pause_before_fence_.load()) {
+    spdlog::warn("api: ULTRACORE_TEST_PAUSE_BEFORE_FENCE=1: this process stops itself (SIGSTOP) "
+                 "before committing its first locked command; for tests only");
+  }
   watch_ = std::make_unique<OffsetWatch>(url);
   if (manifest.postgres_api_role.empty() && !own_login) {
     spdlog::warn("postgres.api_role is '': the API's handlers run as the engine's PostgreSQL user "
@@ -704,6 +819,10 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
     if (!lease_connection()) return;
     const sdk::Reply reply = runHandler(*lease);
+    if (!route->spec.aggregate.empty() && reply.status == 200 && reply.body.is_object() &&
+        reply.body.contains("version") && reply.body["version"].is_number_integer()) {
+      res.set_header("ETag", "\"" + std::to_string(reply.body["version"].get<std::int64_t>()) + "\"");
+    }
     return sendJson(res, reply.status, reply.body);
   }
 
@@ -779,8 +898,193 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
   }
 
+  // Consistent commands (issue 14): a command on one aggregate holds its row's lock from here
+  // until its events are stored; every command then waits until the projections it reads have
+  // applied what it must see, and only then validates.
+  const auto deadline = std::chrono::steady_clock::now() + kConsistencyTimeout;
+  const std::string aggregate_id =
+      route->spec.aggregate.empty() ? "" : request.param(route->spec.aggregate);
+  Targets targets;
+  {
+    std::string token = req.get_param_value("consistent_with");
+    if (token.empty()) token = req.get_header_value("X-Consistent-With");
+    if (!token.empty()) {
+      const auto positions = decodeToken(token);
+      if (!positions) {
+        return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
+                         "consistent_with");
+      }
+      for (const auto& p : *positions) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
+    }
+  }
+  std::optional<std::int64_t> if_match;
+  if (req.has_header("If-Match") && req.get_header_value("If-Match") != "*") {
+    if (aggregate_id.empty()) {
+      return sendError(res, 400, "if_match_unsupported",
+                       "If-Match is honoured only by commands on one aggregate", "If-Match");
+    }
+    if_match = parseIfMatch(req.get_header_value("If-Match"));
+    if (!if_match) {
+      return sendError(res, 400, "invalid_if_match", "If-Match must be an aggregate version",
+                       "If-Match");
+    }
+  }
+  std::optional<PgPool::Lease> lock_lease;
+  std::unique_ptr<pqxx::work> lock_txn;  // destroyed before lock_lease
+  if (!aggregate_id.empty()) {
+    if (key.empty()) lease.reset();  // no connection held while queued behind the lock
+    try {
+      lock_lease.emplace(lock_pool_->acquire(kPoolWait));
+    } catch (const PoolUnavailable& e) {
+      return sendInternalError(res, req, 503, "database_unavailable", e.what());
+    }
+    try {
+      lock_txn = std::make_unique<pqxx::work>(**lock_lease, "ultracore-aggregate-lock");
+      // A holder silent for longer (paused, hung) loses its session, so its lock: see below.
+      lock_txn->exec("SET LOCAL lock_timeout = " +
+                     std::to_string(std::chrono::milliseconds(kConsistencyTimeout).count()) +
+                     "; SET LOCAL idle_in_transaction_session_timeout = " +
+                     std::to_string(std::chrono::milliseconds(kAggregateLease).count()));
+      // One round trip: the upsert locks the row (waiting for its holder) and returns it.
+      const auto row = lock_txn->exec_params1(
+          "INSERT INTO ultracore_api_aggregates AS a (tenant_id, aggregate_id) VALUES ($1, $2) "
+          "ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET positions = a.positions "
+          "RETURNING a.positions",
+          request.tenant_id, aggregate_id);
+      if (const auto last = decodeToken(row[0].c_str())) {
+        for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
+      }
+    } catch (const pqxx::sql_error& e) {
+      lock_txn.reset();
+      lock_lease->discard();
+      if (e.sqlstate() == "55P03") {  // lock_not_available: lock_timeout passed
+        res.set_header("Retry-After", "1");
+        return sendError(res, 503, "aggregate_busy",
+                         "another command on '" + aggregate_id + "' held it for " +
+                             std::to_string(kConsistencyTimeout.count()) + " s; retry later");
+      }
+      return sendInternalError(res, req, 503, "database_unavailable", e.what());
+    } catch (...) {
+      lock_txn.reset();
+      lock_lease->discard();
+      return sendInternalError(res, req, 503, "database_unavailable",
+                               statusFromCurrentException().message());
+    }
+  }
+  // What the log held when the command arrived, for the projections the aggregate's row does
+  // not cover (another aggregate's read model, or a command with no aggregate).
+  {
+    std::set<std::string> topics;
+    std::vector<std::string> keyed;  // aggregates named by the request, read in a projection
+    for (std::size_t i = 0; i < route->reads.size(); ++i) {
+      const auto& [projection, read_topics] = route->reads[i];
+      if (!aggregate_id.empty() && projection == route->projection) continue;
+      if (const std::string& key = route->read_keys[i]; !key.empty()) {
+        // Only that aggregate: its row says where its last events are (none: nothing to wait
+        // for, e.g. a create that names no existing id).
+        std::string id = request.param(key);
+        const auto field = request.body.find(key);
+        if (id.empty() && field != request.body.end() && field->is_string()) id = *field;
+        if (!id.empty()) keyed.push_back(id);
+        continue;
+      }
+      topics.insert(read_topics.begin(), read_topics.end());
+    }
+    if (!keyed.empty()) {
+      if (!lock_txn && !lease && !lease_connection()) return;
+      try {
+        for (const auto& id : keyed) {
+          const auto read = [&](pqxx::transaction_base& txn) {
+            return txn.exec_params("SELECT positions FROM ultracore_api_aggregates WHERE "
+                                   "tenant_id = $1 AND aggregate_id = $2",
+                                   request.tenant_id, id);
+          };
+          pqxx::result rows;
+          if (lock_txn) {
+            rows = read(*lock_txn);
+          } else {
+            pqxx::nontransaction txn(**lease);
+            rows = read(txn);
+          }
+          if (rows.empty()) continue;
+          if (const auto last = decodeToken(rows[0][0].c_str())) {
+            for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
+          }
+        }
+      } catch (...) {
+        if (lock_txn) {
+          lock_txn.reset();
+          lock_lease->discard();
+        } else {
+          lease->discard();
+          locked = false;
+        }
+        return sendInternalError(res, req, 503, "database_unavailable",
+                                 statusFromCurrentException().message());
+      }
+    }
+    if (!topics.empty()) {
+      const auto ends = producer_->logEnds({topics.begin(), topics.end()}, kLogEndWait);
+      if (!ends) {
+        res.set_header("Retry-After", "1");
+        return sendError(res, 503, "kafka_unavailable",
+                         "Kafka did not tell the end of the log the command must see");
+      }
+      for (const auto& [partition, end] : *ends) {
+        raiseTarget(targets, partition.first, partition.second, end);
+      }
+    }
+  }
+  if (!targets.empty()) {
+    if (!lock_txn && !lease && !lease_connection()) return;
+    try {
+      const auto missing = awaitApplied(
+          route->reads, targets, deadline, *watch_, [&](const std::string& projection) {
+            if (lock_txn) return storedOffsets(*lock_txn, projection);
+            pqxx::nontransaction txn(**lease);
+            return storedOffsets(txn, projection);
+          });
+      if (missing) {
+        res.set_header("Retry-After", "1");
+        return sendError(res, 503, "consistency_timeout", *missing);
+      }
+    } catch (...) {
+      if (lock_txn) {
+        lock_txn.reset();
+        lock_lease->discard();
+      } else {
+        lease->discard();
+        locked = false;
+      }
+      return sendInternalError(res, req, 503, "database_unavailable",
+                               statusFromCurrentException().message());
+    }
+  }
+  if (!lease && !lease_connection()) return;
+
   sdk::Reply reply = runHandler(*lease);
   if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
+  if (if_match) {
+    std::optional<std::int64_t> version;  // the aggregate's version the handler validated
+    for (const auto& event : reply.events) {
+      if (event.aggregate_id == aggregate_id && event.aggregate_version) {
+        version = *event.aggregate_version - 1;
+      }
+    }
+    if (!version || *version != *if_match) {
+      json body = sdk::Reply::error(412, "version_mismatch",
+                                    "aggregate '" + aggregate_id + "' is at version " +
+                                        (version ? std::to_string(*version) : "unknown") +
+                                        ", not " + std::to_string(*if_match),
+                                    "If-Match")
+                      .body;
+      if (version) {
+        body["error"]["current_version"] = *version;
+        res.set_header("ETag", "\"" + std::to_string(*version) + "\"");
+      }
+      return sendJson(res, 412, body);
+    }
+  }
 
   std::vector<Position> positions;
   json published = json::array();
@@ -802,11 +1106,82 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     records.push_back({event.topic, event.aggregate_id, envelope.dump()});
     envelopes.push_back(std::move(envelope));
   }
-  // All of a command's events or none: several go in one Kafka transaction.
-  auto stored = producer_->produceAtomically(records);
+  // All of a command's events or none: several go in one Kafka transaction. A locked command's
+  // transaction commits only after the same PostgreSQL transaction that holds the aggregate's
+  // lock recorded the events' positions and committed: a holder that lost its session (paused
+  // past kAggregateLease, after which another process may hold the lock) cannot commit that,
+  // so its events are aborted, never read by a read_committed projection.
+  auto stored = [&]() -> sdk::Result<std::vector<RecordPositionOut>> {
+    if (!lock_txn) return producer_->produceAtomically(records);
+    bool refused = false;
+    auto result = producer_->produceGated(
+        records,
+        [&](const std::vector<RecordPositionOut>& at) {
+          if (pause_before_fence_.exchange(false)) std::raise(SIGSTOP);
+          try {
+            std::vector<Position> mine;
+            for (std::size_t i = 0; i < at.size(); ++i) {
+              if (records[i].key == aggregate_id) {
+                mine.push_back({at[i].topic, at[i].partition, at[i].offset});
+              }
+            }
+            lock_txn->exec_params(
+                "UPDATE ultracore_api_aggregates SET positions = $3, commands = commands + 1, "
+                "updated_at = now() WHERE tenant_id = $1 AND aggregate_id = $2",
+                request.tenant_id, aggregate_id, encodeToken(mine));
+            lock_txn->commit();
+            return true;
+          } catch (...) {
+            spdlog::warn("api: {} {}: the aggregate lock of '{}' was lost ({}); aborting the "
+                         "command's Kafka transaction",
+                         req.method, path, aggregate_id, statusFromCurrentException().message());
+            return false;
+          }
+        },
+        refused);
+    lock_txn.reset();  // before its connection goes
+    if (refused) lock_lease->discard();
+    lock_lease.reset();
+    if (refused) {
+      return sdk::Status(sdk::StatusCode::kTransient,
+                         "the command lost its lock on '" + aggregate_id +
+                             "' (silent for longer than " +
+                             std::to_string(kAggregateLease.count()) +
+                             " s); nothing was published");
+    }
+    return result;
+  }();
   if (!stored) {
     spdlog::warn("api: {} {}: {}", req.method, path, stored.status().message());
     return sendError(res, 503, "kafka_unavailable", stored.status().message());
+  }
+  // The other aggregates a command created or touched: their rows say where their last events
+  // are, so the next command on one of them waits for it (create-then-use).
+  {
+    std::map<std::string, std::vector<Position>> others;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (records[i].key == aggregate_id) continue;
+      const RecordPositionOut& at = stored.value()[i];
+      others[records[i].key].push_back({at.topic, at.partition, at.offset});
+    }
+    // The engine's login writes these rows (the handlers' role may only read them).
+    std::optional<PgPool::Lease> writer;
+    for (const auto& [other, at] : others) {
+      try {
+        if (!writer) writer.emplace(lock_pool_->acquire(kPoolWait));
+        pqxx::nontransaction txn(**writer);
+        txn.exec_params("INSERT INTO ultracore_api_aggregates (tenant_id, aggregate_id, "
+                        "positions) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, aggregate_id) DO "
+                        "UPDATE SET positions = EXCLUDED.positions, updated_at = now()",
+                        request.tenant_id, other, encodeToken(at));
+      } catch (...) {
+        // Stored in Kafka already: only the next command's wait for it is lost.
+        spdlog::error("api: {} {}: cannot record the position of '{}': {}", req.method, path,
+                      other, statusFromCurrentException().message());
+        if (writer) writer->discard();
+        break;
+      }
+    }
   }
   for (std::size_t i = 0; i < records.size(); ++i) {
     const RecordPositionOut& at = stored.value()[i];
@@ -824,6 +1199,12 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     body["position"] = position_json;
   }
   if (published.size() > 1) body["events"] = published;
+  for (const auto& event : reply.events) {
+    if (event.aggregate_id == aggregate_id && event.aggregate_version) {
+      body["aggregate_version"] = *event.aggregate_version;
+      res.set_header("ETag", "\"" + std::to_string(*event.aggregate_version) + "\"");
+    }
+  }
   const std::string token = encodeToken(positions);
   body["consistency_token"] = token;
   res.set_header("X-Consistency-Token", token);

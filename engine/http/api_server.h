@@ -37,8 +37,13 @@ class ApiStartupError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// How long a query with ?consistent_with= waits for its projection before answering 504.
+/// How long a query with ?consistent_with= waits for its projection before answering 504, and
+/// a command for the projections it reads (and for its aggregate's lock) before answering 503.
 constexpr auto kConsistencyTimeout = std::chrono::seconds(5);
+/// How long an aggregate lock's holder may stay silent towards PostgreSQL before PostgreSQL
+/// ends its session, which releases the lock (a paused or hung API process). Longer than the
+/// producer's message.timeout.ms (5 s by default), the longest silence of a healthy holder.
+constexpr auto kAggregateLease = std::chrono::seconds(8);
 
 class ApiServer {
  public:
@@ -72,6 +77,10 @@ class ApiServer {
   std::string docs_html_;
   std::unique_ptr<EventProducer> producer_;
   std::unique_ptr<PgPool> pool_;
+  std::unique_ptr<PgPool> lock_pool_;  ///< connections holding aggregate locks (issue 14)
+  /// Test hook (ULTRACORE_TEST_PAUSE_BEFORE_FENCE=1): the first locked command stops the
+  /// process (SIGSTOP) just before it commits its lock's transaction.
+  std::atomic<bool> pause_before_fence_{false};
   std::unique_ptr<OffsetWatch> watch_;  ///< wakes consistent_with waits
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -13,6 +13,11 @@
 namespace ultracore::engine {
 namespace {
 
+/// Transactional producers per process: how many locked commands publish at once.
+constexpr std::size_t kTxnProducers = 16;  // as many as the API has worker threads
+/// A topic's partition count is asked again after this long (partitions can be added).
+constexpr auto kPartitionCountTtl = std::chrono::seconds(30);
+
 /// One record's delivery report, shared between the waiting HTTP thread and the poller.
 struct Delivery {
   std::mutex mutex;
@@ -101,7 +106,13 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
     for (const auto& [key, value] : *layer) settings_[key] = value;
   }
   transactional_id_ = newTransactionalId();
-  KafkaConf conf = makeKafkaConf({&settings_});
+  // Its ListOffsets (logEnd, logEnds) must answer the high watermark, not the last stable
+  // offset: a record another command committed can lie past the LSO while an earlier
+  // transaction is still open, and a command must wait for it all the same. (librdkafka logs
+  // that a producer "ignores" isolation.level, but its ListOffsets requests do carry it: with
+  // it, real Kafka stopped answering committed deposits' tokens with token_past_log_end.)
+  const std::map<std::string, std::string> offsets{{"isolation.level", "read_uncommitted"}};
+  KafkaConf conf = makeKafkaConf({&settings_, &offsets});
   if (const auto it = manifest.find("message.timeout.ms"); it != manifest.end()) {
     message_timeout_ms_ = std::stoi(it->second);
   }
@@ -115,36 +126,86 @@ EventProducer::EventProducer(const std::map<std::string, std::string>& kafka) {
   poller_ = std::thread([this] {
     while (!stop_.load()) rd_kafka_poll(handle_.get(), 100);
   });
+  // The first transaction of a producer waits for init_transactions (a second on the dev
+  // broker): start the pool now, in the background, instead of in the first commands.
+  warmer_ = std::thread([this] {
+    std::vector<std::thread> starters;
+    for (std::size_t i = 0; i < kTxnProducers; ++i) {
+      starters.emplace_back([this] {
+        auto producer = acquireTxn();
+        if (!producer) return;
+        // And learn every topic's leaders, or its first produce waits for them.
+        const rd_kafka_metadata_t* metadata = nullptr;
+        if (rd_kafka_metadata(producer.value()->handle.get(), 1, nullptr, &metadata,
+                              message_timeout_ms_) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+          rd_kafka_metadata_destroy(metadata);
+        }
+        releaseTxn(std::move(producer.value()), true);
+      });
+    }
+    for (auto& starter : starters) starter.join();
+  });
 }
 
 EventProducer::~EventProducer() {
+  if (warmer_.joinable()) warmer_.join();
   rd_kafka_flush(handle_.get(), message_timeout_ms_ + 1000);
   stop_.store(true);
   if (poller_.joinable()) poller_.join();
 }
 
-sdk::Status EventProducer::ensureTransactional() {
-  if (txn_handle_) return sdk::Status::ok();
-  const std::map<std::string, std::string> transactional{
-      {"transactional.id", transactional_id_},
-      // The coordinator aborts a transaction this process left open after this long.
-      {"transaction.timeout.ms", std::to_string(std::max(60000, message_timeout_ms_ * 4))}};
+sdk::Result<std::unique_ptr<EventProducer::TxnProducer>> EventProducer::acquireTxn() {
+  std::string id;
+  {
+    std::unique_lock lock(txn_mutex_);
+    txn_freed_.wait(lock, [&] { return !idle_txn_.empty() || txn_count_ < kTxnProducers; });
+    if (!idle_txn_.empty()) {
+      auto producer = std::move(idle_txn_.back());
+      idle_txn_.pop_back();
+      return producer;
+    }
+    ++txn_count_;
+    id = transactional_id_ + "-" + std::to_string(txn_serial_++);
+  }
+  const auto fail = [&](sdk::Status status) -> sdk::Result<std::unique_ptr<TxnProducer>> {
+    std::lock_guard lock(txn_mutex_);
+    --txn_count_;
+    txn_freed_.notify_one();
+    return status;
+  };
+  std::map<std::string, std::string> transactional{{"transactional.id", id}};
+  // The coordinator aborts a transaction this process left open (a paused or dead process)
+  // after this long; until then read_committed consumers of its partitions wait behind it.
+  if (settings_.count("transaction.timeout.ms") == 0) {
+    transactional["transaction.timeout.ms"] = std::to_string(std::max(60000, message_timeout_ms_ * 4));
+  }
   KafkaConf conf = makeKafkaConf({&settings_, &transactional});
   rd_kafka_conf_set_dr_msg_cb(conf.get(), onDelivery);
   char error[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), error, sizeof(error));
   if (rk == nullptr) {
-    return sdk::Status(sdk::StatusCode::kTransient,
-                       std::string("cannot create the transactional producer: ") + error);
+    return fail(sdk::Status(sdk::StatusCode::kTransient,
+                            std::string("cannot create a transactional producer: ") + error));
   }
   conf.release();
-  KafkaHandle handle(rk);
+  auto producer = std::make_unique<TxnProducer>();
+  producer->handle.reset(rk);
   nameKafkaClient(rk, "api (transactions)");
   if (rd_kafka_error_t* failure = rd_kafka_init_transactions(rk, message_timeout_ms_)) {
-    return transient("Kafka refused to start transactions", failure);
+    return fail(transient("Kafka refused to start transactions", failure));
   }
-  txn_handle_ = std::move(handle);
-  return sdk::Status::ok();
+  return producer;
+}
+
+void EventProducer::releaseTxn(std::unique_ptr<TxnProducer> producer, bool healthy) {
+  std::lock_guard lock(txn_mutex_);
+  if (healthy) {
+    idle_txn_.push_back(std::move(producer));
+  } else {
+    --txn_count_;
+    producer.reset();
+  }
+  txn_freed_.notify_one();
 }
 
 sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceAtomically(
@@ -154,29 +215,45 @@ sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceAtomically(
     if (!stored) return stored.status();
     return std::vector<RecordPositionOut>{stored.value()};
   }
-  std::lock_guard lock(txn_mutex_);
-  auto result = produceInTransaction(records);
-  if (!result && txn_handle_) {
+  bool refused = false;
+  return produceGated(records, [](const std::vector<RecordPositionOut>&) { return true; }, refused);
+}
+
+sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceGated(
+    const std::vector<OutgoingRecord>& records,
+    const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused) {
+  gate_refused = false;
+  auto producer = acquireTxn();
+  if (!producer) return producer.status();
+  rd_kafka_t* rk = producer.value()->handle.get();
+  bool healthy = true;
+  auto result = runTransaction(rk, records, gate, gate_refused, healthy);
+  if (!result && healthy) {
     // Whatever failed, the transaction must not stay open: abort it, and if even that fails
-    // start afresh (a new producer with the same transactional.id fences the old one and the
-    // coordinator aborts what it left open).
-    if (rd_kafka_error_t* failure =
-            rd_kafka_abort_transaction(txn_handle_.get(), message_timeout_ms_)) {
-      spdlog::warn("api: aborting a Kafka transaction failed ({}); recreating the producer",
+    // drop the producer (its transactional.id is never used again; the coordinator aborts
+    // what it left open after transaction.timeout.ms).
+    if (rd_kafka_error_t* failure = rd_kafka_abort_transaction(rk, message_timeout_ms_)) {
+      spdlog::warn("api: aborting a Kafka transaction failed ({}); dropping the producer",
                    rd_kafka_error_string(failure));
       rd_kafka_error_destroy(failure);
-      txn_handle_.reset();
+      healthy = false;
     }
   }
+  releaseTxn(std::move(producer.value()), healthy);
   return result;
 }
 
-sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceInTransaction(
-    const std::vector<OutgoingRecord>& records) {
-  if (sdk::Status ready = ensureTransactional(); !ready) return ready;
-  rd_kafka_t* rk = txn_handle_.get();
+sdk::Result<std::vector<RecordPositionOut>> EventProducer::runTransaction(
+    rd_kafka_t* rk, const std::vector<OutgoingRecord>& records,
+    const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused,
+    bool& healthy) {
+  const auto failed = [&](const std::string& what, rd_kafka_error_t* failure) {
+    // Fenced or fatal: this producer can do nothing more. Otherwise the caller aborts.
+    if (rd_kafka_error_is_fatal(failure)) healthy = false;
+    return transient(what, failure);
+  };
   if (rd_kafka_error_t* failure = rd_kafka_begin_transaction(rk)) {
-    if (rd_kafka_error_is_fatal(failure)) txn_handle_.reset();
+    healthy = false;  // a producer that cannot begin is in a state we cannot use
     return transient("cannot begin a Kafka transaction", failure);
   }
   std::vector<std::shared_ptr<Delivery>> deliveries;
@@ -189,22 +266,32 @@ sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceInTransaction(
                          std::string("cannot enqueue the event: ") + rd_kafka_err2str(err));
     }
   }
-  // commit_transaction flushes: every delivery report is served (polled) inside it.
-  if (rd_kafka_error_t* failure = rd_kafka_commit_transaction(rk, message_timeout_ms_ + 5000)) {
-    if (rd_kafka_error_is_fatal(failure)) txn_handle_.reset();
-    return transient("Kafka did not commit the events' transaction", failure);
-  }
+  // Serves the delivery reports of this producer (it has no poller thread of its own).
+  rd_kafka_flush(rk, message_timeout_ms_ + 1000);
   std::vector<RecordPositionOut> positions;
   for (std::size_t i = 0; i < records.size(); ++i) {
     Delivery& delivery = *deliveries[i];
-    if (!awaitDelivery(delivery, std::chrono::milliseconds(message_timeout_ms_ + 5000)) ||
-        delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      // Committed, so stored: only the position is unknown. Never reached in practice: a
-      // commit succeeds only after every record was acknowledged.
+    if (!awaitDelivery(delivery, std::chrono::milliseconds(message_timeout_ms_ + 5000))) {
+      return sdk::Status(sdk::StatusCode::kTransient, "no delivery report from Kafka in time");
+    }
+    if (delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (delivery.error == RD_KAFKA_RESP_ERR__FENCED ||
+          delivery.error == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+          delivery.error == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+        healthy = false;
+      }
       return sdk::Status(sdk::StatusCode::kTransient,
-                         "the transaction committed but a delivery report is missing");
+                         std::string("Kafka did not store the event: ") +
+                             rd_kafka_err2str(delivery.error));
     }
     positions.push_back({records[i].topic, delivery.partition, delivery.offset});
+  }
+  if (!gate(positions)) {
+    gate_refused = true;
+    return sdk::Status(sdk::StatusCode::kTransient, "the command lost its aggregate lock");
+  }
+  if (rd_kafka_error_t* failure = rd_kafka_commit_transaction(rk, message_timeout_ms_ + 5000)) {
+    return failed("Kafka did not commit the events' transaction", failure);
   }
   return positions;
 }
@@ -250,6 +337,62 @@ std::optional<std::int64_t> EventProducer::logEnd(const std::string& topic, std:
     return std::nullopt;
   }
   return high;
+}
+
+std::optional<int> EventProducer::partitionCount(const std::string& topic,
+                                                 std::chrono::milliseconds timeout) {
+  const auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(partitions_mutex_);
+    const auto it = partitions_.find(topic);
+    if (it != partitions_.end() && now - it->second.second < kPartitionCountTtl) {
+      return it->second.first;
+    }
+  }
+  rd_kafka_topic_t* rkt = rd_kafka_topic_new(handle_.get(), topic.c_str(), nullptr);
+  if (rkt == nullptr) return std::nullopt;
+  const rd_kafka_metadata_t* metadata = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(handle_.get(), 0, rkt, &metadata,
+                                                    static_cast<int>(timeout.count()));
+  rd_kafka_topic_destroy(rkt);
+  std::optional<int> count;
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR && metadata != nullptr && metadata->topic_cnt == 1 &&
+      metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    count = metadata->topics[0].partition_cnt;
+  }
+  if (metadata != nullptr) rd_kafka_metadata_destroy(metadata);
+  if (count) {
+    std::lock_guard lock(partitions_mutex_);
+    partitions_[topic] = {*count, now};
+  }
+  return count;
+}
+
+std::optional<LogEnds> EventProducer::logEnds(const std::vector<std::string>& topics,
+                                              std::chrono::milliseconds timeout) {
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>
+      list(rd_kafka_topic_partition_list_new(8), &rd_kafka_topic_partition_list_destroy);
+  for (const auto& topic : topics) {
+    const auto count = partitionCount(topic, timeout);
+    if (!count) return std::nullopt;
+    for (int p = 0; p < *count; ++p) {
+      // Timestamp -1 asks ListOffsets for the latest offset: the high watermark (the handle is
+      // read_uncommitted), so records of open transactions are waited for too.
+      rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset = -1;
+    }
+  }
+  LogEnds ends;
+  if (list->cnt == 0) return ends;
+  if (rd_kafka_offsets_for_times(handle_.get(), list.get(), static_cast<int>(timeout.count())) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& elem = list->elems[i];
+    if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR || elem.offset < 0) return std::nullopt;
+    ends[{elem.topic, elem.partition}] = elem.offset;
+  }
+  return ends;
 }
 
 }  // namespace ultracore::engine

@@ -1,20 +1,25 @@
 #pragma once
 /// @file
-/// EventProducer: the API's Kafka producers, one per process: an idempotent one
-/// (enable.idempotence, acks=all) for commands that publish one event, and a transactional one,
-/// created at the first command that publishes several, so that their events are stored
-/// atomically in one Kafka transaction (read_committed consumers, the engine's default, see
-/// all of them or none). Every call blocks until Kafka acknowledged the events, so a command
+/// EventProducer: the API's Kafka producers, per process: an idempotent one
+/// (enable.idempotence, acks=all) for commands that publish one event without an aggregate
+/// lock, and a small pool of transactional ones, created as needed, for commands that publish
+/// several events (stored atomically in one Kafka transaction: read_committed consumers, the
+/// engine's default, see all of them or none) and for commands on a locked aggregate, whose
+/// transaction commits only after the lock's holder proved it still holds it (produceGated). Every call blocks until Kafka acknowledged the events, so a command
 /// never answers 2xx for an event that was not stored.
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/kafka/kafka_config.h"
@@ -36,7 +41,10 @@ struct OutgoingRecord {
   std::string value;
 };
 
-/// Created on the main thread; produce(), produceAtomically() and reachable() are thread-safe.
+/// The stored end of each partition: (topic, partition) -> next offset.
+using LogEnds = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
+
+/// Created on the main thread; every public call is thread-safe.
 class EventProducer {
  public:
   /// `kafka` is the manifest's property map; consumer-only properties are left out. Unless
@@ -60,6 +68,21 @@ class EventProducer {
   sdk::Result<std::vector<RecordPositionOut>> produceAtomically(
       const std::vector<OutgoingRecord>& records);
 
+  /// Publishes `records` in one Kafka transaction that commits only if `gate` answers true once
+  /// every record is acknowledged (uncommitted, so invisible to read_committed consumers);
+  /// `gate` gets their positions. When it answers false, or anything fails, the transaction is
+  /// aborted and the answer is kTransient; `gate_refused` tells the two apart. Transactions run
+  /// on a small pool of transactional producers, so commands on different aggregates overlap.
+  sdk::Result<std::vector<RecordPositionOut>> produceGated(
+      const std::vector<OutgoingRecord>& records,
+      const std::function<bool(const std::vector<RecordPositionOut>&)>& gate,
+      bool& gate_refused);
+
+  /// Every partition's end (high watermark, open transactions included) of `topics`, in one
+  /// ListOffsets round per broker; std::nullopt when Kafka did not answer within `timeout`.
+  std::optional<LogEnds> logEnds(const std::vector<std::string>& topics,
+                                 std::chrono::milliseconds timeout);
+
   /// True when a broker answered a metadata request within `timeout`.
   bool reachable(std::chrono::milliseconds timeout);
 
@@ -72,16 +95,34 @@ class EventProducer {
                                      std::chrono::milliseconds timeout);
 
  private:
-  sdk::Status ensureTransactional();  ///< creates and initializes it; caller holds txn_mutex_
-  sdk::Result<std::vector<RecordPositionOut>> produceInTransaction(
-      const std::vector<OutgoingRecord>& records);
+  /// A transactional producer of the pool: initialized, no transaction open.
+  struct TxnProducer {
+    KafkaHandle handle;
+  };
+  /// Takes an idle producer of the pool or creates one (at most kTxnProducers exist).
+  sdk::Result<std::unique_ptr<TxnProducer>> acquireTxn();
+  /// Returns it to the pool, or drops it when `healthy` is false (fenced, fatal error).
+  void releaseTxn(std::unique_ptr<TxnProducer> producer, bool healthy);
+  /// begin, produce, gate, commit (or abort). Fills `healthy` false on a fatal error.
+  sdk::Result<std::vector<RecordPositionOut>> runTransaction(
+      rd_kafka_t* rk, const std::vector<OutgoingRecord>& records,
+      const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused,
+      bool& healthy);
+  /// Partition count of `topic` (cached for a while); std::nullopt when unknown.
+  std::optional<int> partitionCount(const std::string& topic, std::chrono::milliseconds timeout);
 
   std::map<std::string, std::string> settings_;  ///< the producer properties (both producers)
   KafkaHandle handle_;
   int message_timeout_ms_ = 5000;
   std::string transactional_id_;
-  std::mutex txn_mutex_;  ///< one transaction at a time; guards txn_handle_
-  KafkaHandle txn_handle_;
+  std::mutex txn_mutex_;  ///< guards the pool below
+  std::condition_variable txn_freed_;
+  std::vector<std::unique_ptr<TxnProducer>> idle_txn_;
+  std::size_t txn_count_ = 0;   ///< producers in the pool, idle or in use
+  std::size_t txn_serial_ = 0;  ///< suffix of the next producer's transactional.id
+  std::thread warmer_;  ///< creates the pool's producers at start (init_transactions is slow)
+  std::mutex partitions_mutex_;
+  std::map<std::string, std::pair<int, std::chrono::steady_clock::time_point>> partitions_;
   std::atomic<bool> stop_{false};
   std::thread poller_;
 };

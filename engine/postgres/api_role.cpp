@@ -32,7 +32,10 @@ void prepareApiRole(pqxx::connection& connection, const std::string& role, bool 
   pqxx::work txn(connection, "ultracore-api-role");
   // Concurrent GRANTs on one table fail ("tuple concurrently updated"): one engine at a time.
   txn.exec("SELECT pg_advisory_xact_lock(hashtext('ultracore.api.role'))");
-  txn.exec0("GRANT SELECT ON ultracore_offsets, ultracore_generations TO " + quoted);
+  // ultracore_api_aggregates: the positions a command waits for (its lock is taken on the
+  // engine's own login, never with this role).
+  txn.exec0("GRANT SELECT ON ultracore_offsets, ultracore_generations, ultracore_api_aggregates TO " +
+            quoted);
   txn.exec0("GRANT SELECT, INSERT, DELETE ON ultracore_api_idempotency TO " + quoted);
   if (engine_sets_role &&
       !txn.exec("SELECT pg_has_role(current_user, " + txn.quote(role) + ", 'MEMBER')")[0][0].as<bool>()) {

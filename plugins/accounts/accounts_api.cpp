@@ -1,12 +1,15 @@
 // The accounts commands and queries (issue 4). Commands check the read models
-// (accounts.accounts, and customers.customers for a new account's owner), so they are as fresh
-// as those projections: two withdrawals racing on one account may both pass the balance check.
+// (accounts.accounts, and customers.customers for a new account's owner). The routes declare
+// what they read and which aggregate they act on, so the engine runs them consistently (issue
+// 14): a command on an account waits for the account's earlier events and holds its lock, so
+// two withdrawals can never both pass the balance check; events carry aggregate_version.
 
 #include "accounts_api.h"
 
 #include <cctype>
 #include <optional>
 #include <random>
+#include <utility>
 #include <variant>
 
 namespace ultracore::plugins::accounts {
@@ -40,17 +43,19 @@ std::string newAccountId() {
   return id;
 }
 
-/// The account's status in this tenant, or an error Reply (404, or the database's).
-std::variant<std::string, Reply> statusOf(sdk::Reader& db, const Request& request,
-                                          const std::string& id) {
+/// The account's status and version in this tenant, or an error Reply (404, or the database's).
+std::variant<std::pair<std::string, std::int64_t>, Reply> statusOf(sdk::Reader& db,
+                                                                   const Request& request,
+                                                                   const std::string& id) {
   auto rows = db.query(
-      "SELECT status FROM {schema}.accounts WHERE tenant_id = $1 AND account_id = $2",
+      "SELECT status, version::text FROM {schema}.accounts WHERE tenant_id = $1 AND "
+      "account_id = $2",
       {request.tenant_id, id});
   if (!rows) return Reply::fromStatus(rows.status());
   if (rows->empty()) {
     return Reply::error(404, "account_not_found", "account '" + id + "' not found");
   }
-  return rows->rows[0][0].value_or("");
+  return std::make_pair(rows->rows[0][0].value_or(""), std::stoll(rows->rows[0][1].value_or("0")));
 }
 
 /// The body's positive decimal amount, or an error naming the field.
@@ -84,7 +89,7 @@ Reply movement(const Request& request, sdk::Reader& db, bool withdrawal) {
   const std::string& value = std::get<std::string>(amount);
   const std::string id = request.param("id");
   auto rows = db.query(
-      "SELECT status, balance >= $3::numeric FROM {schema}.accounts "
+      "SELECT status, balance >= $3::numeric, version::text FROM {schema}.accounts "
       "WHERE tenant_id = $1 AND account_id = $2",
       {request.tenant_id, id, value});
   if (!rows) return Reply::fromStatus(rows.status());
@@ -100,7 +105,7 @@ Reply movement(const Request& request, sdk::Reader& db, bool withdrawal) {
                         "amount");
   }
   return Reply::publish({kTopic, withdrawal ? "FundsWithdrawn" : "FundsDeposited", "Account", id,
-                         std::nullopt, {{"amount", value}}},
+                         std::stoll(rows->rows[0][2].value_or("0")) + 1, {{"amount", value}}},
                         202, {{"account_id", id}});
 }
 
@@ -128,7 +133,7 @@ AccountsApi::AccountsApi(const sdk::ApiContext&) {
            {{"customer_id", {{"type", "string"}}},
             {"account_type", {{"type", "string"}}},
             {"currency", {{"type", "string"}, {"pattern", "^[A-Z]{3}$"}}}}}},
-         json(nullptr), {}},
+         json(nullptr), {}, {"customers@customer_id"}},
         [](const Request& request, sdk::Reader& db) {
           std::string customer, type, currency;
           if (auto error = sdk::requireString(request.body, "customer_id", customer)) return *error;
@@ -153,7 +158,7 @@ AccountsApi::AccountsApi(const sdk::ApiContext&) {
                                 "customer_id");
           }
           const std::string id = newAccountId();
-          return Reply::publish({kTopic, "AccountOpened", "Account", id, std::nullopt,
+          return Reply::publish({kTopic, "AccountOpened", "Account", id, 1,
                                  {{"customer_id", customer},
                                   {"account_type", type},
                                   {"currency", currency}}},
@@ -162,34 +167,35 @@ AccountsApi::AccountsApi(const sdk::ApiContext&) {
 
   route({"POST", "/api/v1/accounts/{id}/deposits", sdk::RouteKind::kCommand, "accounts",
          "Deposit", "Publishes FundsDeposited (404 unknown account, 409 closed, 422 amount <= 0).",
-         kAmountSchema, json(nullptr), {}},
+         kAmountSchema, json(nullptr), {}, {"accounts"}, "id"},
         [](const Request& request, sdk::Reader& db) { return movement(request, db, false); });
 
   route({"POST", "/api/v1/accounts/{id}/withdrawals", sdk::RouteKind::kCommand, "accounts",
          "Withdraw",
-         "Publishes FundsWithdrawn (404 unknown account, 409 closed, 422 above the balance as "
-         "last projected).",
-         kAmountSchema, json(nullptr), {}},
+         "Publishes FundsWithdrawn (404 unknown account, 409 closed, 422 above the balance, "
+         "which includes every earlier accepted command on the account).",
+         kAmountSchema, json(nullptr), {}, {"accounts"}, "id"},
         [](const Request& request, sdk::Reader& db) { return movement(request, db, true); });
 
   route({"POST", "/api/v1/accounts/{id}/close", sdk::RouteKind::kCommand, "accounts",
          "Close an account", "Publishes AccountClosed (404 unknown, 409 already closed).",
-         json(nullptr), json(nullptr), {}},
+         json(nullptr), json(nullptr), {}, {"accounts"}, "id"},
         [](const Request& request, sdk::Reader& db) {
           const std::string id = request.param("id");
           auto status = statusOf(db, request, id);
           if (auto* error = std::get_if<Reply>(&status)) return *error;
-          if (std::get<std::string>(status) == "closed") {
+          const auto& [state, version] = std::get<std::pair<std::string, std::int64_t>>(status);
+          if (state == "closed") {
             return Reply::error(409, "account_closed", "account '" + id + "' is closed");
           }
           return Reply::publish(
-              {kTopic, "AccountClosed", "Account", id, std::nullopt, json::object()}, 202,
+              {kTopic, "AccountClosed", "Account", id, version + 1, json::object()}, 202,
               {{"account_id", id}});
         });
 
   route({"GET", "/api/v1/accounts/{id}", sdk::RouteKind::kQuery, "accounts", "Read an account",
-         "The account as projected; balance is an exact decimal string.", json(nullptr),
-         account_ref, {}},
+         "The account as projected; balance is an exact decimal string. ETag: its version.",
+         json(nullptr), account_ref, {}, {"accounts"}, "id"},
         [](const Request& request, sdk::Reader& db) {
           const std::string id = request.param("id");
           auto rows = db.query(std::string(kSelect) + "WHERE tenant_id = $1 AND account_id = $2",

@@ -1,11 +1,14 @@
 // The customers commands and queries (issue 4): POST/PATCH/DELETE /api/v1/customers...,
 // GET /api/v1/customers/{id} and the keyset-paginated list. Commands check the read model
-// (customers.customers), so they are as fresh as that projection.
+// (customers.customers); their routes declare it and the customer they act on, so the engine
+// runs them consistently (issue 14), and their events carry aggregate_version.
 
 #include "customers_api.h"
 
 #include <cctype>
 #include <random>
+#include <utility>
+#include <variant>
 
 namespace ultracore::plugins::customers {
 namespace {
@@ -86,17 +89,18 @@ std::optional<Reply> validateFields(const json& body, bool create, json& data) {
   return std::nullopt;
 }
 
-/// The customer's status in this tenant, or an error Reply (404, or the database's).
-std::variant<std::string, Reply> statusOf(sdk::Reader& db, const Request& request,
-                                          const std::string& id) {
-  auto rows = db.query("SELECT status FROM {schema}.customers WHERE tenant_id = $1 AND "
-                       "customer_id = $2",
+/// The customer's status and version in this tenant, or an error Reply (404, or the database's).
+std::variant<std::pair<std::string, std::int64_t>, Reply> statusOf(sdk::Reader& db,
+                                                                   const Request& request,
+                                                                   const std::string& id) {
+  auto rows = db.query("SELECT status, version::text FROM {schema}.customers WHERE tenant_id = $1 "
+                       "AND customer_id = $2",
                        {request.tenant_id, id});
   if (!rows) return Reply::fromStatus(rows.status());
   if (rows->empty()) {
     return Reply::error(404, "customer_not_found", "customer '" + id + "' not found");
   }
-  return rows->rows[0][0].value_or("");
+  return std::make_pair(rows->rows[0][0].value_or(""), std::stoll(rows->rows[0][1].value_or("0")));
 }
 
 json customerSchema(bool create) {
@@ -133,7 +137,7 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
   route({"POST", "/api/v1/customers", sdk::RouteKind::kCommand, "customers", "Create a customer",
          "Publishes CustomerCreated. The server assigns CUST-... unless the body carries "
          "customer_id (409 if the tenant has a customer of that id).",
-         customerSchema(true), json(nullptr), {}},
+         customerSchema(true), json(nullptr), {}, {"customers@customer_id"}},
         [](const Request& request, sdk::Reader& db) {
           json data = json::object();
           if (auto error = validateFields(request.body, true, data)) return *error;
@@ -158,13 +162,13 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
           } else {
             id = newCustomerId();
           }
-          return Reply::publish({kTopic, "CustomerCreated", "Customer", id, std::nullopt, data},
+          return Reply::publish({kTopic, "CustomerCreated", "Customer", id, 1, data},
                                 201, {{"customer_id", id}});
         });
 
   route({"PATCH", "/api/v1/customers/{id}", sdk::RouteKind::kCommand, "customers",
          "Update a customer", "Publishes CustomerUpdated with the fields given (at least one).",
-         customerSchema(false), json(nullptr), {}},
+         customerSchema(false), json(nullptr), {}, {"customers"}, "id"},
         [](const Request& request, sdk::Reader& db) {
           json data = json::object();
           if (auto error = validateFields(request.body, false, data)) return *error;
@@ -174,31 +178,34 @@ CustomersApi::CustomersApi(const sdk::ApiContext&) {
           const std::string id = request.param("id");
           auto status = statusOf(db, request, id);
           if (auto* error = std::get_if<Reply>(&status)) return *error;
-          if (std::get<std::string>(status) == "deleted") {
+          const auto& [state, version] = std::get<std::pair<std::string, std::int64_t>>(status);
+          if (state == "deleted") {
             return Reply::error(409, "customer_deleted", "customer '" + id + "' is deleted");
           }
-          return Reply::publish({kTopic, "CustomerUpdated", "Customer", id, std::nullopt, data},
+          return Reply::publish({kTopic, "CustomerUpdated", "Customer", id, version + 1, data},
                                 202, {{"customer_id", id}});
         });
 
   route({"DELETE", "/api/v1/customers/{id}", sdk::RouteKind::kCommand, "customers",
          "Delete a customer", "Publishes CustomerDeleted; the row stays with status 'deleted'.",
-         json(nullptr), json(nullptr), {}},
+         json(nullptr), json(nullptr), {}, {"customers"}, "id"},
         [](const Request& request, sdk::Reader& db) {
           const std::string id = request.param("id");
           auto status = statusOf(db, request, id);
           if (auto* error = std::get_if<Reply>(&status)) return *error;
-          if (std::get<std::string>(status) == "deleted") {
+          const auto& [state, version] = std::get<std::pair<std::string, std::int64_t>>(status);
+          if (state == "deleted") {
             return Reply::error(409, "customer_deleted", "customer '" + id + "' is deleted");
           }
           return Reply::publish(
-              {kTopic, "CustomerDeleted", "Customer", id, std::nullopt, json::object()}, 202,
+              {kTopic, "CustomerDeleted", "Customer", id, version + 1, json::object()}, 202,
               {{"customer_id", id}});
         });
 
   route({"GET", "/api/v1/customers/{id}", sdk::RouteKind::kQuery, "customers",
-         "Read a customer", "The customer as projected (404 if not in this tenant).",
-         json(nullptr), customer_ref, {}},
+         "Read a customer", "The customer as projected (404 if not in this tenant). ETag: its "
+         "version.",
+         json(nullptr), customer_ref, {}, {"customers"}, "id"},
         [](const Request& request, sdk::Reader& db) {
           const std::string id = request.param("id");
           auto rows = db.query(std::string(kSelect) + "WHERE tenant_id = $1 AND customer_id = $2",

@@ -39,6 +39,11 @@ struct LatencyOptions {
   BrokerChoice broker;              ///< `--kafka-broker`, `--bootstrap`
   std::string json_path;
   std::string samples_path;  ///< every request as CSV (rate, start, command, read-your-write, GET)
+  /// Deposits (commands on one account each, issue 14) at this rate, spread over
+  /// `spread_accounts` and then concentrated on `hot_accounts`; 0 skips them.
+  int account_rate = 200;
+  int spread_accounts = 400;
+  int hot_accounts = 4;
 };
 int runLatency(const LatencyOptions& options);
 

@@ -1,12 +1,17 @@
 // latency: POST /api/v1/customers at a fixed rate (open loop: each request has a scheduled
 // start, so a slow answer cannot hide the queueing behind it), then GET the customer with the
-// answer's consistency token. Latencies are measured from the scheduled start.
+// answer's consistency token. Latencies are measured from the scheduled start. Then the same
+// with deposits (commands on one aggregate, serialized per account: issue 14), spread over many
+// accounts and concentrated on a few hot ones.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -29,7 +34,19 @@ struct Sample {
   double ryw_ms = -1;      ///< scheduled start -> GET with the token answered 200
   double read_ms = -1;     ///< GET alone
   bool ok = false;
+  std::string failure;  ///< why it failed: "POST 503 server_busy", "GET -1 Read", ...
 };
+
+/// "<what> <status> <error code>" of a failed request (status -1: no answer).
+std::string failureOf(const char* what, const httplib::Result& res) {
+  if (!res) return std::string(what) + " -1 " + httplib::to_string(res.error());
+  const json body = json::parse(res->body, nullptr, false);
+  std::string code;
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    code = body["error"].value("code", "");
+  }
+  return std::string(what) + " " + std::to_string(res->status) + " " + code;
+}
 
 /// One request: create a customer, read it back with the token.
 Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::size_t n) {
@@ -43,7 +60,10 @@ Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::s
     return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
   };
   sample.command_ms = ms(scheduled);
-  if (!posted || posted->status != 201) return sample;
+  if (!posted || posted->status != 201) {
+    sample.failure = failureOf("POST", posted);
+    return sample;
+  }
   const json answer = json::parse(posted->body, nullptr, false);
   if (!answer.is_object() || !answer.contains("customer_id")) return sample;
   const std::string id = answer["customer_id"];
@@ -53,8 +73,99 @@ Sample oneRoundTrip(httplib::Client& client, Clock::time_point scheduled, std::s
   sample.ryw_ms = ms(scheduled);
   sample.read_ms = ms(read_started);
   sample.ok = got && got->status == 200;
+  if (!sample.ok) sample.failure = failureOf("GET", got);
   return sample;
 }
+
+/// One deposit into `account`, then GET the account with the answer's token.
+Sample oneDeposit(httplib::Client& client, Clock::time_point scheduled, const std::string& account) {
+  Sample sample;
+  auto ms = [&](Clock::time_point from) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - from).count();
+  };
+  auto posted = client.Post("/api/v1/accounts/" + account + "/deposits",
+                            json{{"amount", "1.25"}}.dump(), "application/json");
+  sample.command_ms = ms(scheduled);
+  if (!posted || posted->status != 202) {
+    sample.failure = failureOf("POST", posted);
+    return sample;
+  }
+  const json answer = json::parse(posted->body, nullptr, false);
+  if (!answer.is_object() || !answer.contains("consistency_token")) return sample;
+  const auto read_started = Clock::now();
+  auto got = client.Get("/api/v1/accounts/" + account + "?consistent_with=" +
+                        answer["consistency_token"].get<std::string>());
+  sample.ryw_ms = ms(scheduled);
+  sample.read_ms = ms(read_started);
+  sample.ok = got && got->status == 200;
+  if (!sample.ok) sample.failure = failureOf("GET", got);
+  return sample;
+}
+
+/// "N x <failure>, ..." over the samples, most frequent first ("" when none failed).
+std::string failureSummary(const std::vector<Sample>& samples) {
+  std::map<std::string, int> counts;
+  for (const auto& s : samples) {
+    if (!s.ok) ++counts[s.failure.empty() ? "?" : s.failure];
+  }
+  std::vector<std::pair<int, std::string>> sorted;
+  for (const auto& [what, n] : counts) sorted.emplace_back(n, what);
+  std::sort(sorted.rbegin(), sorted.rend());
+  std::string text;
+  for (const auto& [n, what] : sorted) text += (text.empty() ? "" : ", ") + std::to_string(n) + " x " + what;
+  return text;
+}
+
+/// Opens `count` accounts for one customer (8 at a time); throws when one cannot be opened.
+std::vector<std::string> openAccounts(int port, int count) {
+  httplib::Client setup("127.0.0.1", port);
+  setup.set_read_timeout(30, 0);
+  auto customer = setup.Post("/api/v1/customers",
+                             json{{"first_name", "Ada"}, {"last_name", "Lovelace"},
+                                  {"email", "ada@example.com"}}.dump(),
+                             "application/json");
+  if (!customer || customer->status != 201) throw std::runtime_error("cannot create a customer");
+  const std::string owner = json::parse(customer->body)["customer_id"];
+  std::vector<std::string> accounts(static_cast<std::size_t>(count));
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::vector<std::thread> threads;
+  std::string failure;
+  std::mutex failure_mutex;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      httplib::Client client("127.0.0.1", port);
+      client.set_keep_alive(true);
+      client.set_read_timeout(30, 0);
+      for (int i = next++; i < count && !failed; i = next++) {
+        auto post = [&] {
+          return client.Post("/api/v1/accounts",
+                               json{{"customer_id", owner}, {"account_type", "checking"},
+                                    {"currency", "EUR"}}.dump(),
+                             "application/json");
+        };
+        auto opened = post();
+        for (int attempt = 0; attempt < 50 && (!opened || opened->status == 503); ++attempt) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));  // Retry-After, shortened
+          opened = post();
+        }
+        if (!opened || opened->status != 201) {
+          std::lock_guard lock(failure_mutex);
+          failure = opened ? std::to_string(opened->status) + " " + opened->body
+                           : httplib::to_string(opened.error());
+          failed = true;
+          return;
+        }
+        accounts[static_cast<std::size_t>(i)] = json::parse(opened->body)["account_id"];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  if (failed) throw std::runtime_error("cannot open the bench's accounts: " + failure);
+  return accounts;
+}
+
+using RoundTrip = std::function<Sample(httplib::Client&, Clock::time_point, std::size_t)>;
 
 struct RateResult {
   int rate = 0;
@@ -68,7 +179,7 @@ struct RateResult {
   double engine_cpu_s = 0, broker_cpu_s = -1;   ///< user+sys over `seconds` (-1: unknown)
 };
 
-RateResult runRate(int port, int rate, int duration_s, int workers) {
+RateResult runRate(int port, int rate, int duration_s, int workers, const RoundTrip& roundTrip) {
   std::mutex mutex;
   std::condition_variable ready;
   std::deque<std::pair<Clock::time_point, std::size_t>> queue;
@@ -91,7 +202,7 @@ RateResult runRate(int port, int rate, int duration_s, int workers) {
           job = queue.front();
           queue.pop_front();
         }
-        Sample sample = oneRoundTrip(client, job.first, job.second);
+        Sample sample = roundTrip(client, job.first, job.second);
         sample.start_s = std::chrono::duration<double>(job.first - started).count();
         sample.start_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    (std::chrono::system_clock::now() - (Clock::now() - job.first))
@@ -195,9 +306,37 @@ int runLatency(const LatencyOptions& options) {
     std::cerr << "latency at " << rate << " commands/s for " << options.duration_s << " s...\n";
     const double engine_before = engine->cpuSecondsSoFar();
     const double broker_before = broker.cpuSecondsSoFar();
-    results.push_back(runRate(port, rate, options.duration_s, options.workers));
+    results.push_back(runRate(port, rate, options.duration_s, options.workers, oneRoundTrip));
     results.back().engine_cpu_s = engine->cpuSecondsSoFar() - engine_before;
     if (broker_before >= 0) results.back().broker_cpu_s = broker.cpuSecondsSoFar() - broker_before;
+  }
+  // Commands on one aggregate each (issue 14): spread over many accounts, then on a few.
+  struct AccountCase {
+    std::string name;
+    int accounts = 0;
+    RateResult result;
+  };
+  std::vector<AccountCase> account_cases;
+  if (options.account_rate > 0) {
+    std::cerr << "opening " << options.spread_accounts + options.hot_accounts << " accounts...\n";
+    const auto spread = openAccounts(port, options.spread_accounts);
+    const auto hot = openAccounts(port, options.hot_accounts);
+    for (const auto* accounts : {&spread, &hot}) {
+      const std::string name = accounts == &spread ? "spread" : "hot";
+      std::cerr << "deposits at " << options.account_rate << "/s on " << accounts->size()
+                << " accounts (" << name << ") for " << options.duration_s << " s...\n";
+      const double engine_before = engine->cpuSecondsSoFar();
+      const double broker_before = broker.cpuSecondsSoFar();
+      RateResult result = runRate(
+          port, options.account_rate, options.duration_s, options.workers,
+          [accounts](httplib::Client& client, Clock::time_point scheduled, std::size_t n) {
+            // n counts up: consecutive deposits go to different accounts, round robin.
+            return oneDeposit(client, scheduled, (*accounts)[n % accounts->size()]);
+          });
+      result.engine_cpu_s = engine->cpuSecondsSoFar() - engine_before;
+      if (broker_before >= 0) result.broker_cpu_s = broker.cpuSecondsSoFar() - broker_before;
+      account_cases.push_back({name, static_cast<int>(accounts->size()), std::move(result)});
+    }
   }
   const int code = engine->stop();
   if (code != 0) std::cerr << "warning: engine exited with " << code << "\n";
@@ -219,7 +358,8 @@ int runLatency(const LatencyOptions& options) {
     rows.push_back({at + "requests", std::to_string(r.sent) + " (" + std::to_string(r.failed) +
                                          " failed)",
                     "achieved " + fmtNumber(r.achieved_rate, 1) + "/s over " +
-                        std::to_string(options.duration_s) + " s"});
+                        std::to_string(options.duration_s) + " s" +
+                        (r.failed > 0 ? "; failed: " + failureSummary(r.samples) : "")});
     rows.push_back({at + "CPU engine / broker",
                     cpuPercent(r.engine_cpu_s, r.seconds) + " / " +
                         cpuPercent(r.broker_cpu_s, r.seconds),
@@ -241,6 +381,33 @@ int runLatency(const LatencyOptions& options) {
                      {"ryw_max_ms", r.ryw_max},
                      {"read_p50_ms", r.read_p50},
                      {"read_p99_ms", r.read_p99}});
+  }
+  json account_json = json::array();
+  for (const auto& c : account_cases) {
+    const RateResult& r = c.result;
+    const std::string at = std::to_string(r.rate) + "/s deposits, " + c.name + " (" +
+                           std::to_string(c.accounts) + " accounts) ";
+    rows.push_back({at + "command p50/p99", ms(r.cmd_p50) + " / " + ms(r.cmd_p99) + " ms",
+                    "POST .../deposits answered: lock, wait for the account's last event, "
+                    "validate, publish"});
+    rows.push_back({at + "read-your-write p50/p99", ms(r.ryw_p50) + " / " + ms(r.ryw_p99) + " ms",
+                    "POST + GET ?consistent_with=token answered 200" +
+                        std::string(c.name == "spread" ? "; target p99 < 50 ms" : "")});
+    rows.push_back({at + "requests",
+                    std::to_string(r.sent) + " (" + std::to_string(r.failed) + " failed)",
+                    "achieved " + fmtNumber(r.achieved_rate, 1) + "/s" +
+                        (r.failed > 0 ? "; failed: " + failureSummary(r.samples) : "")});
+    account_json.push_back({{"case", c.name},
+                            {"accounts", c.accounts},
+                            {"rate", r.rate},
+                            {"requests", r.sent},
+                            {"failed", r.failed},
+                            {"achieved_rate", r.achieved_rate},
+                            {"command_p50_ms", r.cmd_p50},
+                            {"command_p99_ms", r.cmd_p99},
+                            {"ryw_p50_ms", r.ryw_p50},
+                            {"ryw_p99_ms", r.ryw_p99},
+                            {"engine_cpu_s", r.engine_cpu_s}});
   }
   rows.push_back({"idle CPU engine / broker",
                   cpuPercent(idle_engine_cpu, idle_s) + " / " + cpuPercent(idle_broker_cpu, idle_s),
@@ -266,7 +433,8 @@ int runLatency(const LatencyOptions& options) {
            {"idle_s", idle_s},
            {"idle_engine_cpu_s", idle_engine_cpu},
            {"idle_broker_cpu_s", idle_broker_cpu},
-           {"rates", rates}};
+           {"rates", rates},
+           {"accounts", account_json}};
   // The headline figures: the highest rate measured.
   if (!results.empty()) {
     const json& last = rates.back();
@@ -288,6 +456,7 @@ int runLatency(const LatencyOptions& options) {
   }
   std::size_t failed = 0;
   for (const auto& r : results) failed += r.failed;
+  for (const auto& c : account_cases) failed += c.result.failed;
   return failed == 0 ? 0 : 1;
 }
 

@@ -85,6 +85,15 @@ int main(int argc, char** argv) {
   l->add_option("--kafka", latency.kafka,
                 "librdkafka property for the engine's manifest, key=value (repeatable; e.g. "
                 "fetch.wait.max.ms=100)");
+  l->add_option("--account-rate", latency.account_rate,
+                "deposits per second for the spread and hot accounts cases (default 200; 0: skip "
+                "them)");
+  l->add_option("--spread-accounts", latency.spread_accounts,
+                "accounts the spread case deposits into (default 400)")
+      ->check(CLI::Range(1, 100000));
+  l->add_option("--hot-accounts", latency.hot_accounts,
+                "accounts the hot case concentrates its deposits on (default 4)")
+      ->check(CLI::Range(1, 100000));
   addBrokerOptions(l, latency.broker);
   l->add_flag("--quick", latency_quick, "8 s per rate");
   l->add_flag("--synchronous-commit", latency.synchronous_commit,

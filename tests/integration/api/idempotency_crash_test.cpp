@@ -62,11 +62,19 @@ TEST(IdempotencyCrash, ARetryAfterACrashBeforeTheKeyIsStoredIsAppliedOnceByEvery
 
   auto engine = startEngine(manifest, dir.path() / "engine.log");
   ASSERT_TRUE(ready(*engine));
-  auto retry = client.Post("/api/v1/ledger/L1/entries", key, body.dump(), "application/json");
-  ASSERT_TRUE(retry);
-  ASSERT_EQ(retry->status, 202) << retry->body;
-  const json answer = json::parse(retry->body);
-  ASSERT_EQ(answer.at("events").size(), 3u) << retry->body;
+  // The client retries as told while the restarted engine's projections rejoin their groups
+  // (503 consistency_timeout, Retry-After: a command waits for what its route reads).
+  int status = 0;
+  std::string reply;
+  ASSERT_TRUE(waitUntil([&] {
+    auto retry = client.Post("/api/v1/ledger/L1/entries", key, body.dump(), "application/json");
+    status = retry ? retry->status : -1;
+    reply = retry ? retry->body : "";
+    return status != 503 && status != -1;
+  }, 90s)) << status << " " << reply << engine->log();
+  ASSERT_EQ(status, 202) << reply;
+  const json answer = json::parse(reply);
+  ASSERT_EQ(answer.at("events").size(), 3u) << reply;
   // The retry was published again: the log holds both attempts.
   published = 0;
   for (int p = 0; p < 3; ++p) published += watermarks(broker.bootstrap(), topic, p).second;

@@ -41,6 +41,8 @@ TEST(ApiRoleTest, GetsReadsOfTheProjectionsAndOffsetsAndTheIdempotencyTableOnly)
   EXPECT_TRUE(hasPrivilege(owner, role, "shop.items", "SELECT"));
   EXPECT_TRUE(hasPrivilege(owner, role, "ultracore_offsets", "SELECT"));
   EXPECT_TRUE(hasPrivilege(owner, role, "ultracore_generations", "SELECT"));
+  EXPECT_TRUE(hasPrivilege(owner, role, "ultracore_api_aggregates", "SELECT"));
+  EXPECT_FALSE(hasPrivilege(owner, role, "ultracore_api_aggregates", "UPDATE"));
   for (const char* privilege : {"SELECT", "INSERT", "DELETE"}) {
     EXPECT_TRUE(hasPrivilege(owner, role, "ultracore_api_idempotency", privilege)) << privilege;
   }

@@ -14,9 +14,16 @@
 ///    token to the body;
 ///  - either may answer an error (Reply::error); then nothing is published.
 ///
-/// Validation in a command handler reads the read model, so it is exactly as fresh as that
-/// projection: two commands racing on one aggregate may both pass (e.g. two withdrawals that
-/// each fit the balance). The projection remains the authority and applies every event.
+/// Consistent commands (issue 14). A route declares every projection its handler reads
+/// (RouteSpec::reads). Before a command's handler runs, the engine waits until each of them has
+/// applied what the log held when the command arrived, so a command sees every earlier event
+/// it depends on (create-then-use needs no token). A route that acts on one aggregate names the
+/// path parameter holding its id (RouteSpec::aggregate): commands on one aggregate then run one
+/// at a time across every API process, each validated after the previous one's event is in the
+/// read model, and a command's events should carry aggregate_version = the version it validated
+/// against + 1 (the engine answers 412 to `If-Match` when they do not match it). Commands on
+/// other aggregates still run in parallel. A query on such a route answers `ETag` from the
+/// body's integer "version".
 ///
 /// nlohmann::json is part of this interface on purpose (as in event.h): bodies are free-form
 /// JSON; its ABI is pinned by the build fingerprint.
@@ -56,6 +63,17 @@ struct RouteSpec {
   nlohmann::json request_schema;        ///< JSON Schema of the body (OpenAPI), null: no body
   nlohmann::json response_schema;       ///< JSON Schema of a successful answer, null: unstated
   std::vector<std::string> query_params;  ///< documented query parameters
+  /// Every projection the handler reads (plugin or manifest projection names). Empty: only
+  /// `projection`. A command waits for each of them before its handler runs: for "NAME", until
+  /// it applied every partition's end offset (asked of Kafka when the command arrived); for
+  /// "NAME@KEY", when the handler reads only the aggregate whose id is path parameter or body
+  /// field KEY, until it applied that aggregate's last events (none when the request has no
+  /// KEY: nothing to wait for). The second is far cheaper under load.
+  /// (The `{}` initializers keep braced declarations written before these fields warning-free.)
+  std::vector<std::string> reads{};
+  /// The path parameter naming the aggregate the route acts on (e.g. "id"), "" for none (a
+  /// create, a list). Commands with one are serialized per (tenant, aggregate id).
+  std::string aggregate{};
 };
 
 /// A parsed HTTP request. Owned by the engine, valid during the handler call.

@@ -35,10 +35,10 @@ namespace ultracore::sdk {
 
 /// Bumped whenever the descriptor layout or any interface in this SDK changes incompatibly.
 /// The loader refuses a plugin whose descriptor carries another value.
-constexpr std::uint32_t kAbiVersion = 2;  // 2: PluginDescriptor::apis (HTTP API)
+constexpr std::uint32_t kAbiVersion = 3;  // 2: PluginDescriptor::apis (HTTP API); 3: RouteSpec::reads, ::aggregate
 
 /// Human-facing SDK release; informative, logged by the loader.
-constexpr const char* kSdkVersion = "0.2.0";
+constexpr const char* kSdkVersion = "0.2.1";
 
 constexpr const char* kBuildFingerprint = ULTRACORE_BUILD_FINGERPRINT;
 
