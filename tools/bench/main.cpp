@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   }
   m->add_option("--baseline-events", materialize.baseline_sample,
                 "events applied one transaction each for the baseline (default 20,000)");
+  m->add_option("--history", materialize.history,
+                "also time a second pass over N earlier processed_events rows per projection "
+                "(and N/10 customers and accounts), loaded by COPY: a year of history");
 
   LatencyOptions latency;
   bool latency_quick = false;
