@@ -37,7 +37,7 @@ std::int64_t eventFingerprint(const sdk::Event& event) {
 }
 
 DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
-                        const std::vector<DedupeItem>& items) {
+                        const std::vector<DedupeItem>& items, const std::string& table) {
   DedupeClaim claim;
   claim.fresh.assign(items.size(), false);
   if (items.empty()) return claim;
@@ -54,7 +54,7 @@ DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
     fingerprints.push_back(std::to_string(item_fingerprints.back()));
   }
   const auto inserted = txn.exec_params(
-      "INSERT INTO processed_events (projection, event_id, aggregate_id, event_type, topic, "
+      "INSERT INTO " + table + " (projection, event_id, aggregate_id, event_type, topic, "
       "partition, \"offset\", fingerprint) "
       "SELECT $1, e, a, t, tp, p, o, f FROM unnest($2::text[], $3::text[], $4::text[], "
       "$5::text[], $6::int[], $7::bigint[], $8::bigint[]) WITH ORDINALITY AS u(e, a, t, tp, p, "
@@ -83,8 +83,8 @@ DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
   };
   std::map<std::string, Stored> stored;
   for (const auto& row : txn.exec_params(
-           "SELECT event_id, topic, partition, \"offset\", fingerprint FROM processed_events "
-           "WHERE projection = $1 AND event_id = ANY($2::text[])",
+           "SELECT event_id, topic, partition, \"offset\", fingerprint FROM " + table +
+           " WHERE projection = $1 AND event_id = ANY($2::text[])",
            key, toArrayLiteral(seen_before))) {
     Stored s{row[1].as<std::string>(), row[2].as<std::int32_t>(), row[3].as<std::int64_t>(),
              std::nullopt};

@@ -41,8 +41,12 @@ struct DedupeClaim {
 
 /// Inserts the items' processed_events rows under `key` (ON CONFLICT DO NOTHING). A second
 /// statement runs only when some were already there, to compare their fingerprints.
+/// `table`: another table of processed_events' shape (projection, event_id, aggregate_id,
+/// event_type, topic, partition, offset, fingerprint; unique on projection, event_id), such as
+/// time travel's own record in its target schema; quoted and qualified by the caller.
 DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
-                        const std::vector<DedupeItem>& items);
+                        const std::vector<DedupeItem>& items,
+                        const std::string& table = "processed_events");
 
 /// Deletes at most `limit` rows of `keys` processed more than `retention_s` seconds ago, the
 /// oldest first (one short statement: retention runs as many small steps, never one huge
