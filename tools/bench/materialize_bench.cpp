@@ -496,10 +496,13 @@ int runMaterialize(const MaterializeOptions& options) {
   Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
                 options.broker);
   const Backlog backlog = loadBacklog(broker, options);
-  const auto manifest = writeManifest(
-      dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
-            options.synchronous_commit, broker.kind() == "real"});
+  const auto manifest_for = [&](bool synchronous_commit) {
+    return writeManifest(
+        dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
+              options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
+              synchronous_commit, broker.kind() == "real"});
+  };
+  const auto manifest = manifest_for(options.synchronous_commit);
   std::cerr << "engine catching up...\n";
   const PgCounters counters_before = readCounters(database.url());
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
@@ -518,6 +521,19 @@ int runMaterialize(const MaterializeOptions& options) {
   const double baseline = runBaseline(database.url(), backlog, options.baseline_sample, true);
   const double baseline_async =
       runBaseline(database.url(), backlog, options.baseline_sample, false);
+  // The engine the other way too (batch.synchronous_commit flipped), from empty tables, so
+  // engine and baseline can be compared with the same setting on both sides (issue 18.6).
+  double engine_other_way = 0;
+  if (options.engine_both_ways) {
+    std::cerr << "engine again with batch.synchronous_commit "
+              << (options.synchronous_commit ? "false" : "true") << "...\n";
+    resetEngineTables(database.url());
+    const auto other = manifest_for(!options.synchronous_commit);
+    engine_other_way =
+        runEnginePass(dir, other, database.url(), backlog, "engine-other-way.log", options.timeout_s)
+            .events_per_s;
+    manifest_for(options.synchronous_commit);  // the history pass runs as the first
+  }
   json history_json;
   std::vector<TableRow> history_rows;
   if (options.history > 0) {
@@ -635,6 +651,14 @@ int runMaterialize(const MaterializeOptions& options) {
        {"baseline, synchronous_commit off", fmtNumber(baseline_async) + " events/s",
         "the same, committing as the engine does by default (engine / this: " +
             fmtNumber(engine.events_per_s / baseline_async, 1) + " x)"},
+       {"engine, synchronous_commit " + std::string(options.synchronous_commit ? "off" : "on"),
+        options.engine_both_ways ? fmtNumber(engine_other_way) + " events/s" : "-",
+        options.engine_both_ways
+            ? "batch.synchronous_commit flipped, same backlog (engine / baseline with the same "
+              "setting: " +
+                  fmtNumber(engine_other_way / (options.synchronous_commit ? baseline_async : baseline), 1) +
+                  " x)"
+            : "run with --engine-both-ways"},
        {"engine / ceiling", fmtNumber(engine.events_per_s / ceiling_events_per_s * 100, 1) + " %",
         "events/s vs the ceiling's events/s (same final rows); target >= 60 %"},
        {"engine / baseline", fmtNumber(engine.events_per_s / baseline, 1) + " x", "target >= 20 x"},
@@ -660,6 +684,7 @@ int runMaterialize(const MaterializeOptions& options) {
                  {"ceiling_events_per_s", ceiling_events_per_s},
                  {"baseline_events_per_s", baseline},
                  {"baseline_async_events_per_s", baseline_async},
+                 {"engine_other_commit_mode_events_per_s", engine_other_way},
                  {"history", history_json},
                  {"baseline_sample_events", sample},
                  {"engine_vs_ceiling", engine.events_per_s / ceiling_events_per_s},
