@@ -113,14 +113,23 @@ DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
 }
 
 std::int64_t pruneProcessedEvents(pqxx::transaction_base& txn, const std::vector<std::string>& keys,
-                                  std::int64_t retention_s, std::int64_t limit) {
-  // The oldest rows first through the processed_at index; ctid: the rows just found, exactly.
-  const auto result = txn.exec_params(
-      "DELETE FROM processed_events WHERE ctid = ANY(ARRAY("
-      "SELECT ctid FROM processed_events WHERE projection = ANY($1::text[]) "
-      "AND processed_at < now() - make_interval(secs => $2) ORDER BY processed_at LIMIT $3))",
-      toArrayLiteral(keys), retention_s, limit);
-  return static_cast<std::int64_t>(result.affected_rows());
+                                  std::int64_t retention_s, std::int64_t limit,
+                                  std::string& cursor) {
+  // The oldest rows first through the processed_at index, from where the last step stopped;
+  // ctid: exactly the rows just found. Rows are stamped with their transaction's start, so
+  // none can appear behind the cursor, which always lies more than the window in the past.
+  const auto row = txn.exec_params1(
+      "WITH doomed AS (SELECT ctid, processed_at FROM processed_events "
+      "WHERE projection = ANY($1::text[]) AND processed_at < now() - make_interval(secs => $2) "
+      "AND ($4::text IS NULL OR processed_at >= $4::timestamptz) ORDER BY processed_at LIMIT $3), "
+      "gone AS (DELETE FROM processed_events p USING doomed d WHERE p.ctid = d.ctid "
+      "RETURNING d.processed_at) "
+      "SELECT count(*), max(processed_at)::text FROM gone",
+      toArrayLiteral(keys), retention_s, limit,
+      cursor.empty() ? std::optional<std::string>() : std::optional<std::string>(cursor));
+  const auto deleted = row[0].as<std::int64_t>();
+  if (deleted > 0) cursor = row[1].as<std::string>();
+  return deleted;
 }
 
 std::string formatRetention(std::int64_t seconds) {

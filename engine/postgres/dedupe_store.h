@@ -50,9 +50,12 @@ DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
 
 /// Deletes at most `limit` rows of `keys` processed more than `retention_s` seconds ago, the
 /// oldest first (one short statement: retention runs as many small steps, never one huge
-/// DELETE). Returns the rows deleted.
+/// DELETE). `cursor` (a processed_at, as text) carries where the previous step stopped, so a
+/// step does not walk again past rows of projections that keep theirs (the processed_at index
+/// is shared); empty at first, updated here. Returns the rows deleted.
 std::int64_t pruneProcessedEvents(pqxx::transaction_base& txn, const std::vector<std::string>& keys,
-                                  std::int64_t retention_s, std::int64_t limit);
+                                  std::int64_t retention_s, std::int64_t limit,
+                                  std::string& cursor);
 
 /// "7d", "12h", "30m", "90s" (the largest whole unit), "forever" for 0.
 std::string formatRetention(std::int64_t seconds);

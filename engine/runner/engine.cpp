@@ -720,7 +720,7 @@ void Engine::pruneDedupe(Slot& slot) {
   if (slot.building != 0) keys.push_back(generationKey(slot.spec.name, slot.building));
   pqxx::work txn(controlConnection(), "ultracore-dedupe-prune");
   const std::int64_t pruned =
-      pruneProcessedEvents(txn, keys, slot.spec.dedupe_retention, kPruneStep);
+      pruneProcessedEvents(txn, keys, slot.spec.dedupe_retention, kPruneStep, slot.prune_cursor);
   txn.commit();
   if (pruned > 0) {
     slot.runners.front()->countPruned(static_cast<std::uint64_t>(pruned));

@@ -157,6 +157,7 @@ class Engine {
     std::chrono::seconds switch_retry{0};
     /// dedupe.retention: when the next prune step of its processed_events rows is due.
     std::chrono::steady_clock::time_point next_prune;
+    std::string prune_cursor;  ///< processed_at where the last prune step stopped
   };
 
   void validate(const Manifest& manifest) const;

@@ -114,9 +114,10 @@ void prune(const CtlContext& context, const Options& options) {
                    .as<std::int64_t>();
     } else {
       // The engine's own steps: short transactions of at most 5,000 rows, oldest first.
+      std::string cursor;
       while (true) {
         pqxx::work txn(*connection, "ultracore-ctl-prune");
-        const auto step = engine::pruneProcessedEvents(txn, keys, retention, 5000);
+        const auto step = engine::pruneProcessedEvents(txn, keys, retention, 5000, cursor);
         txn.commit();
         pruned += step;
         if (step < 5000) break;
