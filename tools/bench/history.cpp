@@ -196,9 +196,9 @@ HistoryLoad loadHistory(const std::string& url, const std::vector<std::string>& 
           out += '\t';
           appendUuid(out, random);
           char aggregate[32];
+          const auto which = random.next() % static_cast<std::uint64_t>(aggregates);
           const int n = std::snprintf(aggregate, sizeof aggregate, "%s%s-%08lld", kHistoryPrefix,
-                                      customers ? "C" : "A",
-                                      static_cast<long long>(random.next() % static_cast<std::uint64_t>(aggregates)));
+                                      customers ? "C" : "A", static_cast<long long>(which));
           out += '\t';
           out.append(aggregate, static_cast<std::size_t>(n));
           out += '\t';

@@ -600,9 +600,17 @@ int runMaterialize(const MaterializeOptions& options) {
         readModelMatches(database.url(), "accounts", 1, topicEvents(backlog, kAccountsTopic));
     history_rows.push_back({"read model check (history pass)", history_matches ? "ok" : "MISMATCH",
                             "the stream's rows == folded stream (history rows left out)"});
+    auto sizesJson = [](const TableSizes& sizes) {
+      return json{{"rows", sizes.pe_rows},
+                  {"heap", sizes.pe_heap_bytes},
+                  {"indexes", sizes.pe_index_bytes},
+                  {"read_models", sizes.read_model_bytes}};
+    };
     auto seedJson = [](const std::vector<SeedQuery>& seeds) {
       json out = json::array();
-      for (const auto& q : seeds) out.push_back({{"sql", q.sql}, {"median_ms", q.median_ms}, {"plan", q.plan}});
+      for (const auto& q : seeds) {
+        out.push_back({{"sql", q.sql}, {"median_ms", q.median_ms}, {"plan", q.plan}});
+      }
       return out;
     };
     history_json = {{"rows_per_projection", options.history},
@@ -615,8 +623,8 @@ int runMaterialize(const MaterializeOptions& options) {
                     {"load_vacuum_s", load.vacuum_s},
                     {"pass0", pass0},
                     {"passN", passN},
-                    {"sizes0", {{"rows", sizes0.pe_rows}, {"heap", sizes0.pe_heap_bytes}, {"indexes", sizes0.pe_index_bytes}, {"read_models", sizes0.read_model_bytes}}},
-                    {"sizesN", {{"rows", sizesN.pe_rows}, {"heap", sizesN.pe_heap_bytes}, {"indexes", sizesN.pe_index_bytes}, {"read_models", sizesN.read_model_bytes}}},
+                    {"sizes0", sizesJson(sizes0)},
+                    {"sizesN", sizesJson(sizesN)},
                     {"seed0", seedJson(seeds0)},
                     {"seedN", seedJson(seedsN)},
                     {"read_model_matches", history_matches}};
