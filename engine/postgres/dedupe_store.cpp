@@ -79,7 +79,7 @@ DedupeClaim claimEvents(pqxx::transaction_base& txn, const std::string& key,
     std::string topic;
     std::int32_t partition = 0;
     std::int64_t offset = 0;
-    std::optional<std::int64_t> fingerprint;  ///< none on rows written before migration 0006
+    std::optional<std::int64_t> fingerprint;  ///< none on rows written before migration 0007
   };
   std::map<std::string, Stored> stored;
   for (const auto& row : txn.exec_params(
