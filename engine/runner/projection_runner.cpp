@@ -4,7 +4,6 @@
 #include <cctype>
 #include <set>
 #include <stdexcept>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
