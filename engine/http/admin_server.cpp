@@ -470,6 +470,9 @@ std::string AdminServer::metricsText() {
           &RunnerCounters::events_duplicate);
   counter("ultracore_events_parked_total", "Events held back behind a parked aggregate.",
           &RunnerCounters::events_parked);
+  counter("ultracore_processed_events_pruned_total",
+          "processed_events rows removed by dedupe.retention (older than the window).",
+          &RunnerCounters::processed_events_pruned);
   counter("ultracore_batches_committed_total", "Batches committed to PostgreSQL.",
           &RunnerCounters::batches_committed);
   counter("ultracore_cas_conflicts_total",

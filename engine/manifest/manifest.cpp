@@ -116,7 +116,8 @@ const std::vector<std::string> kAdminKeys = {"listen", "token", "insecure", "hos
 const std::vector<std::string> kPluginKeys = {"name", "library"};
 const std::vector<std::string> kProjectionKeys = {
     "name",   "plugin", "projection", "topics",   "batch", "on_error",
-    "retries", "schema", "group_id",  "kafka",    "config", "workers"};
+    "retries", "schema", "group_id",  "kafka",    "config", "workers", "dedupe"};
+const std::vector<std::string> kDedupeKeys = {"retention"};
 const std::vector<std::string> kTopicKeys = {"partitions", "replication_factor", "config"};
 constexpr int kMaxPartitions = 100000;
 constexpr int kMaxReplicationFactor = 32767;  // Kafka's INT16 field
@@ -430,6 +431,29 @@ class Parser {
       fail(at(field), inQuotes(field.name) + " must be " + range + ", got " + value);
     }
     return *number;
+  }
+
+  /// `forever`, or a whole number with a unit: 90s, 30m, 12h, 7d.
+  std::int64_t retentionSeconds(const Field& field) const {
+    const std::string what = inQuotes(field.name) +
+                             " must be 'forever' or a duration such as 90s, 30m, 12h or 7d, got ";
+    if (!field.value.IsScalar()) fail(at(field), what + describe(field.value));
+    const std::string value = expand(field.value);
+    if (value == "forever") return 0;
+    static const std::vector<std::pair<char, std::int64_t>> kUnits = {
+        {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+    if (value.size() >= 2) {
+      for (const auto& [unit, seconds] : kUnits) {
+        if (value.back() != unit) continue;
+        bool out_of_range = false;
+        const auto number = parseInteger(std::string_view(value).substr(0, value.size() - 1),
+                                         out_of_range);
+        if (number && !out_of_range && *number >= 1 && *number <= 36500LL * 86400 / seconds) {
+          return *number * seconds;
+        }
+      }
+    }
+    fail(at(field), what + inQuotes(value));
   }
 
   bool boolean(const Field& field) const {
@@ -798,6 +822,13 @@ class Parser {
       }
       if (const Field* synchronous = values.find("synchronous_commit")) {
         spec.batch.synchronous_commit = boolean(*synchronous);
+      }
+    }
+
+    if (const Field* dedupe = section.find("dedupe")) {
+      const Section values = openSection(*dedupe, "in dedupe", kDedupeKeys);
+      if (const Field* retention = values.find("retention")) {
+        spec.dedupe_retention = retentionSeconds(*retention);
       }
     }
 

@@ -72,6 +72,9 @@ struct ProjectionSpec {
   BatchSpec batch;
   ErrorPolicy on_error = ErrorPolicy::kFail;
   int retries = 0;            ///< handler retries before on_error applies
+  /// dedupe.retention: processed_events rows older than this many seconds are pruned (a
+  /// re-send older than that is applied again); 0 keeps them forever (the default).
+  std::int64_t dedupe_retention = 0;
   /// Live runners of this projection in one engine, all in its consumer group: Kafka splits
   /// the partitions among them and each commits on its own PostgreSQL connection (1..64).
   int workers = 1;

@@ -13,6 +13,7 @@
 
 #include "engine/postgres/api_role.h"
 #include "engine/postgres/generation_store.h"
+#include "engine/postgres/dedupe_store.h"
 #include "engine/postgres/migrations.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
@@ -709,6 +710,7 @@ void Engine::controlLoop() {
           if (slot->building != 0 && !slot->runners.empty() && !slot->builders.empty()) {
             advanceRebuild(*slot);
           }
+          if (slot->spec.dedupe_retention > 0) pruneDedupe(*slot);
         } catch (const std::exception& e) {
           spdlog::warn("[{}] control: {}", slot->spec.name, e.what());
           control_connection_.reset();
@@ -717,6 +719,31 @@ void Engine::controlLoop() {
     }
     wake.lock();
   }
+}
+
+void Engine::pruneDedupe(Slot& slot) {
+  // A step deletes at most this many rows: a short transaction, whatever the backlog of rows
+  // past the window; a full step is followed by the next one on the next tick.
+  constexpr std::int64_t kPruneStep = 5000;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < slot.next_prune || slot.runners.empty()) return;
+  std::vector<std::string> keys{generationKey(slot.spec.name, slot.live)};
+  if (slot.previous != 0) keys.push_back(generationKey(slot.spec.name, slot.previous));
+  if (slot.building != 0) keys.push_back(generationKey(slot.spec.name, slot.building));
+  pqxx::work txn(controlConnection(), "ultracore-dedupe-prune");
+  const std::int64_t pruned =
+      pruneProcessedEvents(txn, keys, slot.spec.dedupe_retention, kPruneStep, slot.prune_cursor);
+  txn.commit();
+  if (pruned > 0) {
+    slot.runners.front()->countPruned(static_cast<std::uint64_t>(pruned));
+    spdlog::info("[{}] dedupe retention {}: pruned {} processed_events row(s) older than the "
+                 "window (a re-send older than it is applied again)",
+                 slot.spec.name, formatRetention(slot.spec.dedupe_retention), pruned);
+  }
+  // Quick while there is a backlog; otherwise a quarter of the window, between 1 s and 60 s.
+  const auto idle = std::chrono::seconds(
+      std::clamp<std::int64_t>(slot.spec.dedupe_retention / 4, 1, 60));
+  slot.next_prune = now + (pruned == kPruneStep ? std::chrono::seconds(0) : idle);
 }
 
 std::int64_t Engine::rebuildGap(pqxx::transaction_base& txn, const Slot& slot) {

@@ -155,6 +155,9 @@ class Engine {
     /// A postponed switch is not tried again before this (the delay doubles each time).
     std::chrono::steady_clock::time_point next_switch_attempt;
     std::chrono::seconds switch_retry{0};
+    /// dedupe.retention: when the next prune step of its processed_events rows is due.
+    std::chrono::steady_clock::time_point next_prune;
+    std::string prune_cursor;  ///< processed_at where the last prune step stopped
   };
 
   void validate(const Manifest& manifest) const;
@@ -214,6 +217,9 @@ class Engine {
   /// counts from its log start when known (retention). `txn` may be a nontransaction.
   std::int64_t rebuildGap(pqxx::transaction_base& txn, const Slot& slot);
   pqxx::connection& controlConnection();
+  /// dedupe.retention: one small step of pruning the slot's processed_events rows (every
+  /// generation it keeps) when due; steps follow each other while they find full batches.
+  void pruneDedupe(Slot& slot);
 
   Manifest manifest_;
   std::map<std::string, std::string> kafka_;  ///< the kafka: map now (a reload may change it)

@@ -4,7 +4,6 @@
 #include <cctype>
 #include <set>
 #include <stdexcept>
-#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/connection>
@@ -12,6 +11,7 @@
 #include <pqxx/transaction>
 #include <spdlog/spdlog.h>
 
+#include "engine/postgres/dedupe_store.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
 #include "engine/postgres/sql_array.h"
@@ -807,30 +807,18 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     } else {
       for (const auto& item : items) live.push_back(&item);
     }
-    std::vector<std::string> ids, aggregates, types, topics, partitions, offsets;
-    for (const Item* live_item : live) {
-      const Item& item = *live_item;
-      ids.push_back(item.event->eventId());
-      aggregates.push_back(item.event->aggregateId());
-      types.push_back(item.event->eventType());
-      topics.push_back(item.record.topic);
-      partitions.push_back(std::to_string(item.record.partition));
-      offsets.push_back(std::to_string(item.record.offset));
-    }
-    const auto inserted = txn.exec_params(
-        "INSERT INTO processed_events "
-        "(projection, event_id, aggregate_id, event_type, topic, partition, \"offset\") "
-        "SELECT $1, e, a, t, tp, p, o FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
-        "$6::int[], $7::bigint[]) WITH ORDINALITY AS u(e, a, t, tp, p, o, ord) ORDER BY ord "
-        "ON CONFLICT (projection, event_id) DO NOTHING RETURNING event_id",
-        key(), toArrayLiteral(ids), toArrayLiteral(aggregates), toArrayLiteral(types),
-        toArrayLiteral(topics), toArrayLiteral(partitions), toArrayLiteral(offsets));
-    std::unordered_set<std::string> fresh;
-    for (const auto& row : inserted) fresh.insert(row[0].as<std::string>());
-    std::vector<sdk::Event> events;
-    events.reserve(fresh.size());
+    std::vector<DedupeItem> claims;
+    claims.reserve(live.size());
     for (const Item* item : live) {
-      if (fresh.erase(item->event->eventId()) != 0) events.push_back(*item->event);
+      claims.push_back({&*item->event, item->record.topic, item->record.partition,
+                        item->record.offset});
+    }
+    const DedupeClaim claim = claimEvents(txn, key(), claims);
+    if (!claim.conflict) return claim.conflict;  // an event_id reused: poison, on_error decides
+    std::vector<sdk::Event> events;
+    events.reserve(live.size());
+    for (std::size_t i = 0; i < live.size(); ++i) {
+      if (claim.fresh[i]) events.push_back(*live[i]->event);
     }
     const std::size_t duplicates = live.size() - events.size();
     if (!events.empty()) {
@@ -995,14 +983,13 @@ sdk::Status ProjectionRunner::applyStored(pqxx::dbtransaction& txn, Item& item) 
   const sdk::Event& event = *item.event;
   // A plain savepoint: a failed apply rolls back its processed_events row and its writes only.
   txn.exec0("SAVEPOINT ultracore_apply_stored");
-  const auto inserted = txn.exec_params(
-      "INSERT INTO processed_events "
-      "(projection, event_id, aggregate_id, event_type, topic, partition, \"offset\") "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (projection, event_id) DO NOTHING "
-      "RETURNING 1",
-      key(), event.eventId(), event.aggregateId(), event.eventType(), item.record.topic,
-      item.record.partition, item.record.offset);
-  if (inserted.empty()) {  // applied before (same event_id): exactly once means not again
+  const DedupeClaim claim = claimEvents(
+      txn, key(), {{&event, item.record.topic, item.record.partition, item.record.offset}});
+  if (!claim.conflict) {  // an event_id reused by another event: it fails again, visibly
+    txn.exec0("ROLLBACK TO SAVEPOINT ultracore_apply_stored");
+    return claim.conflict;
+  }
+  if (!claim.fresh[0]) {  // applied before (same event_id): exactly once means not again
     txn.exec0("RELEASE SAVEPOINT ultracore_apply_stored");
     ++counters_.events_duplicate;
     return sdk::Status::ok();

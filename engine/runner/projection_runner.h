@@ -106,6 +106,9 @@ struct RunnerCounters {
   std::atomic<std::uint64_t> cas_conflicts{0};
   std::atomic<std::uint64_t> events_parked{0};   ///< held back behind a parked aggregate
   std::atomic<std::uint64_t> events_retried{0};  ///< dead letters re-applied for the operator
+  /// processed_events rows removed by dedupe.retention (counted on the projection's first
+  /// worker by the engine's pruner).
+  std::atomic<std::uint64_t> processed_events_pruned{0};
   Histogram batch_size{{1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000}};  ///< events per commit
   Histogram commit_seconds{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
 };
@@ -135,6 +138,7 @@ class ProjectionRunner {
   RunnerState state() const { return state_.load(); }
   std::string detail() const;
   const RunnerCounters& counters() const { return counters_; }
+  void countPruned(std::uint64_t rows) { counters_.processed_events_pruned += rows; }
   const std::vector<std::string>& topics() const { return settings_.spec.topics; }
 
   /// The partitions this runner owns now and their stored offsets (refreshed by the runner

@@ -13,6 +13,8 @@ namespace ultracore::bench {
 struct MaterializeOptions {
   std::size_t events = 1000000;
   std::size_t baseline_sample = 20000;
+  bool engine_both_ways = false;  ///< also time the engine with batch.synchronous_commit flipped
+  std::size_t history = 0;  ///< materialize --history: earlier processed_events rows per projection
   int partitions = 48;  ///< per topic: keeps each partition far below the mock's 5 MiB
   int max_events = 500;
   int max_wait_ms = 20;

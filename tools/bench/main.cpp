@@ -63,6 +63,12 @@ int main(int argc, char** argv) {
   }
   m->add_option("--baseline-events", materialize.baseline_sample,
                 "events applied one transaction each for the baseline (default 20,000)");
+  m->add_flag("--engine-both-ways", materialize.engine_both_ways,
+              "also time the engine with batch.synchronous_commit flipped, beside the baselines "
+              "with it on and off");
+  m->add_option("--history", materialize.history,
+                "also time a second pass over N earlier processed_events rows per projection "
+                "(and N/10 customers and accounts), loaded by COPY: a year of history");
 
   LatencyOptions latency;
   bool latency_quick = false;

@@ -18,6 +18,7 @@
 
 #include "tools/bench/bench_support.h"
 #include "tools/bench/benches.h"
+#include "tools/bench/history.h"
 #include "tools/bench/workload.h"
 
 namespace ultracore::bench {
@@ -251,10 +252,13 @@ bool readModelMatches(const std::string& url, const std::string& projection, int
                       std::int64_t events) {
   pqxx::connection connection(url);
   pqxx::nontransaction txn(connection);
+  // Rows of a loaded history (materialize --history) are left out: the stream did not make them.
+  const std::string id_column = projection.substr(0, projection.size() - 1) + "_id";
+  const std::string history = std::string("'") + kHistoryPrefix + "%'";
   auto checksum = [&](const std::string& table) {
     return txn
         .exec("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM " + table +
-              " AS t")[0][0]
+              " AS t WHERE t." + id_column + " NOT LIKE " + history)[0][0]
         .as<std::string>();
   };
   const std::string table = projection + "." + projection;
@@ -263,7 +267,8 @@ bool readModelMatches(const std::string& url, const std::string& projection, int
   // (migrations/0004_generations.sql).
   const auto row = txn.exec_params1(
       "SELECT ultracore_generation_key($1, $2), ultracore_live_key($1), "
-      "(SELECT count(*) FROM processed_events WHERE projection = ultracore_generation_key($1, $2))",
+      "(SELECT count(*) FROM processed_events WHERE projection = ultracore_generation_key($1, $2) "
+      "AND aggregate_id NOT LIKE " + history + ")",
       projection, generation);
   const auto key = row[0].as<std::string>();
   const auto live_key = row[1].as<std::string>();
@@ -282,45 +287,58 @@ bool readModelMatches(const std::string& url, const std::string& projection, int
 
 // ---- the baseline: one transaction per event -------------------------------------------
 
-double runBaseline(const std::string& url, const Backlog& backlog, std::size_t sample) {
+/// `synchronous`: each COMMIT waits for its WAL flush (the server's default, as a naive consumer
+/// runs); otherwise `synchronous_commit = off`, as the engine's batches commit by default.
+double runBaseline(const std::string& url, const Backlog& backlog, std::size_t sample,
+                   bool synchronous) {
   pqxx::connection connection(url);
+  const std::string schema = synchronous ? "bench_baseline" : "bench_baseline_async";
   {
     pqxx::work txn(connection);
-    txn.exec(
-        "CREATE SCHEMA bench_baseline;"
-        "CREATE TABLE bench_baseline.customers (LIKE customers.customers INCLUDING ALL);"
-        "CREATE TABLE bench_baseline.accounts (LIKE accounts.accounts INCLUDING ALL);"
-        "CREATE TABLE bench_baseline.processed_events (LIKE public.processed_events INCLUDING ALL);"
-        "CREATE TABLE bench_baseline.offsets (LIKE public.ultracore_offsets INCLUDING ALL)");
+    txn.exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema +
+             "; SET LOCAL search_path = " + schema +
+             ", public;"
+             "CREATE TABLE customers (LIKE customers.customers INCLUDING ALL);"
+             "CREATE TABLE accounts (LIKE accounts.accounts INCLUDING ALL);"
+             "CREATE TABLE processed_events (LIKE public.processed_events INCLUDING ALL);"
+             "CREATE TABLE offsets (LIKE public.ultracore_offsets INCLUDING ALL)");
     txn.commit();
   }
+  if (!synchronous) {
+    pqxx::nontransaction txn(connection);
+    txn.exec("SET synchronous_commit = off");
+  }
+  {
+    pqxx::nontransaction txn(connection);
+    txn.exec("SET search_path = " + schema + ", public");
+  }
   connection.prepare("processed",
-                     "INSERT INTO bench_baseline.processed_events (projection, event_id, "
+                     "INSERT INTO processed_events (projection, event_id, "
                      "aggregate_id, event_type, topic, partition, \"offset\") VALUES ($1, $2, $3, "
                      "$4, $5, $6, $7) ON CONFLICT (projection, event_id) DO NOTHING RETURNING 1");
   connection.prepare("offset",
-                     "INSERT INTO bench_baseline.offsets (projection, topic, partition, "
+                     "INSERT INTO offsets (projection, topic, partition, "
                      "next_offset) VALUES ($1, $2, $3, $4) ON CONFLICT (projection, topic, "
                      "partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, "
                      "updated_at = now()");
   connection.prepare("customer_created",
-                     "INSERT INTO bench_baseline.customers (customer_id, tenant_id, first_name, "
+                     "INSERT INTO customers (customer_id, tenant_id, first_name, "
                      "last_name, email, phone, date_of_birth, status, version, created_at, "
                      "updated_at) VALUES ($1, 'DEFAULT', $2, $3, $4, $5, $6::date, 'active', "
                      "$7::bigint, $8::timestamptz, $8::timestamptz)");
   connection.prepare("customer_updated",
-                     "UPDATE bench_baseline.customers SET email = $2, phone = $3, "
+                     "UPDATE customers SET email = $2, phone = $3, "
                      "version = $4::bigint, updated_at = $5::timestamptz WHERE customer_id = $1");
   connection.prepare("account_opened",
-                     "INSERT INTO bench_baseline.accounts (account_id, tenant_id, customer_id, "
+                     "INSERT INTO accounts (account_id, tenant_id, customer_id, "
                      "account_type, currency, balance, status, version, opened_at, updated_at) "
                      "VALUES ($1, 'DEFAULT', $2, $3, $4, 0, 'open', $5::bigint, $6::timestamptz, "
                      "$6::timestamptz)");
   connection.prepare("account_moved",
-                     "UPDATE bench_baseline.accounts SET balance = balance + $2::numeric, "
+                     "UPDATE accounts SET balance = balance + $2::numeric, "
                      "version = $3::bigint, updated_at = $4::timestamptz WHERE account_id = $1");
   connection.prepare("account_closed",
-                     "UPDATE bench_baseline.accounts SET status = 'closed', version = $2::bigint, "
+                     "UPDATE accounts SET status = 'closed', version = $2::bigint, "
                      "updated_at = $3::timestamptz WHERE account_id = $1");
   const std::size_t count = std::min(sample, backlog.events.size());
   const auto started = Clock::now();
@@ -478,14 +496,19 @@ int runMaterialize(const MaterializeOptions& options) {
   Broker broker(dir, {{kCustomersTopic, options.partitions}, {kAccountsTopic, options.partitions}},
                 options.broker);
   const Backlog backlog = loadBacklog(broker, options);
-  const auto manifest = writeManifest(
-      dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
-            options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
-            options.synchronous_commit, broker.kind() == "real"});
+  const auto manifest_for = [&](bool synchronous_commit) {
+    return writeManifest(
+        dir, {broker.bootstrap(), database.url(), "127.0.0.1:0", "127.0.0.1:0", options.max_events,
+              options.max_wait_ms, options.workers, parseKafkaProperties(options.kafka),
+              synchronous_commit, broker.kind() == "real"});
+  };
+  const auto manifest = manifest_for(options.synchronous_commit);
   std::cerr << "engine catching up...\n";
+  const PgCounters counters_before = readCounters(database.url());
   const EnginePass engine = runEnginePass(dir, manifest, database.url(), backlog, "engine.log",
                                           options.timeout_s);
-  broker.stop();
+  const PgCounters counters_after = readCounters(database.url());
+  const double n_events = static_cast<double>(backlog.events.size());
   std::cerr << "PostgreSQL ceiling (COPY + one merge)...\n";
   const Ceiling ceiling = runCeiling(database.url(), backlog);
   const bool customers_match =
@@ -495,7 +518,118 @@ int runMaterialize(const MaterializeOptions& options) {
   const bool matches = customers_match && accounts_match;
   std::cerr << "baseline (one transaction per event, " << options.baseline_sample
             << " events)...\n";
-  const double baseline = runBaseline(database.url(), backlog, options.baseline_sample);
+  const double baseline = runBaseline(database.url(), backlog, options.baseline_sample, true);
+  const double baseline_async =
+      runBaseline(database.url(), backlog, options.baseline_sample, false);
+  // The engine the other way too (batch.synchronous_commit flipped), from empty tables, so
+  // engine and baseline can be compared with the same setting on both sides (issue 18.6).
+  double engine_other_way = 0;
+  if (options.engine_both_ways) {
+    std::cerr << "engine again with batch.synchronous_commit "
+              << (options.synchronous_commit ? "false" : "true") << "...\n";
+    resetEngineTables(database.url());
+    const auto other = manifest_for(!options.synchronous_commit);
+    engine_other_way =
+        runEnginePass(dir, other, database.url(), backlog, "engine-other-way.log", options.timeout_s)
+            .events_per_s;
+    manifest_for(options.synchronous_commit);  // the history pass runs as the first
+  }
+  json history_json;
+  std::vector<TableRow> history_rows;
+  if (options.history > 0) {
+    const TableSizes sizes0 = readSizes(database.url());
+    const auto seeds0 = timeSeedQueries(database.url(), backlog.events.front().aggregate_id);
+    std::cerr << "history: loading " << options.history
+              << " processed_events rows per projection (COPY)...\n";
+    const HistoryLoad load =
+        loadHistory(database.url(), {"customers", "accounts"},
+                    static_cast<std::int64_t>(options.history), options.partitions);
+    const TableSizes sizes_loaded = readSizes(database.url());
+    std::cerr << "engine catching up over the history...\n";
+    const PgCounters hist_before = readCounters(database.url());
+    const EnginePass hist = runEnginePass(dir, manifest, database.url(), backlog,
+                                          "engine-history.log", options.timeout_s);
+    const PgCounters hist_after = readCounters(database.url());
+    const TableSizes sizesN = readSizes(database.url());
+    const auto seedsN =
+        timeSeedQueries(database.url(), std::string(kHistoryPrefix) + "C-00000042");
+    const json pass0 = counterDelta(counters_before, counters_after, n_events);
+    const json passN = counterDelta(hist_before, hist_after, n_events);
+    const std::string label = fmtNumber(static_cast<double>(options.history));
+    auto both = [&](const std::string& what, const std::string& at0, const std::string& atN,
+                    const std::string& note) {
+      history_rows.push_back({what, atN, "history 0: " + at0 + (note.empty() ? "" : "; " + note)});
+    };
+    both("engine at history " + label, fmtNumber(engine.events_per_s) + " events/s",
+         fmtNumber(hist.events_per_s) + " events/s", "same backlog, same run");
+    history_rows.push_back({"history " + label + " / history 0",
+                            fmtNumber(hist.events_per_s / engine.events_per_s * 100, 1) + " %",
+                            "target >= 80 %"});
+    both("processed_events rows", fmtNumber(static_cast<double>(sizes0.pe_rows)),
+         fmtNumber(static_cast<double>(sizesN.pe_rows)), "after the pass (reltuples)");
+    both("processed_events heap", mib(sizes0.pe_heap_bytes), mib(sizesN.pe_heap_bytes), "");
+    both("processed_events indexes", mib(sizes0.pe_index_bytes), mib(sizesN.pe_index_bytes), "");
+    both("read models (customers + accounts)", mib(sizes0.read_model_bytes),
+         mib(sizesN.read_model_bytes), "tables and indexes");
+    both("engine peak RSS", mib(engine.maxrss_bytes), mib(hist.maxrss_bytes), "VmHWM");
+    both("WAL per event",
+         fmtNumber(pass0.at("wal_bytes_per_event").get<double>()) + " B, " +
+             fmtNumber(pass0.at("wal_fpi_per_event").get<double>(), 2) + " FPI",
+         fmtNumber(passN.at("wal_bytes_per_event").get<double>()) + " B, " +
+             fmtNumber(passN.at("wal_fpi_per_event").get<double>(), 2) + " FPI",
+         "pg_stat_wal over the pass (full-page images)");
+    both("processed_events index reads per event",
+         fmtNumber(pass0.at("pe_idx_blks_read_per_event").get<double>(), 2),
+         fmtNumber(passN.at("pe_idx_blks_read_per_event").get<double>(), 2),
+         "pg_statio idx_blks_read (not in shared_buffers)");
+    both("checkpoints during the pass", std::to_string(pass0.at("checkpoints").get<std::int64_t>()),
+         std::to_string(passN.at("checkpoints").get<std::int64_t>()), "pg_stat_bgwriter");
+    for (std::size_t q = 0; q < seedsN.size(); ++q) {
+      both("seed query " + std::to_string(q + 1), fmtNumber(seeds0[q].median_ms, 2) + " ms",
+           fmtNumber(seedsN[q].median_ms, 2) + " ms", seedsN[q].sql.substr(0, 60) + " (median of 5)");
+    }
+    history_rows.push_back({"history load", fmtNumber(load.copy_s + load.index_s, 1) + " s",
+                            fmtNumber(static_cast<double>(load.rows)) + " rows: COPY " +
+                                fmtNumber(load.copy_s, 1) + " s, indexes " +
+                                fmtNumber(load.index_s, 1) + " s, VACUUM ANALYZE + CHECKPOINT " +
+                                fmtNumber(load.vacuum_s, 1) + " s; loaded: " +
+                                mib(sizes_loaded.pe_heap_bytes) + " heap, " +
+                                mib(sizes_loaded.pe_index_bytes) + " indexes"});
+    const bool history_matches =
+        readModelMatches(database.url(), "customers", 1, topicEvents(backlog, kCustomersTopic)) &&
+        readModelMatches(database.url(), "accounts", 1, topicEvents(backlog, kAccountsTopic));
+    history_rows.push_back({"read model check (history pass)", history_matches ? "ok" : "MISMATCH",
+                            "the stream's rows == folded stream (history rows left out)"});
+    auto sizesJson = [](const TableSizes& sizes) {
+      return json{{"rows", sizes.pe_rows},
+                  {"heap", sizes.pe_heap_bytes},
+                  {"indexes", sizes.pe_index_bytes},
+                  {"read_models", sizes.read_model_bytes}};
+    };
+    auto seedJson = [](const std::vector<SeedQuery>& seeds) {
+      json out = json::array();
+      for (const auto& q : seeds) {
+        out.push_back({{"sql", q.sql}, {"median_ms", q.median_ms}, {"plan", q.plan}});
+      }
+      return out;
+    };
+    history_json = {{"rows_per_projection", options.history},
+                    {"engine_events_per_s", hist.events_per_s},
+                    {"ratio", hist.events_per_s / engine.events_per_s},
+                    {"engine_peak_rss_bytes", hist.maxrss_bytes},
+                    {"load_rows", load.rows},
+                    {"load_copy_s", load.copy_s},
+                    {"load_index_s", load.index_s},
+                    {"load_vacuum_s", load.vacuum_s},
+                    {"pass0", pass0},
+                    {"passN", passN},
+                    {"sizes0", sizesJson(sizes0)},
+                    {"sizesN", sizesJson(sizesN)},
+                    {"seed0", seedJson(seeds0)},
+                    {"seedN", seedJson(seedsN)},
+                    {"read_model_matches", history_matches}};
+  }
+  broker.stop();
 
   const double n = static_cast<double>(backlog.events.size());
   const double ceiling_rows_per_s = static_cast<double>(ceiling.rows) / ceiling.seconds;
@@ -520,8 +654,19 @@ int runMaterialize(const MaterializeOptions& options) {
         "COPY + one INSERT..SELECT each, " + fmtNumber(ceiling.seconds, 1) + " s = " +
             fmtNumber(ceiling_events_per_s) + " events/s"},
        {"baseline", fmtNumber(baseline) + " events/s",
-        "one transaction per event (processed_events + row + offset), sample of first " +
-            fmtNumber(static_cast<double>(sample)) + " events"},
+        "one transaction per event (processed_events + row + offset), synchronous_commit on, "
+        "sample of first " + fmtNumber(static_cast<double>(sample)) + " events"},
+       {"baseline, synchronous_commit off", fmtNumber(baseline_async) + " events/s",
+        "the same, committing as the engine does by default (engine / this: " +
+            fmtNumber(engine.events_per_s / baseline_async, 1) + " x)"},
+       {"engine, synchronous_commit " + std::string(options.synchronous_commit ? "off" : "on"),
+        options.engine_both_ways ? fmtNumber(engine_other_way) + " events/s" : "-",
+        options.engine_both_ways
+            ? "batch.synchronous_commit flipped, same backlog (engine / baseline with the same "
+              "setting: " +
+                  fmtNumber(engine_other_way / (options.synchronous_commit ? baseline_async : baseline), 1) +
+                  " x)"
+            : "run with --engine-both-ways"},
        {"engine / ceiling", fmtNumber(engine.events_per_s / ceiling_events_per_s * 100, 1) + " %",
         "events/s vs the ceiling's events/s (same final rows); target >= 60 %"},
        {"engine / baseline", fmtNumber(engine.events_per_s / baseline, 1) + " x", "target >= 20 x"},
@@ -546,11 +691,21 @@ int runMaterialize(const MaterializeOptions& options) {
                  {"ceiling_rows_per_s", ceiling_rows_per_s},
                  {"ceiling_events_per_s", ceiling_events_per_s},
                  {"baseline_events_per_s", baseline},
+                 {"baseline_async_events_per_s", baseline_async},
+                 {"engine_other_commit_mode_events_per_s", engine_other_way},
+                 {"history", history_json},
                  {"baseline_sample_events", sample},
                  {"engine_vs_ceiling", engine.events_per_s / ceiling_events_per_s},
                  {"engine_vs_baseline", engine.events_per_s / baseline},
                  {"read_model_matches", matches}}));
-  return matches ? 0 : 1;
+  if (!history_rows.empty()) {
+    printTable("materialize --history " + fmtNumber(static_cast<double>(options.history)) +
+                   ": the same backlog over a year of earlier rows, same run",
+               history_rows);
+  }
+  const bool history_ok =
+      history_json.is_null() || history_json.at("read_model_matches").get<bool>();
+  return matches && history_ok ? 0 : 1;
 }
 
 int runRebuild(const MaterializeOptions& options) {

@@ -10,6 +10,7 @@
 #include "tools/ctl/dead_letters_command.h"
 #include "tools/ctl/generation_commands.h"
 #include "tools/ctl/parked_command.h"
+#include "tools/ctl/processed_events_command.h"
 #include "tools/ctl/produce_command.h"
 #include "tools/ctl/rebuild_command.h"
 #include "tools/ctl/status_command.h"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
                  "use these Kafka bootstrap servers instead of the manifest's bootstrap.servers");
   ultracore::ctl::registerDeadLetterCommands(app, context);
   ultracore::ctl::registerParkedCommands(app, context);
+  ultracore::ctl::registerProcessedEventsCommands(app, context);
   ultracore::ctl::registerStatusCommands(app, context);
   ultracore::ctl::registerTailCommands(app, context);
   ultracore::ctl::registerProduceCommands(app, context);

@@ -6,7 +6,6 @@
 #include <ctime>
 #include <optional>
 #include <regex>
-#include <unordered_set>
 #include <vector>
 
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -19,6 +18,7 @@
 #include "engine/kafka/kafka_record.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
+#include "engine/postgres/dedupe_store.h"
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
 #include "engine/runner/plugin_logger.h"
@@ -100,7 +100,9 @@ class Builder {
       : connection_(connection),
         projection_(projection),
         schema_(std::move(schema)),
-        on_error_(on_error) {}
+        on_error_(on_error) {
+    applied_table_ = connection_.quote_name(schema_) + ".ultracore_time_travel_applied";
+  }
 
   /// Applies `items` (log order per partition). Throws CtlError on a `fail` poison or a
   /// database fault.
@@ -110,20 +112,22 @@ class Builder {
         std::all_of(items.begin(), items.end(), [](const Item& i) { return i.event.has_value(); });
     if (all_parsed) {
       std::vector<sdk::Event> events;
-      std::unordered_set<std::string> in_batch;
       std::size_t duplicates = 0;
-      for (const auto& item : items) {
-        const std::string& id = item.event->eventId();
-        if (seen_.count(id) != 0 || !in_batch.insert(id).second) {
-          ++duplicates;
-          continue;
-        }
-        events.push_back(*item.event);
-      }
       sdk::Status status;
       try {
         pqxx::work txn(connection_, "ultracore-time-travel");
-        if (!events.empty()) {
+        std::vector<engine::DedupeItem> claims;
+        for (const auto& item : items) {
+          claims.push_back({&*item.event, item.record.topic, item.record.partition,
+                            item.record.offset});
+        }
+        const engine::DedupeClaim claim = engine::claimEvents(txn, "time-travel", claims, applied_table_);
+        status = claim.conflict;
+        for (std::size_t i = 0; i < items.size(); ++i) {
+          if (claim.fresh[i]) events.push_back(*items[i].event);
+        }
+        duplicates = claim.duplicates;
+        if (status && !events.empty()) {
           engine::PgWriter writer(txn, schema_);
           status = projection_.apply(events, writer);
         }
@@ -132,7 +136,6 @@ class Builder {
         status = engine::statusFromCurrentException();
       }
       if (status) {
-        for (const auto& event : events) seen_.insert(event.eventId());
         applied_ += events.size();
         duplicates_ += duplicates;
         return;
@@ -146,22 +149,26 @@ class Builder {
       pqxx::work txn(connection_, "ultracore-time-travel-isolate");
       engine::PgWriter writer(txn, schema_);
       std::size_t applied = 0, duplicates = 0, skipped = 0;
-      std::vector<std::string> ids;
       for (auto& item : items) {
         if (!item.event) {
           poison(txn, item, item.parse_status);
           ++skipped;
           continue;
         }
-        const std::string& id = item.event->eventId();
-        if (seen_.count(id) != 0 || std::find(ids.begin(), ids.end(), id) != ids.end()) {
-          ++duplicates;
-          continue;
-        }
         txn.exec0("SAVEPOINT ultracore_time_travel");
         sdk::Status status;
         try {
-          status = projection_.apply(std::span<const sdk::Event>(&*item.event, 1), writer);
+          const engine::DedupeClaim claim = engine::claimEvents(
+              txn, "time-travel",
+              {{&*item.event, item.record.topic, item.record.partition, item.record.offset}},
+              applied_table_);
+          if (claim.conflict && !claim.fresh[0]) {
+            txn.exec0("RELEASE SAVEPOINT ultracore_time_travel");
+            ++duplicates;
+            continue;
+          }
+          status = claim.conflict;
+          if (status) status = projection_.apply(std::span<const sdk::Event>(&*item.event, 1), writer);
         } catch (...) {
           status = engine::statusFromCurrentException();
         }
@@ -170,7 +177,6 @@ class Builder {
         }
         if (status) {
           txn.exec0("RELEASE SAVEPOINT ultracore_time_travel");
-          ids.push_back(id);
           ++applied;
         } else {
           txn.exec0("ROLLBACK TO SAVEPOINT ultracore_time_travel");
@@ -179,7 +185,6 @@ class Builder {
         }
       }
       txn.commit();
-      for (auto& id : ids) seen_.insert(std::move(id));
       applied_ += applied;
       duplicates_ += duplicates;
       skipped_ += skipped;
@@ -215,7 +220,7 @@ class Builder {
   sdk::Projection& projection_;
   std::string schema_;
   engine::ErrorPolicy on_error_;
-  std::unordered_set<std::string> seen_;
+  std::string applied_table_;  ///< the duplicate check, in the target schema (not in memory)
   std::size_t applied_ = 0, duplicates_ = 0, skipped_ = 0;
 };
 
@@ -440,6 +445,13 @@ void runTimeTravel(const CtlContext& context, const TimeTravelRequest& request) 
               ".ultracore_time_travel_skipped (topic text NOT NULL, partition int NOT NULL, "
               "\"offset\" bigint NOT NULL, event_id text, reason text NOT NULL, "
               "PRIMARY KEY (topic, partition, \"offset\"))");
+    // The build's own duplicate check (processed_events' shape, engine/postgres/dedupe_store):
+    // in the target schema, not in memory, so a build over any history stays bounded.
+    txn.exec0("CREATE TABLE " + q +
+              ".ultracore_time_travel_applied (projection text NOT NULL, event_id text NOT NULL, "
+              "aggregate_id text NOT NULL, event_type text NOT NULL, topic text NOT NULL, "
+              "partition integer NOT NULL, \"offset\" bigint NOT NULL, fingerprint bigint, "
+              "processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (projection, event_id))");
     const bool by_time = until.kind == TimeTravelUntil::Kind::kTime;
     txn.exec_params0(
         "INSERT INTO " + q +

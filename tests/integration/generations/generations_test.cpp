@@ -208,6 +208,9 @@ void GenerationsTest::rebuildUnderLoadSwitchesAndRollsBack(const std::string& ex
   ASSERT_EQ(status, 0) << output << engine_->log();
   EXPECT_NE(output.find("generation 2 is live"), std::string::npos) << output;
   EXPECT_NE(output.find("events/s"), std::string::npos) << output;  // progress lines
+  // The disk estimate printed before the rebuild starts (the dev server is on this host).
+  EXPECT_NE(output.find("the new generation takes about"), std::string::npos) << output;
+  EXPECT_NE(output.find("; free: "), std::string::npos) << output;
   EXPECT_EQ(failures.load(), 0) << first_failure;
   EXPECT_EQ(empties.load(), 0);
   EXPECT_GT(queries.load(), 0);

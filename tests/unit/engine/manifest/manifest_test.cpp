@@ -496,6 +496,14 @@ INSTANTIATE_TEST_SUITE_P(
                   "'synchronous_commit' must be true or false, got 'on'"},
         ErrorCase{"RetriesIsAList", withProjection("    retries: [1]\n"), 9, 14,
                   "'retries' must be an integer, got a list"},
+        ErrorCase{"RetentionWithoutUnit", withProjection("    dedupe: {retention: 7}\n"), 9, 25,
+                  "'retention' must be 'forever' or a duration such as 90s, 30m, 12h or 7d, "
+                  "got '7'"},
+        ErrorCase{"RetentionZero", withProjection("    dedupe: {retention: 0d}\n"), 9, 25,
+                  "'retention' must be 'forever' or a duration such as 90s, 30m, 12h or 7d, "
+                  "got '0d'"},
+        ErrorCase{"UnknownDedupeKey", withProjection("    dedupe: {retain: 7d}\n"), 9, 14,
+                  "unknown key 'retain' in dedupe; expected one of retention"},
         ErrorCase{"BatchIsAScalar", withProjection("    batch: 5\n"), 9, 12,
                   "'batch' must be a map, got '5'"},
         ErrorCase{"UrlIsAMap", "postgres: {url: {a: 1}}\nplugins: []\nprojections: []\n", 1, 17,
@@ -865,4 +873,17 @@ TEST(Suggest, NearestNameOnlyWhenClose) {
 }
 
 }  // namespace
+TEST(Manifest, DedupeRetention) {
+  EXPECT_EQ(parse(withProjection("")).projections.at(0).dedupe_retention, 0);
+  EXPECT_EQ(parse(withProjection("    dedupe: {retention: 7d}\n")).projections.at(0).dedupe_retention,
+            7 * 86400);
+  EXPECT_EQ(parse(withProjection("    dedupe: {retention: 90s}\n")).projections.at(0).dedupe_retention,
+            90);
+  EXPECT_EQ(parse(withProjection("    dedupe: {retention: 12h}\n")).projections.at(0).dedupe_retention,
+            12 * 3600);
+  EXPECT_EQ(
+      parse(withProjection("    dedupe: {retention: forever}\n")).projections.at(0).dedupe_retention,
+      0);
+}
+
 }  // namespace ultracore::engine
