@@ -1,6 +1,7 @@
 #include "engine/http/api_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/consistency_token.h"
 #include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
@@ -170,54 +171,6 @@ bool validTenant(const std::string& tenant) {
   return std::all_of(tenant.begin(), tenant.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '_' || c == '-' || c == '.';
   });
-}
-
-struct Position {
-  std::string topic;
-  std::int32_t partition = 0;
-  std::int64_t offset = 0;
-};
-
-/// "topic:partition:offset[,topic:partition:offset...]".
-std::string encodeToken(const std::vector<Position>& positions) {
-  std::string token;
-  for (const auto& p : positions) {
-    if (!token.empty()) token += ",";
-    token += p.topic + ":" + std::to_string(p.partition) + ":" + std::to_string(p.offset);
-  }
-  return token;
-}
-
-std::optional<std::vector<Position>> decodeToken(const std::string& token) {
-  std::vector<Position> positions;
-  std::size_t start = 0;
-  while (start <= token.size()) {
-    std::size_t comma = token.find(',', start);
-    if (comma == std::string::npos) comma = token.size();
-    const std::string part = token.substr(start, comma - start);
-    const std::size_t second = part.rfind(':');
-    const std::size_t first = second == std::string::npos || second == 0
-                                  ? std::string::npos
-                                  : part.rfind(':', second - 1);
-    if (first == std::string::npos || first == 0) return std::nullopt;
-    try {
-      std::size_t used = 0;
-      Position p;
-      p.topic = part.substr(0, first);
-      const std::string partition = part.substr(first + 1, second - first - 1);
-      const std::string offset = part.substr(second + 1);
-      p.partition = std::stoi(partition, &used);
-      if (used != partition.size() || p.partition < 0) return std::nullopt;
-      p.offset = std::stoll(offset, &used);
-      if (used != offset.size() || p.offset < 0) return std::nullopt;
-      positions.push_back(std::move(p));
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    start = comma + 1;
-  }
-  if (positions.empty()) return std::nullopt;
-  return positions;
 }
 
 /// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded.
@@ -620,7 +573,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     std::string token = req.get_param_value("consistent_with");
     if (token.empty()) token = req.get_header_value("X-Consistent-With");
     if (!token.empty()) {
-      const auto positions = decodeToken(token);
+      const auto positions = decodeConsistencyToken(token);
       if (!positions) {
         return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
                          "consistent_with");
@@ -772,7 +725,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   sdk::Reply reply = runHandler(*lease);
   if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
 
-  std::vector<Position> positions;
+  std::vector<ConsistencyPosition> positions;
   json published = json::array();
   json body = reply.body.is_object() ? reply.body : json::object();
   std::vector<OutgoingRecord> records;
@@ -798,7 +751,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   }
   for (std::size_t i = 0; i < records.size(); ++i) {
     const RecordPositionOut& at = stored.value()[i];
-    const Position position{at.topic, at.partition, at.offset};
+    const ConsistencyPosition position{at.topic, at.partition, at.offset};
     positions.push_back(position);
     json position_json{{"topic", position.topic},
                        {"partition", position.partition},
@@ -812,7 +765,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     body["position"] = position_json;
   }
   if (published.size() > 1) body["events"] = published;
-  const std::string token = encodeToken(positions);
+  const std::string token = encodeConsistencyToken(positions);
   body["consistency_token"] = token;
   res.set_header("X-Consistency-Token", token);
   sendJson(res, reply.status, body);
