@@ -13,6 +13,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -41,6 +43,8 @@ constexpr auto kWriteTimeout = std::chrono::seconds(5);
 constexpr auto kLinger = std::chrono::milliseconds(500);
 constexpr std::size_t kLingerBytes = 1 << 20;
 constexpr std::size_t kBusyHeadBytes = 8192;
+/// How often a worker looks again at a connection whose request head is incomplete.
+constexpr auto kHeadPeekInterval = std::chrono::milliseconds(20);
 
 int msLeft(Clock::time_point deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
@@ -68,6 +72,27 @@ std::string addressOf(const sockaddr_storage& address, int& port) {
     port = ntohs(in6->sin6_port);
   }
   return text;
+}
+
+enum class Head { kIncomplete, kComplete, kTooLarge };
+
+/// Whether the socket's unread bytes hold a whole request head. kComplete also when there is
+/// nothing left to wait for (the peer closed, or the socket failed: httplib sees it). Peeks
+/// only; the bytes stay for httplib.
+Head peekHead(int fd, std::size_t max_head_bytes) {
+  std::string buffer(max_head_bytes + 4, '\0');
+  const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_PEEK | MSG_DONTWAIT);
+  if (n < 0) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Head::kIncomplete
+                                                                      : Head::kComplete;
+  }
+  if (n == 0) return Head::kComplete;
+  const std::string_view seen(buffer.data(), static_cast<std::size_t>(n));
+  const std::size_t end = seen.find("\r\n\r\n");
+  if (end != std::string_view::npos) {
+    return end + 4 > max_head_bytes ? Head::kTooLarge : Head::kComplete;
+  }
+  return seen.size() >= buffer.size() ? Head::kTooLarge : Head::kIncomplete;
 }
 
 std::string peerAddress(int fd, int& port) {
@@ -535,24 +560,64 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
   for (std::size_t count = keep_alive_max_count_; count > 0; --count) {
     // Wait for the next request, giving the worker up when the server stops or when other
     // connections wait for a worker.
+    // A connection whose request head is still incomplete counts as idle (slowloris: 16
+    // trickled heads would otherwise hold every worker for request_timeout): the worker only
+    // peeks until the head is complete, and gives the connection up when others wait.
     const bool first = count == keep_alive_max_count_;
-    const auto idle_deadline = Clock::now() + limits_.keep_alive;
+    auto idle_deadline = Clock::now() + limits_.keep_alive;
+    std::optional<Clock::time_point> head_started;
+    bool head_too_large = false;
     bool ready = stream.buffered();
     while (!ready) {
-      if (svr_sock_ == INVALID_SOCKET || Clock::now() >= idle_deadline) break;
+      if (svr_sock_ == INVALID_SOCKET) break;
+      if (Clock::now() >= idle_deadline) {
+        ready = head_started.has_value();  // an incomplete head: process_request answers 408
+        break;
+      }
+      const bool readable = pollFor(sock, POLLIN, 0);
+      const Head head = readable ? peekHead(sock, limits_.max_head_bytes) : Head::kIncomplete;
+      if (head == Head::kTooLarge) {
+        head_too_large = true;
+        break;
+      }
+      if (head == Head::kComplete) {
+        ready = true;
+        break;
+      }
       Pool* pool = pool_.load();
-      if (pool != nullptr && pool->anyWaiting() && !pollFor(sock, POLLIN, 0)) {
+      if (pool != nullptr && pool->anyWaiting()) {
         if (first) {
           busy_->adopt(sock);  // it gets its answer there when it ever sends a request
           handed_over = true;
         }
         break;
       }
-      ready = pollFor(sock, POLLIN, std::min(50, msLeft(idle_deadline)));
+      if (readable) {
+        if (!head_started) {
+          head_started = Clock::now();
+          idle_deadline = *head_started + limits_.request_timeout;
+        }
+        std::this_thread::sleep_for(kHeadPeekInterval);  // poll() would return at once
+      } else {
+        pollFor(sock, POLLIN, std::min(50, msLeft(idle_deadline)));
+      }
+    }
+    if (head_too_large) {
+      httplib::Response res;
+      error_(res, 431, "header_too_large",
+             "the request head is larger than " + std::to_string(limits_.max_head_bytes) +
+                 " bytes");
+      const std::string text =
+          "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: application/json\r\n"
+          "Content-Length: " + std::to_string(res.body.size()) + "\r\nConnection: close\r\n\r\n" +
+          res.body;
+      stream.write(text.data(), text.size());
+      state.close_after = true;
+      break;
     }
     if (!ready) break;
     state = RequestState{};
-    stream.beginRequest(Clock::now() + limits_.request_timeout,
+    stream.beginRequest(head_started.value_or(Clock::now()) + limits_.request_timeout,
                         limits_.max_head_bytes + limits_.max_body_bytes);
     bool closed = false;
     tl_request = &state;
