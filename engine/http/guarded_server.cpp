@@ -43,6 +43,8 @@ constexpr auto kWriteTimeout = std::chrono::seconds(5);
 constexpr auto kLinger = std::chrono::milliseconds(500);
 constexpr std::size_t kLingerBytes = 1 << 20;
 constexpr std::size_t kBusyHeadBytes = 8192;
+/// How long a new connection keeps its worker before it may be handed to the busy lane.
+constexpr auto kNewConnectionGrace = std::chrono::milliseconds(50);
 /// How often a worker looks again at a connection whose request head is incomplete.
 constexpr auto kHeadPeekInterval = std::chrono::milliseconds(20);
 
@@ -528,18 +530,40 @@ bool GuardedServer::refuseBody(const httplib::Request& req, httplib::Response& r
 }
 
 bool GuardedServer::acquireClient(const std::string& client) {
-  std::lock_guard lock(clients_mutex_);
-  std::size_t& held = clients_[client];
-  if (held >= limits_.per_client) return false;
-  ++held;
-  return true;
+  std::unique_lock lock(clients_mutex_);
+  ClientSlots& slots = clients_[client];  // std::map: the reference survives other inserts
+  if (slots.held < limits_.per_client) {
+    ++slots.held;
+    return true;
+  }
+  // Its idle keep-alive connections see `waiting` and give their workers up (within one 10 ms
+  // poll): a client with more connections than the cap is served in turns, not refused.
+  ++slots.waiting;
+  const bool got = clients_cv_.wait_for(lock, limits_.max_queue_wait,
+                                        [&] { return slots.held < limits_.per_client; });
+  --slots.waiting;
+  if (got) {
+    ++slots.held;
+  } else if (slots.held == 0 && slots.waiting == 0) {
+    clients_.erase(client);
+  }
+  return got;
 }
 
 void GuardedServer::releaseClient(const std::string& client) {
+  {
+    std::lock_guard lock(clients_mutex_);
+    const auto it = clients_.find(client);
+    if (it == clients_.end()) return;
+    if (--it->second.held == 0 && it->second.waiting == 0) clients_.erase(it);
+  }
+  clients_cv_.notify_all();
+}
+
+bool GuardedServer::clientWaiting(const std::string& client) {
   std::lock_guard lock(clients_mutex_);
   const auto it = clients_.find(client);
-  if (it == clients_.end()) return;
-  if (--it->second == 0) clients_.erase(it);
+  return it != clients_.end() && it->second.waiting > 0;
 }
 
 bool GuardedServer::process_and_close_socket(socket_t sock) {
@@ -553,6 +577,7 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
     busy_->adopt(sock);
     return false;
   }
+  const auto accepted = Clock::now();
   ConnectionStream stream(sock);
   RequestState state;
   bool ok = false;
@@ -585,7 +610,12 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
         break;
       }
       Pool* pool = pool_.load();
-      if (pool != nullptr && pool->anyWaiting()) {
+      // A new connection is not given up for its own client's sake: its request may be on
+      // the way, and the busy lane would refuse it.
+      // Nor the moment it was accepted: its request is usually a few packets behind.
+      const bool others_wait = pool != nullptr && pool->anyWaiting() &&
+                               (!first || Clock::now() - accepted >= kNewConnectionGrace);
+      if (others_wait || (!first && clientWaiting(client))) {
         if (first) {
           busy_->adopt(sock);  // it gets its answer there when it ever sends a request
           handed_over = true;
@@ -599,7 +629,7 @@ bool GuardedServer::process_and_close_socket(socket_t sock) {
         }
         std::this_thread::sleep_for(kHeadPeekInterval);  // poll() would return at once
       } else {
-        pollFor(sock, POLLIN, std::min(50, msLeft(idle_deadline)));
+        pollFor(sock, POLLIN, std::min(10, msLeft(idle_deadline)));  // notice waiters soon
       }
     }
     if (head_too_large) {

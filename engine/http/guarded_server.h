@@ -9,7 +9,10 @@
 ///
 /// - a request's head and body must arrive within `request_timeout` in total and within
 ///   `max_head_bytes` plus the body limit (then 408, or the connection is closed);
-/// - one client address holds at most `per_client` workers; an accepted connection waits at
+/// - one client address holds at most `per_client` workers (a further connection of it waits
+///   up to `max_queue_wait` while that client's idle keep-alive connections and incomplete
+///   heads give theirs up, as every such connection does when others wait); an accepted
+///   connection waits at
 ///   most `max_queue_wait` for a worker, and at most `queue` connections wait at all. Every
 ///   other connection goes to the busy lane: one thread that polls them all at once, reads at
 ///   most a small request head within `busy_head_timeout`, answers `GET /healthz` with 200 and
@@ -25,6 +28,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -77,9 +81,11 @@ class GuardedServer : public httplib::Server {
   bool process_and_close_socket(socket_t sock) override;
   /// The body checks of the class comment; true when they answered.
   bool refuseBody(const httplib::Request& req, httplib::Response& res) const;
-  /// False when `client` already holds per_client workers.
+  /// False when `client` still holds per_client workers after max_queue_wait.
   bool acquireClient(const std::string& client);
   void releaseClient(const std::string& client);
+  /// True while a connection of `client` waits in acquireClient.
+  bool clientWaiting(const std::string& client);
 
   std::string name_;
   ServerLimits limits_;
@@ -87,8 +93,13 @@ class GuardedServer : public httplib::Server {
   Gate gate_;
   std::shared_ptr<BusyLane> busy_;
   std::atomic<Pool*> pool_{nullptr};  ///< owned by httplib's listen loop while it runs
+  struct ClientSlots {
+    std::size_t held = 0;     ///< workers it holds
+    std::size_t waiting = 0;  ///< its connections waiting for one of those
+  };
   std::mutex clients_mutex_;
-  std::map<std::string, std::size_t> clients_;  ///< address -> workers it holds
+  std::condition_variable clients_cv_;
+  std::map<std::string, ClientSlots> clients_;  ///< by address
 };
 
 }  // namespace ultracore::engine

@@ -240,6 +240,51 @@ def garbage(stack, port, name):
     legit_requests(stack, port, name + " after pipelined garbage")
 
 
+def keep_alive_clients(stack, port, name, clients):
+    """Keep-alive clients on one address, more than its per-address worker cap (API: 16, what
+    ultracore-bench latency does, against 12 of 16 workers; admin: 6 against 3 of 4): between
+    two requests each connection sits idle, and none of their requests may be refused as busy."""
+    import http.client
+    import threading
+    statuses, lock = [], threading.Lock()
+    path = "/api/v1/customers/NO-SUCH-CUSTOMER" if port == stack.api_port else "/metrics"
+
+    def client(i):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for n in range(15):
+            # Like every HTTP client, retry once when a reused keep-alive connection turns out
+            # to be closed by the server (it closes idle ones when others wait).
+            for attempt in range(2):
+                reused = conn.sock is not None
+                try:
+                    conn.request("GET", path, headers={"Authorization": "Bearer " + stack.token})
+                    res = conn.getresponse()
+                    res.read()
+                    status = res.status
+                    if res.getheader("Connection", "").lower() == "close":
+                        conn.close()
+                    break
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    status = "reset"
+                    if not reused:
+                        break
+            with lock:
+                statuses.append(status)
+            time.sleep(0.02 * ((i + n) % 5))
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    counts = {s: statuses.count(s) for s in set(statuses)}
+    expected = 404 if port == stack.api_port else 200
+    check(counts.get(expected, 0) == len(statuses),
+          f"{name}: {clients} keep-alive clients on one address, {len(statuses)} requests: {counts}")
+
+
 def main():
     build_dir = sys.argv[1]
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -253,6 +298,7 @@ def main():
         print(f"engine at start {usage(pid)}", flush=True)
         for port, name in ((stack.api_port, "api"), (stack.admin_port, "admin")):
             legit_requests(stack, port, name + " at rest")
+            keep_alive_clients(stack, port, name, 16 if port == stack.api_port else 6)
             idle_phase(stack, port, name, pid)
             oversized_headers(stack, port, name)
             huge_body(stack, port, name, pid)
