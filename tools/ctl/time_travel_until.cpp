@@ -14,12 +14,30 @@ namespace {
 
 using TopicPartition = std::pair<std::string, std::int32_t>;
 
+// libstdc++'s std::regex matches recursively, a few stack frames per character: a 200 KB
+// --until overflowed the stack (found by tests/fuzz/until_fuzz.cpp). Longer texts than any
+// valid one are refused before a regex sees them.
+constexpr std::size_t kMaxTimeChars = 64;    // 2026-11-27T08:00:00.123456789+01:00 is 35
+constexpr std::size_t kMaxItemChars = 300;   // a topic is at most 249 characters
+
+/// `text` for a message: at most 80 characters.
+std::string shown(const std::string& text) {
+  return text.size() <= 80 ? text : text.substr(0, 77) + "...";
+}
+
+std::string trimmed(const std::string& text) {
+  const char* kSpace = " \t\n\v\f\r";
+  const std::size_t first = text.find_first_not_of(kSpace);
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(kSpace) - first + 1);
+}
+
 std::int64_t parseTimeMs(const std::string& text) {
   static const std::regex kIso(
       R"(^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)$)");
   std::smatch m;
-  if (!std::regex_match(text, m, kIso)) {
-    throw CtlError("--until '" + text +
+  if (text.size() > kMaxTimeChars || !std::regex_match(text, m, kIso)) {
+    throw CtlError("--until '" + shown(text) +
                        "': expected ISO 8601 with a zone (2026-11-27T08:00:00Z, "
                        "2026-11-27T08:00:00.250+01:00), epoch milliseconds, or "
                        "TOPIC:PARTITION=OFFSET[,...]",
@@ -74,11 +92,11 @@ TimeTravelUntil parseUntil(const std::string& raw) {
     while (start <= text.size()) {
       std::size_t end = text.find(',', start);
       if (end == std::string::npos) end = text.size();
-      const std::string item = text.substr(start, end - start);
+      const std::string item = trimmed(text.substr(start, end - start));
       start = end + 1;
       std::smatch m;
-      if (!std::regex_match(item, m, kItem)) {
-        throw CtlError("--until: '" + item + "' is not TOPIC:PARTITION=NEXT_OFFSET", 2);
+      if (item.size() > kMaxItemChars || !std::regex_match(item, m, kItem)) {
+        throw CtlError("--until: '" + shown(item) + "' is not TOPIC:PARTITION=NEXT_OFFSET", 2);
       }
       try {
         const TopicPartition tp{m[1].str(), std::stoi(m[2].str())};
@@ -96,7 +114,7 @@ TimeTravelUntil parseUntil(const std::string& raw) {
     try {
       until.time_ms = std::stoll(text);
     } catch (const std::out_of_range&) {
-      throw CtlError("--until '" + text + "': out of range", 2);
+      throw CtlError("--until '" + shown(text) + "': out of range", 2);
     }
     return until;
   }
