@@ -31,6 +31,7 @@
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
 #include "engine/runner/plugin_logger.h"
+#include "ultracore/sdk/json_depth.h"
 
 namespace ultracore::engine {
 
@@ -524,6 +525,11 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   const bool blank = std::all_of(req.body.begin(), req.body.end(),
                                  [](unsigned char c) { return std::isspace(c); });
   if (!blank) {
+    if (sdk::jsonNestingExceeds(req.body)) {
+      return sendError(res, 400, "invalid_body",
+                       "the body nests deeper than " + std::to_string(sdk::kMaxJsonDepth) +
+                           " levels");
+    }
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return sendError(res, 400, "malformed_json", "the body is not valid JSON");
     if (!body.is_object()) return sendError(res, 400, "invalid_body", "the body must be a JSON object");

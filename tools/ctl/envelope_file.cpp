@@ -7,6 +7,7 @@
 
 #include "tools/ctl/kafka_client.h"
 #include "ultracore/sdk/envelope.h"
+#include "ultracore/sdk/json_depth.h"
 
 namespace ultracore::ctl {
 namespace {
@@ -79,6 +80,12 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
   const auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) {
     file.errors.push_back(label + ": no envelopes (the file is empty)");
+    return file;
+  }
+  // +1: a file may hold its envelopes in one array.
+  if (sdk::jsonNestingExceeds(text, sdk::kMaxJsonDepth + 1)) {
+    file.errors.push_back(label + ": JSON nested deeper than " +
+                          std::to_string(sdk::kMaxJsonDepth) + " levels");
     return file;
   }
   if (text[first] == '[') {

@@ -237,6 +237,14 @@ def garbage(stack, port, name):
         status = read_answer(s)
         s.close()
         check(status == 0 or 400 <= status < 500, f"{name}: {junk[:20]!r}... got {status or 'closed'}")
+    if port == stack.api_port:
+        # 600 KB of nested arrays, under max_body_bytes: copying the parsed body recursed once
+        # per level and crashed the engine (SIGSEGV) before sdk/json_depth.h.
+        deep = "[" * 300000 + "]" * 300000
+        status, body = stack.request("POST", "/api/v1/customers", headers={"Content-Type": "application/json"},
+                                     data=deep.encode())
+        check(status == 400 and stack.engine.poll() is None,
+              f"{name}: a body nested 300,000 levels got {status} ({body}), the engine still runs")
     legit_requests(stack, port, name + " after pipelined garbage")
 
 

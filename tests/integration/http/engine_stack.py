@@ -137,9 +137,10 @@ projections:
     def log(self):
         return open(self.log_path).read() if self.engine else ""
 
-    def request(self, method, path, body=None, port=None, headers=None, timeout=10):
-        """(status, parsed JSON or text) over a fresh connection."""
-        data = json.dumps(body).encode() if body is not None else None
+    def request(self, method, path, body=None, port=None, headers=None, timeout=10, data=None):
+        """(status, parsed JSON or text) over a fresh connection; `data`: raw body bytes."""
+        if body is not None:
+            data = json.dumps(body).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port or self.api_port}{path}",
                                      data=data, method=method)
         req.add_header("Authorization", "Bearer " + self.token)

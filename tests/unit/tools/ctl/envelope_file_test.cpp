@@ -40,6 +40,17 @@ TEST(CtlEnvelopeFile, ArrayNamesTheIndexAndASingleObjectMaySpanLines) {
   EXPECT_FALSE(readEnvelopeFile("[]", "empty", {}).errors.empty());
 }
 
+// The deep nesting the envelope fuzz target found (sdk/json_depth.h) also reached this reader,
+// which copies each document: the file is refused instead.
+TEST(CtlEnvelopeFile, AFileNestedTooDeeplyIsAnErrorNotACrash) {
+  const std::string deep = R"({"event_id":"e","event_type":"T","aggregate_id":"A","event_data":)" +
+                           std::string(100000, '[') + std::string(100000, ']') + "}\n";
+  const EnvelopeFile file = readEnvelopeFile(deep, "deep.jsonl", {});
+  ASSERT_EQ(file.errors.size(), 1u);
+  EXPECT_EQ(file.errors[0], "deep.jsonl: JSON nested deeper than 100 levels");
+  EXPECT_TRUE(file.entries.empty());
+}
+
 TEST(CtlEnvelopeFile, GenerateIdsFillsOnlyWhatIsMissing) {
   const std::string text = std::string(R"({"event_type":"T","aggregate_id":"A"})") + "\n" + kValid;
   const EnvelopeFile strict = readEnvelopeFile(text, "f", {});
