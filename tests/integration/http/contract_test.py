@@ -61,7 +61,7 @@ def schemathesis(stack, mode, args, report_dir):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("build_dir")
-    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("ULTRACORE_CONTRACT_EXAMPLES", "25")))
+    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("ULTRACORE_CONTRACT_EXAMPLES", "10")))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("ULTRACORE_CONTRACT_SEED", "15")))
     args = parser.parse_args()
     failures = []
