@@ -55,7 +55,7 @@ def schemathesis(stack, mode, args, report_dir):
                "--suppress-health-check", "filter_too_much",
                "--report", "junit", "--report-dir", report_dir] + excluded
     print("$ " + " ".join(command), flush=True)
-    return subprocess.run(command).returncode
+    return subprocess.run(command, cwd=stack.dir).returncode  # its .schemathesis cache stays there
 
 
 def main():
