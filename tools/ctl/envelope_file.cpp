@@ -36,6 +36,14 @@ std::string parseReason(const json::parse_error& e) {
   return "not valid JSON: " + (colon == std::string::npos ? what : what.substr(colon + 2));
 }
 
+/// Any other nlohmann error while parsing (out_of_range.406: a number too large for a double,
+/// "1e999") without its "[json.exception.out_of_range.406] " prefix.
+std::string parseReason(const json::exception& e) {
+  std::string what = e.what();
+  const auto bracket = what.find("] ");
+  return "not valid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2));
+}
+
 void check(EnvelopeFile& file, std::string where, json document,
            const EnvelopeFileOptions& options) {
   if (options.generate_ids && document.is_object()) {
@@ -96,6 +104,9 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
       file.errors.push_back(label + ":" + std::to_string(lineOf(text, e.byte)) + ": " +
                             parseReason(e));
       return file;
+    } catch (const json::exception& e) {
+      file.errors.push_back(label + ": " + parseReason(e));
+      return file;
     }
     if (array.empty()) file.errors.push_back(label + ": no envelopes (the array is empty)");
     for (std::size_t i = 0; i < array.size(); ++i) {
@@ -125,6 +136,8 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
     try {
       check(file, where, json::parse(content), options);
     } catch (const json::parse_error& e) {
+      file.errors.push_back(where + ": " + parseReason(e));
+    } catch (const json::exception& e) {
       file.errors.push_back(where + ": " + parseReason(e));
     }
   }
