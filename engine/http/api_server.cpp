@@ -1,6 +1,7 @@
 #include "engine/http/api_server.h"
 
 #include "engine/http/bearer_token.h"
+#include "engine/http/consistency_token.h"
 #include "engine/http/guarded_server.h"
 #include "engine/http/listen_address.h"
 
@@ -34,6 +35,7 @@
 #include "engine/postgres/pg_errors.h"
 #include "engine/postgres/pg_writer.h"
 #include "engine/runner/plugin_logger.h"
+#include "ultracore/sdk/json_depth.h"
 
 namespace ultracore::engine {
 
@@ -182,53 +184,7 @@ bool validTenant(const std::string& tenant) {
   });
 }
 
-struct Position {
-  std::string topic;
-  std::int32_t partition = 0;
-  std::int64_t offset = 0;
-};
-
-/// "topic:partition:offset[,topic:partition:offset...]".
-std::string encodeToken(const std::vector<Position>& positions) {
-  std::string token;
-  for (const auto& p : positions) {
-    if (!token.empty()) token += ",";
-    token += p.topic + ":" + std::to_string(p.partition) + ":" + std::to_string(p.offset);
-  }
-  return token;
-}
-
-std::optional<std::vector<Position>> decodeToken(const std::string& token) {
-  std::vector<Position> positions;
-  std::size_t start = 0;
-  while (start <= token.size()) {
-    std::size_t comma = token.find(',', start);
-    if (comma == std::string::npos) comma = token.size();
-    const std::string part = token.substr(start, comma - start);
-    const std::size_t second = part.rfind(':');
-    const std::size_t first = second == std::string::npos || second == 0
-                                  ? std::string::npos
-                                  : part.rfind(':', second - 1);
-    if (first == std::string::npos || first == 0) return std::nullopt;
-    try {
-      std::size_t used = 0;
-      Position p;
-      p.topic = part.substr(0, first);
-      const std::string partition = part.substr(first + 1, second - first - 1);
-      const std::string offset = part.substr(second + 1);
-      p.partition = std::stoi(partition, &used);
-      if (used != partition.size() || p.partition < 0) return std::nullopt;
-      p.offset = std::stoll(offset, &used);
-      if (used != offset.size() || p.offset < 0) return std::nullopt;
-      positions.push_back(std::move(p));
-    } catch (const std::exception&) {
-      return std::nullopt;
-    }
-    start = comma + 1;
-  }
-  if (positions.empty()) return std::nullopt;
-  return positions;
-}
+using Position = ConsistencyPosition;
 
 /// (topic, partition) -> a next offset: what a projection must have stored, or has stored.
 using Targets = std::map<std::pair<std::string, std::int32_t>, std::int64_t>;
@@ -696,6 +652,11 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   const bool blank = std::all_of(req.body.begin(), req.body.end(),
                                  [](unsigned char c) { return std::isspace(c); });
   if (!blank) {
+    if (sdk::jsonNestingExceeds(req.body)) {
+      return sendError(res, 400, "invalid_body",
+                       "the body nests deeper than " + std::to_string(sdk::kMaxJsonDepth) +
+                           " levels");
+    }
     json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return sendError(res, 400, "malformed_json", "the body is not valid JSON");
     if (!body.is_object()) return sendError(res, 400, "invalid_body", "the body must be a JSON object");
@@ -745,7 +706,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     std::string token = req.get_param_value("consistent_with");
     if (token.empty()) token = req.get_header_value("X-Consistent-With");
     if (!token.empty()) {
-      const auto positions = decodeToken(token);
+      const auto positions = decodeConsistencyToken(token);
       if (!positions) {
         return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
                          "consistent_with");
@@ -909,7 +870,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     std::string token = req.get_param_value("consistent_with");
     if (token.empty()) token = req.get_header_value("X-Consistent-With");
     if (!token.empty()) {
-      const auto positions = decodeToken(token);
+      const auto positions = decodeConsistencyToken(token);
       if (!positions) {
         return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
                          "consistent_with");
@@ -951,7 +912,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           "ON CONFLICT (tenant_id, aggregate_id) DO UPDATE SET positions = a.positions "
           "RETURNING a.positions",
           request.tenant_id, aggregate_id);
-      if (const auto last = decodeToken(row[0].c_str())) {
+      if (const auto last = decodeConsistencyToken(row[0].c_str())) {
         for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
       }
     } catch (const pqxx::sql_error& e) {
@@ -1007,7 +968,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
             rows = read(txn);
           }
           if (rows.empty()) continue;
-          if (const auto last = decodeToken(rows[0][0].c_str())) {
+          if (const auto last = decodeConsistencyToken(rows[0][0].c_str())) {
             for (const auto& p : *last) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
           }
         }
@@ -1086,7 +1047,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
   }
 
-  std::vector<Position> positions;
+  std::vector<ConsistencyPosition> positions;
   json published = json::array();
   json body = reply.body.is_object() ? reply.body : json::object();
   std::vector<OutgoingRecord> records;
@@ -1128,7 +1089,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
             lock_txn->exec_params(
                 "UPDATE ultracore_api_aggregates SET positions = $3, commands = commands + 1, "
                 "updated_at = now() WHERE tenant_id = $1 AND aggregate_id = $2",
-                request.tenant_id, aggregate_id, encodeToken(mine));
+                request.tenant_id, aggregate_id, encodeConsistencyToken(mine));
             lock_txn->commit();
             return true;
           } catch (...) {
@@ -1173,7 +1134,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         txn.exec_params("INSERT INTO ultracore_api_aggregates (tenant_id, aggregate_id, "
                         "positions) VALUES ($1, $2, $3) ON CONFLICT (tenant_id, aggregate_id) DO "
                         "UPDATE SET positions = EXCLUDED.positions, updated_at = now()",
-                        request.tenant_id, other, encodeToken(at));
+                        request.tenant_id, other, encodeConsistencyToken(at));
       } catch (...) {
         // Stored in Kafka already: only the next command's wait for it is lost.
         spdlog::error("api: {} {}: cannot record the position of '{}': {}", req.method, path,
@@ -1185,7 +1146,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   }
   for (std::size_t i = 0; i < records.size(); ++i) {
     const RecordPositionOut& at = stored.value()[i];
-    const Position position{at.topic, at.partition, at.offset};
+    const ConsistencyPosition position{at.topic, at.partition, at.offset};
     positions.push_back(position);
     json position_json{{"topic", position.topic},
                        {"partition", position.partition},
@@ -1205,7 +1166,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
       res.set_header("ETag", "\"" + std::to_string(*event.aggregate_version) + "\"");
     }
   }
-  const std::string token = encodeToken(positions);
+  const std::string token = encodeConsistencyToken(positions);
   body["consistency_token"] = token;
   res.set_header("X-Consistency-Token", token);
   sendJson(res, reply.status, body);

@@ -97,10 +97,14 @@ json buildOpenApi(const std::vector<RouteDoc>& routes, const json& schemas, bool
     responses["404"] = errorResponse("unknown route or resource");
     if (spec.kind == sdk::RouteKind::kCommand) {
       responses["409"] = errorResponse("conflicts with the aggregate's state");
+      responses["411"] = errorResponse("no Content-Length (chunked bodies are refused)");
       responses["413"] = errorResponse("body larger than api.max_body_bytes");
+      responses["415"] = errorResponse("body not sent as Content-Type: application/json");
       responses["422"] = errorResponse("rejected by the domain, or Idempotency-Key reused");
-      responses["503"] = errorResponse("Kafka did not store the event");
+      responses["503"] = errorResponse("Kafka did not store the event, or the server is busy");
     } else {
+      responses["503"] = errorResponse(
+          "the database is unavailable, too many consistent_with waits, or the server is busy");
       responses["504"] = errorResponse("consistent_with not reached in time");
     }
     operation["responses"] = responses;

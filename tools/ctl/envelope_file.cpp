@@ -7,6 +7,7 @@
 
 #include "tools/ctl/kafka_client.h"
 #include "ultracore/sdk/envelope.h"
+#include "ultracore/sdk/json_depth.h"
 
 namespace ultracore::ctl {
 namespace {
@@ -33,6 +34,14 @@ std::string parseReason(const json::parse_error& e) {
   std::string what = e.what();
   const auto colon = what.find(": ", what.find("parse error"));
   return "not valid JSON: " + (colon == std::string::npos ? what : what.substr(colon + 2));
+}
+
+/// Any other nlohmann error while parsing (out_of_range.406: a number too large for a double,
+/// "1e999") without its "[json.exception.out_of_range.406] " prefix.
+std::string parseReason(const json::exception& e) {
+  std::string what = e.what();
+  const auto bracket = what.find("] ");
+  return "not valid JSON: " + (bracket == std::string::npos ? what : what.substr(bracket + 2));
 }
 
 void check(EnvelopeFile& file, std::string where, json document,
@@ -81,6 +90,12 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
     file.errors.push_back(label + ": no envelopes (the file is empty)");
     return file;
   }
+  // +1: a file may hold its envelopes in one array.
+  if (sdk::jsonNestingExceeds(text, sdk::kMaxJsonDepth + 1)) {
+    file.errors.push_back(label + ": JSON nested deeper than " +
+                          std::to_string(sdk::kMaxJsonDepth) + " levels");
+    return file;
+  }
   if (text[first] == '[') {
     json array;
     try {
@@ -88,6 +103,9 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
     } catch (const json::parse_error& e) {
       file.errors.push_back(label + ":" + std::to_string(lineOf(text, e.byte)) + ": " +
                             parseReason(e));
+      return file;
+    } catch (const json::exception& e) {
+      file.errors.push_back(label + ": " + parseReason(e));
       return file;
     }
     if (array.empty()) file.errors.push_back(label + ": no envelopes (the array is empty)");
@@ -118,6 +136,8 @@ EnvelopeFile readEnvelopeFile(const std::string& text, const std::string& name,
     try {
       check(file, where, json::parse(content), options);
     } catch (const json::parse_error& e) {
+      file.errors.push_back(where + ": " + parseReason(e));
+    } catch (const json::exception& e) {
       file.errors.push_back(where + ": " + parseReason(e));
     }
   }

@@ -13,6 +13,7 @@
 #include "engine/manifest/manifest.h"
 #include "tools/ctl/kafka_client.h"
 #include "ultracore/sdk/envelope.h"
+#include "ultracore/sdk/json_depth.h"
 
 namespace ultracore::ctl {
 namespace {
@@ -59,7 +60,10 @@ void printRecord(const engine::KafkaRecord& record, bool raw) {
     out += printable(value) + "\n";
   } else {
     // ordered_json: keys as the producer wrote them.
-    const auto document = nlohmann::ordered_json::parse(value, nullptr, false);
+    // Too deep to dump safely (sdk/json_depth.h): printed raw, like a value that is not JSON.
+    const auto document = sdk::jsonNestingExceeds(value)
+                              ? nlohmann::ordered_json(nlohmann::ordered_json::value_t::discarded)
+                              : nlohmann::ordered_json::parse(value, nullptr, false);
     // error_handler_t::replace: a string with invalid UTF-8 must not abort the printout.
     out +=
         document.is_discarded()

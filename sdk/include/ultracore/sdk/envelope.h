@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ultracore/sdk/event.h"
+#include "ultracore/sdk/json_depth.h"
 #include "ultracore/sdk/status.h"
 
 namespace ultracore::sdk {
@@ -59,6 +60,10 @@ inline Result<Envelope> envelopeFromJson(const nlohmann::json& document) {
 }
 
 inline Result<Envelope> parseEnvelope(std::string_view text) {
+  if (jsonNestingExceeds(text)) {
+    return Status::invalidEvent("invalid envelope: nested deeper than " +
+                                std::to_string(kMaxJsonDepth) + " levels");
+  }
   nlohmann::json document = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (document.is_discarded()) return Status::invalidEvent("invalid envelope: not valid JSON");
   return envelopeFromJson(document);

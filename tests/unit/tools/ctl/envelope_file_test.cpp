@@ -40,6 +40,31 @@ TEST(CtlEnvelopeFile, ArrayNamesTheIndexAndASingleObjectMaySpanLines) {
   EXPECT_FALSE(readEnvelopeFile("[]", "empty", {}).errors.empty());
 }
 
+// The deep nesting the envelope fuzz target found (sdk/json_depth.h) also reached this reader,
+// which copies each document: the file is refused instead.
+TEST(CtlEnvelopeFile, AFileNestedTooDeeplyIsAnErrorNotACrash) {
+  const std::string deep = R"({"event_id":"e","event_type":"T","aggregate_id":"A","event_data":)" +
+                           std::string(100000, '[') + std::string(100000, ']') + "}\n";
+  const EnvelopeFile file = readEnvelopeFile(deep, "deep.jsonl", {});
+  ASSERT_EQ(file.errors.size(), 1u);
+  EXPECT_EQ(file.errors[0], "deep.jsonl: JSON nested deeper than 100 levels");
+  EXPECT_TRUE(file.entries.empty());
+}
+
+// Found by tests/fuzz/produce_file_fuzz.cpp: nlohmann throws out_of_range (not parse_error)
+// for a number too large for a double, and ultracore-ctl produce aborted (uncaught exception).
+TEST(CtlEnvelopeFile, ANumberTooLargeIsAnErrorOfItsLineNotAnAbort) {
+  const std::string text = std::string(kValid) + "\n11111e1111110\n";
+  const EnvelopeFile lines = readEnvelopeFile(text, "big.jsonl", {});
+  ASSERT_EQ(lines.errors.size(), 1u);
+  EXPECT_EQ(lines.errors[0].rfind("big.jsonl:2: not valid JSON: number overflow", 0), 0u)
+      << lines.errors[0];
+  const EnvelopeFile array = readEnvelopeFile("[" + std::string(kValid) + ", 1e999]", "big.json", {});
+  ASSERT_EQ(array.errors.size(), 1u);
+  EXPECT_EQ(array.errors[0].rfind("big.json: not valid JSON: number overflow", 0), 0u)
+      << array.errors[0];
+}
+
 TEST(CtlEnvelopeFile, GenerateIdsFillsOnlyWhatIsMissing) {
   const std::string text = std::string(R"({"event_type":"T","aggregate_id":"A"})") + "\n" + kValid;
   const EnvelopeFile strict = readEnvelopeFile(text, "f", {});

@@ -49,5 +49,22 @@ TEST(CtlTimeTravelUntil, OffsetLists) {
   EXPECT_EQ(exitCodeOf("a:0=1,"), 2);
 }
 
+// Found by tests/fuzz/until_fuzz.cpp: std::regex recursed once per character and a long
+// --until overflowed the stack (SIGSEGV) instead of being refused.
+TEST(CtlTimeTravelUntil, AVeryLongUntilIsRefusedNotACrash) {
+  const std::string digits(200000, '1');
+  EXPECT_EQ(exitCodeOf("t:1=" + digits), 2);
+  EXPECT_EQ(exitCodeOf(std::string(200000, 'a') + ":1=1"), 2);
+  EXPECT_EQ(exitCodeOf("2026-11-27T08:00:00." + digits + "Z"), 2);
+  EXPECT_EQ(exitCodeOf(digits), 2);  // epoch milliseconds out of range
+  try {
+    parseUntil("t:1=" + digits);
+  } catch (const CtlError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 200u) << "the message quotes at most 80 characters";
+  }
+  // Whitespace around an item is still allowed, whatever it is.
+  EXPECT_EQ(parseUntil(" \t a:0=1 \n").offsets.at({"a", 0}), 1);
+}
+
 }  // namespace
 }  // namespace ultracore::ctl
