@@ -932,6 +932,18 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                                statusFromCurrentException().message());
     }
   }
+  // A database failure while reading what to wait for: the connections go (a lock held in
+  // a session is released with it) and the client retries.
+  const auto databaseFailedWhileWaiting = [&] {
+    if (lock_txn) {
+      lock_txn.reset();
+      lock_lease->discard();
+    } else {
+      lease->discard();
+      locked = false;
+    }
+    sendInternalError(res, req, 503, "database_unavailable", statusFromCurrentException().message());
+  };
   // What the log held when the command arrived, for the projections the aggregate's row does
   // not cover (another aggregate's read model, or a command with no aggregate).
   {
@@ -973,15 +985,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
           }
         }
       } catch (...) {
-        if (lock_txn) {
-          lock_txn.reset();
-          lock_lease->discard();
-        } else {
-          lease->discard();
-          locked = false;
-        }
-        return sendInternalError(res, req, 503, "database_unavailable",
-                                 statusFromCurrentException().message());
+        return databaseFailedWhileWaiting();
       }
     }
     if (!topics.empty()) {
@@ -1010,15 +1014,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
         return sendError(res, 503, "consistency_timeout", *missing);
       }
     } catch (...) {
-      if (lock_txn) {
-        lock_txn.reset();
-        lock_lease->discard();
-      } else {
-        lease->discard();
-        locked = false;
-      }
-      return sendInternalError(res, req, 503, "database_unavailable",
-                               statusFromCurrentException().message());
+      return databaseFailedWhileWaiting();
     }
   }
   if (!lease && !lease_connection()) return;

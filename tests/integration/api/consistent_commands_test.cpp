@@ -81,6 +81,20 @@ class ConsistentCommandsTest : public ::testing::Test {
       ASSERT_TRUE(waitUntil([&] { return get(i, "/readyz").status == 200; }, 60s))
           << engines_[i]->log();
     }
+    // Until both projections own their partitions, a command's wait for them can time out
+    // (503 consistency_timeout, which a client would retry): the tests start after that.
+    const int admin = adminPort(*engines_[0]);
+    ASSERT_TRUE(waitUntil([&] {
+      httplib::Client client("127.0.0.1", admin);
+      const auto res = client.Get("/api/v1/projections");
+      const json answer = res ? json::parse(res->body, nullptr, false) : json();
+      const json projections = answer.is_object() ? answer.value("projections", json()) : json();
+      if (!projections.is_array() || projections.size() < 2) return false;
+      return std::all_of(projections.begin(), projections.end(), [](const json& projection) {
+        return projection.value("state", "") == "running" &&
+               projection.value("partitions", json::array()).size() >= kPartitions;
+      });
+    }, 60s)) << engines_[0]->log();
   }
 
   void TearDown() override {
