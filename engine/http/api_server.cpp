@@ -702,15 +702,26 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     }
   };
 
-  if (route->spec.kind == sdk::RouteKind::kQuery) {
+  // The request's consistency token (`?consistent_with=` or X-Consistent-With), on a query or
+  // a command: nullopt when it has none; a malformed one is answered 400 and sets token_refused.
+  bool token_refused = false;
+  const auto requestedPositions = [&]() -> std::optional<std::vector<Position>> {
     std::string token = req.get_param_value("consistent_with");
     if (token.empty()) token = req.get_header_value("X-Consistent-With");
-    if (!token.empty()) {
-      const auto positions = decodeConsistencyToken(token);
-      if (!positions) {
-        return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
-                         "consistent_with");
-      }
+    if (token.empty()) return std::nullopt;
+    auto positions = decodeConsistencyToken(token);
+    if (!positions) {
+      token_refused = true;
+      sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
+                "consistent_with");
+    }
+    return positions;
+  };
+
+  if (route->spec.kind == sdk::RouteKind::kQuery) {
+    const auto positions = requestedPositions();
+    if (token_refused) return;
+    if (positions) {
       // A wait holds a worker (never a PostgreSQL connection): at most kMaxWaiters at once.
       if (waiters_.fetch_add(1) >= kMaxWaiters) {
         --waiters_;
@@ -866,17 +877,10 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
   const std::string aggregate_id =
       route->spec.aggregate.empty() ? "" : request.param(route->spec.aggregate);
   Targets targets;
-  {
-    std::string token = req.get_param_value("consistent_with");
-    if (token.empty()) token = req.get_header_value("X-Consistent-With");
-    if (!token.empty()) {
-      const auto positions = decodeConsistencyToken(token);
-      if (!positions) {
-        return sendError(res, 400, "invalid_token", "consistent_with is not a consistency token",
-                         "consistent_with");
-      }
-      for (const auto& p : *positions) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
-    }
+  const auto requested = requestedPositions();
+  if (token_refused) return;
+  if (requested) {
+    for (const auto& p : *requested) raiseTarget(targets, p.topic, p.partition, p.offset + 1);
   }
   std::optional<std::int64_t> if_match;
   if (req.has_header("If-Match") && req.get_header_value("If-Match") != "*") {

@@ -270,6 +270,17 @@ TEST_F(ConsistentCommandsTest, FiftyConcurrentWithdrawalsThroughThreeProcessesNe
   std::cout << "busy-lane 503s sent again: " << busy_retries_.load() << "\n";
 }
 
+TEST_F(ConsistentCommandsTest, AMalformedConsistencyTokenIs400OnAQueryAndOnACommand) {
+  const Answer query = get(0, "/api/v1/customers/CUST-X?consistent_with=not-a-token");
+  EXPECT_EQ(query.status, 400) << query.body.dump();
+  EXPECT_EQ(query.code(), "invalid_token") << query.body.dump();
+  const Answer command = post(1, "/api/v1/customers?consistent_with=topic:1:-2",
+                              {{"first_name", "Ada"}, {"last_name", "Lovelace"},
+                               {"email", "ada@example.com"}});
+  EXPECT_EQ(command.status, 400) << command.body.dump();
+  EXPECT_EQ(command.code(), "invalid_token") << command.body.dump();
+}
+
 TEST_F(ConsistentCommandsTest, IfMatchRefusesAMovedAggregateAndGetAnswersItsVersionAsETag) {
   const std::string id = openFundedAccount(0, "10");
   // The deposit's answer names the version it made; GET (once the read model has it) agrees.
