@@ -249,19 +249,6 @@ Targets storedOffsets(pqxx::transaction_base& txn, const std::string& projection
   return offsets;
 }
 
-/// If-Match's version: `"3"`, `W/"3"` or `3`; std::nullopt when it is none of those.
-std::optional<std::int64_t> parseIfMatch(std::string value) {
-  if (value.rfind("W/", 0) == 0) value = value.substr(2);
-  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-    value = value.substr(1, value.size() - 2);
-  }
-  if (value.empty() || value.size() > 18 ||
-      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    return std::nullopt;
-  }
-  return std::stoll(value);
-}
-
 /// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded; every
 /// statement uses the extended protocol (one statement per call, even without parameters).
 class PgReader final : public sdk::Reader {
