@@ -13,14 +13,13 @@
 
 #include "engine/http/event_producer.h"
 
-#include <condition_variable>
-#include <mutex>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "kafka_test_support.h"
+#include "support/latch.h"
 
 namespace ultracore::testing {
 namespace {
@@ -31,33 +30,6 @@ using engine::OutgoingRecord;
 using engine::RecordPositionOut;
 
 constexpr char kTopic[] = "group.commit.events";
-
-/// Gates that block until released, counting how many entered.
-class Latch {
- public:
-  bool enterAndWait() {
-    std::unique_lock lock(mutex_);
-    ++entered_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return released_; });
-    return true;
-  }
-  bool waitEntered(int n) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, 30s, [&] { return entered_ >= n; });
-  }
-  void release() {
-    std::lock_guard lock(mutex_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int entered_ = 0;
-  bool released_ = false;
-};
 
 struct Call {
   std::vector<OutgoingRecord> records;
@@ -95,7 +67,7 @@ class GroupCommitTest : public ::testing::Test {
       const auto result = producer_.produceGated(
           call.records,
           [&call, latch](const std::vector<RecordPositionOut>&) {
-            if (latch) latch->enterAndWait();
+            if (latch) latch->enter();
             return !call.refuse;
           },
           call.refused);
@@ -105,13 +77,13 @@ class GroupCommitTest : public ::testing::Test {
     });
   }
 
-  /// Occupies every transactional producer with a call whose gate waits on `latch`.
-  void occupyProducers(std::vector<Call>& holders, std::vector<std::thread>& threads, Latch& latch) {
-    for (std::size_t i = 0; i < holders.size(); ++i) {
-      holders[i].records = {{kTopic, "holder-" + std::to_string(i), "holder " + std::to_string(i)}};
-      threads.push_back(start(holders[i], &latch));
+  /// Occupies every transactional producer with a call (holders_) whose gate waits on latch_.
+  void occupyProducers() {
+    for (std::size_t i = 0; i < holders_.size(); ++i) {
+      holders_[i].records = {{kTopic, "holder-" + std::to_string(i), "holder " + std::to_string(i)}};
+      threads_.push_back(start(holders_[i], &latch_));
       // One at a time: each is in its gate (its own transaction, sealed) before the next starts.
-      ASSERT_TRUE(latch.waitEntered(static_cast<int>(i) + 1));
+      ASSERT_TRUE(latch_.waitEntered(static_cast<int>(i) + 1));
     }
   }
 
@@ -124,31 +96,37 @@ class GroupCommitTest : public ::testing::Test {
     return true;
   }
 
+  /// Releases the holders and waits for every call.
+  void releaseAndJoin() {
+    latch_.release();
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  static constexpr int kProducers = 4;  // EventProducer's kTxnProducers
   Broker broker_;
   EventProducer producer_;
+  Latch latch_;
+  std::vector<Call> holders_{kProducers};
+  std::vector<std::thread> threads_;
 };
 
 #ifndef ULTRACORE_GROUP_COMMIT_ON_REAL_KAFKA
 TEST_F(GroupCommitTest, CallsThatWaitForAProducerShareOneTransaction) {
-  constexpr int kProducers = 4;  // kTxnProducers
   constexpr int kWaiting = 46;
-  Latch latch;
-  std::vector<Call> holders(kProducers);
   std::vector<Call> waiting(kWaiting);
-  std::vector<std::thread> threads;
-  occupyProducers(holders, threads, latch);
+  occupyProducers();
   for (int i = 0; i < kWaiting; ++i) {
     waiting[static_cast<std::size_t>(i)].records = {
         {kTopic, "w-" + std::to_string(i), "waiting " + std::to_string(i) + " a"},
         {kTopic, "w-" + std::to_string(i), "waiting " + std::to_string(i) + " b"}};
-    threads.push_back(start(waiting[static_cast<std::size_t>(i)], nullptr));
+    threads_.push_back(start(waiting[static_cast<std::size_t>(i)], nullptr));
   }
   ASSERT_TRUE(waitForWaiting(kWaiting)) << producer_.transactionStats().calls_waiting << " waiting";
-  latch.release();
-  for (auto& thread : threads) thread.join();
+  releaseAndJoin();
 
   std::set<std::pair<int, std::int64_t>> positions;
-  for (const auto* calls : {&holders, &waiting}) {
+  for (const auto* calls : {&holders_, &waiting}) {
     for (const Call& call : *calls) {
       ASSERT_TRUE(call.ok) << call.error;
       EXPECT_EQ(call.positions.size(), call.records.size());
@@ -166,24 +144,19 @@ TEST_F(GroupCommitTest, CallsThatWaitForAProducerShareOneTransaction) {
 #endif
 
 GROUP_COMMIT_TEST(ARefusedGateAbortsItsWholeGroupAndOnlyItIsRefused) {
-  constexpr int kProducers = 4;
   constexpr int kWaiting = 10;
-  Latch latch;
-  std::vector<Call> holders(kProducers);
   std::vector<Call> waiting(kWaiting);
-  std::vector<std::thread> threads;
-  occupyProducers(holders, threads, latch);
+  occupyProducers();
   for (int i = 0; i < kWaiting; ++i) {
     Call& call = waiting[static_cast<std::size_t>(i)];
     call.records = {{kTopic, "r-" + std::to_string(i), "aborted " + std::to_string(i)}};
     call.refuse = i == 3;
-    threads.push_back(start(call, nullptr));
+    threads_.push_back(start(call, nullptr));
   }
   ASSERT_TRUE(waitForWaiting(kWaiting));
-  latch.release();
-  for (auto& thread : threads) thread.join();
+  releaseAndJoin();
 
-  for (const Call& call : holders) EXPECT_TRUE(call.ok) << call.error;
+  for (const Call& call : holders_) EXPECT_TRUE(call.ok) << call.error;
   for (int i = 0; i < kWaiting; ++i) {
     const Call& call = waiting[static_cast<std::size_t>(i)];
     EXPECT_FALSE(call.ok) << i;

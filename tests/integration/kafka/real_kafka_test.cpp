@@ -354,21 +354,11 @@ TEST(RealKafka, ApiPostThenConsistentGetTwoHundredTimes) {
   TestDatabase db;
   TempDir dir;
   const int port = freePort();
-  auto manifest = writeKafkaManifest(
-      dir, kafka.bootstrap(), db.url(), "  session.timeout.ms: 6000\n",
-      "  - { name: customers, plugin: customers, topics: [ultracore.customers.events],"
-      " workers: 2, batch: { max_events: 500, max_wait_ms: 5 } }\n"
-      "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events],"
-      " batch: { max_events: 500, max_wait_ms: 5 } }\n",
-      "api.yaml");
-  setApiPort(manifest, port);
+  auto manifest = writeApiManifest(dir, kafka.bootstrap(), db.url(), port, "api.yaml");
   auto engine = startEngine(manifest, dir.path() / "engine.log");
+  ASSERT_TRUE(waitForApiReady(port)) << engine->log();
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(30, 0);
-  ASSERT_TRUE(waitUntil([&] {
-    auto res = client.Get("/readyz");
-    return res && res->status == 200;
-  }, 120s)) << engine->log();
   int consistent = 0;
   for (int i = 0; i < 200; ++i) {
     const nlohmann::json body{{"first_name", "Ada" + std::to_string(i)},
@@ -405,23 +395,13 @@ TEST(RealKafka, SigtermWithTheBrokerFrozenOrKilledExitsZero) {
   TestDatabase db;
   TempDir dir;
   const int port = freePort();
-  auto manifest = writeKafkaManifest(
-      dir, kafka.bootstrap(), db.url(), "  session.timeout.ms: 6000\n",
-      "  - { name: customers, plugin: customers, topics: [ultracore.customers.events],"
-      " workers: 2, batch: { max_events: 500, max_wait_ms: 5 } }\n"
-      "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events],"
-      " batch: { max_events: 500, max_wait_ms: 5 } }\n",
-      "shutdown.yaml");
-  setApiPort(manifest, port);
+  auto manifest = writeApiManifest(dir, kafka.bootstrap(), db.url(), port, "shutdown.yaml");
   for (const bool kill : {false, true}) {
     const std::string how = kill ? "killed" : "frozen";
     auto engine = startEngine(manifest, dir.path() / ("engine-" + how + ".log"));
+    ASSERT_TRUE(waitForApiReady(port)) << engine->log();
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(30, 0);
-    ASSERT_TRUE(waitUntil([&] {
-      auto res = client.Get("/readyz");
-      return res && res->status == 200;
-    }, 120s)) << engine->log();
     for (int i = 0; i < 5; ++i) {
       const nlohmann::json body{{"first_name", "Ada"}, {"last_name", how},
                                 {"email", how + std::to_string(i) + "@example.com"}};
@@ -478,12 +458,9 @@ TEST(RealKafka, ACommandsEventsArePublishedInOneTransactionOrNotAtAll) {
                                 "  - name: ledger\n" + kLedger + "    topics: [" + topic + "]\n");
   setApiPort(manifest, port);
   auto engine = startEngine(manifest, dir.path() / "engine.log");
+  ASSERT_TRUE(waitForApiReady(port)) << engine->log();
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(60, 0);
-  ASSERT_TRUE(waitUntil([&] {
-    auto res = client.Get("/readyz");
-    return res && res->status == 200;
-  }, 120s)) << engine->log();
 
   auto post = [&](const std::string& id, const nlohmann::json& body) {
     auto res = client.Post(("/api/v1/ledger/" + id + "/entries").c_str(), body.dump(), "application/json");

@@ -9,13 +9,13 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "support/latch.h"
 
 namespace ultracore::engine {
 namespace {
@@ -40,33 +40,6 @@ class LogCapture {
   std::shared_ptr<spdlog::logger> previous_;
 };
 
-/// A handler that blocks every request until release().
-class Gate {
- public:
-  void hold(httplib::Response& res) {
-    std::unique_lock lock(mutex_);
-    ++held_;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return released_; });
-    res.set_content("{}", "application/json");
-  }
-  bool waitHeld(int n) {
-    std::unique_lock lock(mutex_);
-    return cv_.wait_for(lock, 10s, [&] { return held_ >= n; });
-  }
-  void release() {
-    std::lock_guard lock(mutex_);
-    released_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  int held_ = 0;
-  bool released_ = false;
-};
-
 TEST(GuardedServer, AClientOverItsCapGets503AndTheOperatorOneWarning) {
   LogCapture log;
   ServerLimits limits;
@@ -80,8 +53,11 @@ TEST(GuardedServer, AClientOverItsCapGets503AndTheOperatorOneWarning) {
                     "application/json");
   };
   GuardedServer server("unit", limits, error, nullptr);
-  Gate gate;
-  server.Get("/hold", [&](const httplib::Request&, httplib::Response& res) { gate.hold(res); });
+  testing::Latch latch;
+  server.Get("/hold", [&](const httplib::Request&, httplib::Response& res) {
+    latch.enter();
+    res.set_content("{}", "application/json");
+  });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok", "text/plain");
   });
@@ -92,7 +68,7 @@ TEST(GuardedServer, AClientOverItsCapGets503AndTheOperatorOneWarning) {
   httplib::Client holder("127.0.0.1", port);
   holder.set_read_timeout(20, 0);
   std::thread held([&] { holder.Get("/hold"); });
-  ASSERT_TRUE(gate.waitHeld(1));
+  ASSERT_TRUE(latch.waitEntered(1));
 
   // The same address again, three times: each waits 50 ms for its turn, then the busy lane.
   for (int i = 0; i < 3; ++i) {
@@ -109,7 +85,7 @@ TEST(GuardedServer, AClientOverItsCapGets503AndTheOperatorOneWarning) {
   ASSERT_TRUE(healthz);
   EXPECT_EQ(healthz->status, 200);
 
-  gate.release();
+  latch.release();
   held.join();
   server.stop();
   serving.join();
