@@ -19,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/http/admin_page.h"
+#include "engine/http/catalog.h"
 #include "engine/kafka/kafka_config.h"
 
 namespace ultracore::engine {
@@ -564,7 +565,36 @@ std::string AdminServer::metricsText() {
                "events_done");
   rebuildGauge("ultracore_rebuild_events_total", "Events in the log the last rebuild must reach.",
                "events_total");
+  // The event catalog (issue 16): events applied by type, and those no consumer declares.
+  const EventCatalog::Seen seen = catalogSeen();
+  out.family("ultracore_events_by_type_total", "counter",
+             "Events applied, by topic and event type (at most 256 types per topic).");
+  for (const auto& [projection, counts] : seen) {
+    for (const auto& [key, count] : counts) {
+      out.sample("ultracore_events_by_type_total",
+                 {{"projection", projection}, {"topic", key.first}, {"event_type", key.second}},
+                 std::to_string(count));
+    }
+  }
+  out.family("ultracore_events_undeclared_total", "counter",
+             "Events applied whose type no projection consuming the topic declares in its "
+             "plugin's event catalog.");
+  for (const auto& [topic, count] :
+       EventCatalog::build(manifest_, engine_.plugins()).undeclaredSeen(seen)) {
+    out.sample("ultracore_events_undeclared_total", {{"topic", topic}}, std::to_string(count));
+  }
   return out.take();
+}
+
+EventCatalog::Seen AdminServer::catalogSeen() const {
+  EventCatalog::Seen seen;
+  for (const auto& group : groups()) {
+    auto& counts = seen[group.name];
+    for (const auto& worker : group.workers) {
+      for (const auto& [key, count] : worker->counters().event_types.snapshot()) counts[key] += count;
+    }
+  }
+  return seen;
 }
 
 json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) {
@@ -659,6 +689,10 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
       since = value;
     }
     return sendJson(res, 200, projectionsJson(since));
+  }
+  if (req.method == "GET" && path == "/api/v1/catalog") {
+    return sendJson(res, 200,
+                    EventCatalog::build(manifest_, engine_.plugins()).toJson(catalogSeen()));
   }
   const std::string prefix = "/api/v1/projections/";
   if (path.rfind(prefix, 0) == 0) {

@@ -32,6 +32,7 @@
 
 #include <pqxx/connection>
 
+#include "engine/http/catalog.h"
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
 #include "engine/runner/engine.h"
@@ -111,6 +112,8 @@ class AdminServer {
   std::int64_t totalLag(const std::vector<PartitionView>& partitions) const;
   /// Every runner named `name` (a projection's workers); empty when none.
   std::vector<std::shared_ptr<ProjectionRunner>> find(const std::string& name) const;
+  /// Applied events by projection, topic and type: the event catalog's counts (issue 16).
+  EventCatalog::Seen catalogSeen() const;
   /// POST /api/v1/projections/{name}/{action}.
   void projectionAction(const httplib::Request& req, httplib::Response& res,
                         const std::string& name, const std::string& action);

@@ -417,6 +417,7 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
     gateway.all_tenants = true;
     credentials_.push_back(std::move(gateway));
   }
+  catalog_ = EventCatalog::build(manifest, plugins);  // commands' events are checked against it
   openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
   docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
@@ -1025,6 +1026,11 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
 
   sdk::Reply reply = runHandler(*lease);
   if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
+  for (const auto& event : reply.events) {  // the event catalog's schemas (issue 16)
+    if (const auto rejected = catalog_.validate(event.topic, event.event_type, event.event_data)) {
+      return sendJson(res, 422, rejected->errorBody());
+    }
+  }
   if (if_match) {
     std::optional<std::int64_t> version;  // the aggregate's version the handler validated
     for (const auto& event : reply.events) {
