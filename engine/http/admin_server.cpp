@@ -568,7 +568,7 @@ std::string AdminServer::metricsText() {
   // The event catalog (issue 16): events applied by type, and those no consumer declares.
   const EventCatalog::Seen seen = catalogSeen();
   out.family("ultracore_events_by_type_total", "counter",
-             "Events applied, by topic and event type (at most 256 types per topic).");
+             "Events consumed, by topic and event type (at most 256 types per topic).");
   for (const auto& [projection, counts] : seen) {
     for (const auto& [key, count] : counts) {
       out.sample("ultracore_events_by_type_total",
@@ -577,7 +577,7 @@ std::string AdminServer::metricsText() {
     }
   }
   out.family("ultracore_events_undeclared_total", "counter",
-             "Events applied whose type no projection consuming the topic declares in its "
+             "Events consumed whose type no projection consuming the topic declares in its "
              "plugin's event catalog.");
   for (const auto& [topic, count] :
        EventCatalog::build(manifest_, engine_.plugins()).undeclaredSeen(seen)) {

@@ -1,15 +1,16 @@
 #pragma once
 /// @file
-/// How many events of each type a projection applied, per topic (issue 16: the event
-/// catalog's "seen" counts and the undeclared-events metric). Since the engine started; in
-/// memory only. Bounded: at most kMaxTypesPerTopic types per topic, the rest counted under
-/// kOtherTypes. Written by the runner thread once per committed batch, read by any thread.
+/// How many events of each type a projection consumed, per topic (issue 16: the event
+/// catalog's "seen" counts and the undeclared-events metric): every record whose envelope
+/// parsed, whatever the projection then did with it (applied, skipped as a duplicate, dead
+/// lettered). A batch read again after a failure (a resync) counts again. Since the engine
+/// started; in memory only. Bounded: at most kMaxTypesPerTopic types per topic, the rest
+/// counted under kOtherTypes. Written by the runner thread once per batch, read by any thread.
 
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <span>
 #include <string>
 #include <utility>
 
@@ -24,15 +25,20 @@ class EventTypeCounts {
   /// (topic, event_type) -> events.
   using Snapshot = std::map<std::pair<std::string, std::string>, std::uint64_t>;
 
-  void add(std::span<const sdk::Event> events) {
+  /// Counts the event `event_of(item)` points to (nullptr: none) for each item.
+  template <typename Range, typename EventOf>
+  void add(const Range& items, EventOf event_of) {
     std::lock_guard lock(mutex_);
-    for (const auto& event : events) {
-      auto& types = counts_[event.topic()];
-      auto it = types.find(event.eventType());
+    for (const auto& item : items) {
+      const sdk::Event* event = event_of(item);
+      if (event == nullptr) continue;
+      auto& types = counts_[event->topic()];
+      auto it = types.find(event->eventType());
       if (it == types.end()) {
         // One slot stays for kOtherTypes, so a topic never holds more than the maximum.
         const bool room = types.size() < kMaxTypesPerTopic - 1;
-        it = types.emplace(room ? event.eventType() : std::string(kOtherTypes), 0).first;
+        it = types.emplace(room ? event->eventType() : std::string(kOtherTypes), 0).first;
+        if (!room) it = types.find(kOtherTypes);
       }
       ++it->second;
     }

@@ -669,6 +669,7 @@ ProjectionRunner::Outcome ProjectionRunner::flushPending() {
   std::vector<Item> items;
   items.reserve(pending_.size());
   for (auto& record : pending_) items.push_back(makeItem(std::move(record)));
+  counters_.event_types.add(items, [](const Item& item) { return item.event ? &*item.event : nullptr; });
   pending_.clear();
   return processRange(items, 0, items.size());
 }
@@ -828,7 +829,6 @@ sdk::Status ProjectionRunner::commitEvents(std::span<Item> items, bool& cas_lost
     txn.commit();
     for (const auto& advance : advances) expected_[advance.partition] = advance.next;
     counters_.events_applied += events.size();
-    counters_.event_types.add(events);
     counters_.events_duplicate += duplicates;
     counters_.events_parked += parked_now;
     if (parked_now > 0) {
@@ -1004,7 +1004,6 @@ sdk::Status ProjectionRunner::applyStored(pqxx::dbtransaction& txn, Item& item) 
   }
   txn.exec0("RELEASE SAVEPOINT ultracore_apply_stored");
   ++counters_.events_applied;
-  counters_.event_types.add(std::span<const sdk::Event>(&event, 1));
   return sdk::Status::ok();
 }
 
