@@ -20,6 +20,7 @@
 
 #include "engine/http/admin_page.h"
 #include "engine/http/catalog.h"
+#include "engine/http/catalog_page.h"
 #include "engine/kafka/kafka_config.h"
 
 namespace ultracore::engine {
@@ -218,7 +219,7 @@ void AdminServer::start() {
                 "this server does not answer to that Host (admin.hosts lists the names it does)");
       return true;
     }
-    if (req.path == "/" || req.path == "/index.html") return false;
+    if (req.path == "/" || req.path == "/index.html" || req.path == "/catalog") return false;
     if (!token_.empty() && !bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
@@ -661,6 +662,10 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
   const std::string& path = req.path;
   if (req.method == "GET" && (path == "/" || path == "/index.html")) {
     res.set_content(adminPageHtml(), "text/html; charset=utf-8");
+    return;
+  }
+  if (req.method == "GET" && path == "/catalog") {
+    res.set_content(catalogPageHtml(), "text/html; charset=utf-8");
     return;
   }
   if (path == "/healthz") return sendJson(res, 200, {{"status", "ok"}});

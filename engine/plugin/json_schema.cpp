@@ -75,6 +75,15 @@ std::shared_ptr<const std::regex> compiled(const std::string& pattern) {
   return slot;
 }
 
+/// A count keyword's value (minLength, maxLength): a non-negative integer, however stored.
+std::optional<std::size_t> countOf(const json& value) {
+  if (value.is_number_unsigned()) return value.get<std::size_t>();
+  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+    return static_cast<std::size_t>(value.get<std::int64_t>());
+  }
+  return std::nullopt;
+}
+
 std::string shortJson(const json& value) {
   std::string text = value.dump();
   if (text.size() > 80) text = text.substr(0, 77) + "...";
@@ -126,14 +135,12 @@ std::optional<SchemaViolation> validateAt(const json& schema, const json& value,
   if (value.is_string()) {
     const std::string& text = value.get_ref<const std::string&>();
     const std::size_t length = codePoints(text);
-    if (const auto it = schema.find("minLength"); it != schema.end() &&
-                                                  it->is_number_unsigned() &&
-                                                  length < it->get<std::size_t>()) {
+    if (const auto it = schema.find("minLength");
+        it != schema.end() && countOf(*it) && length < *countOf(*it)) {
       return fail(path, "minLength", "must be at least " + it->dump() + " characters long");
     }
-    if (const auto it = schema.find("maxLength"); it != schema.end() &&
-                                                  it->is_number_unsigned() &&
-                                                  length > it->get<std::size_t>()) {
+    if (const auto it = schema.find("maxLength");
+        it != schema.end() && countOf(*it) && length > *countOf(*it)) {
       return fail(path, "maxLength", "must be at most " + it->dump() + " characters long");
     }
     if (const auto it = schema.find("pattern"); it != schema.end() && it->is_string()) {
@@ -225,7 +232,7 @@ std::optional<SchemaViolation> checkAt(const json& schema, const std::string& pa
     }
   }
   for (const char* keyword : {"minLength", "maxLength"}) {
-    if (const auto it = schema.find(keyword); it != schema.end() && !it->is_number_unsigned()) {
+    if (const auto it = schema.find(keyword); it != schema.end() && !countOf(*it)) {
       return wrong(keyword, "a non-negative integer");
     }
   }
