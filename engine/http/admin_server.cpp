@@ -173,7 +173,8 @@ std::uint64_t total(const std::vector<std::shared_ptr<ProjectionRunner>>& worker
 AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
-      token_(manifest.admin_token) {}
+      token_(manifest.admin_token),
+      catalog_(EventCatalog::build(manifest, engine.plugins())) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -580,8 +581,7 @@ std::string AdminServer::metricsText() {
   out.family("ultracore_events_undeclared_total", "counter",
              "Events consumed whose type no projection consuming the topic declares in its "
              "plugin's event catalog.");
-  for (const auto& [topic, count] :
-       EventCatalog::build(manifest_, engine_.plugins()).undeclaredSeen(seen)) {
+  for (const auto& [topic, count] : catalog_.undeclaredSeen(seen)) {
     out.sample("ultracore_events_undeclared_total", {{"topic", topic}}, std::to_string(count));
   }
   return out.take();
@@ -696,8 +696,7 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     return sendJson(res, 200, projectionsJson(since));
   }
   if (req.method == "GET" && path == "/api/v1/catalog") {
-    return sendJson(res, 200,
-                    EventCatalog::build(manifest_, engine_.plugins()).toJson(catalogSeen()));
+    return sendJson(res, 200, catalog_.toJson(catalogSeen()));
   }
   const std::string prefix = "/api/v1/projections/";
   if (path.rfind(prefix, 0) == 0) {
