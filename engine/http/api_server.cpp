@@ -418,6 +418,9 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
     credentials_.push_back(std::move(gateway));
   }
   catalog_ = EventCatalog::build(manifest, plugins);  // commands' events are checked against it
+  for (auto& doc : docs) {
+    doc.events = catalog_.producedBy(doc.plugin, doc.spec.method + " " + doc.spec.path);
+  }
   openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
   docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);

@@ -99,6 +99,20 @@ std::optional<CatalogRejection> EventCatalog::validate(const std::string& topic,
   return std::nullopt;
 }
 
+json EventCatalog::producedBy(const std::string& plugin, const std::string& route) const {
+  json out = json::array();
+  for (const auto& [topic, types] : topics_) {
+    for (const auto& [type, entry] : types) {
+      for (const auto& producer : entry.producers) {
+        if (producer.plugin == plugin && producer.owner == route) {
+          out.push_back({{"topic", topic}, {"event_type", type}, {"schema", producer.schema}});
+        }
+      }
+    }
+  }
+  return out;
+}
+
 bool EventCatalog::declares(const std::string& topic, const std::string& event_type) const {
   const auto t = topics_.find(topic);
   return t != topics_.end() && t->second.count(event_type) > 0;

@@ -48,6 +48,9 @@ class EventCatalog {
   /// nobody declares that type on that topic (undeclared: not checked, counted by the engine).
   std::optional<CatalogRejection> validate(const std::string& topic, const std::string& event_type,
                                            const nlohmann::json& event_data) const;
+  /// What the route "METHOD /path" of `plugin` declares it produces: [{topic, event_type,
+  /// schema}], for the API docs.
+  nlohmann::json producedBy(const std::string& plugin, const std::string& route) const;
   /// Whether anyone (producer or consumer) declares the type on the topic.
   bool declares(const std::string& topic, const std::string& event_type) const;
 

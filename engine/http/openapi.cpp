@@ -77,6 +77,7 @@ json buildOpenApi(const std::vector<RouteDoc>& routes, const json& schemas, bool
                             {"schema", {{"type", "string"}}}});
     }
     operation["parameters"] = parameters;
+    if (!route.events.empty()) operation["x-ultracore-events"] = route.events;
     if (!spec.request_schema.is_null()) {
       operation["requestBody"] = {
           {"required", true},
@@ -323,6 +324,13 @@ std::string buildDocsHtml(const std::vector<RouteDoc>& routes, bool token_requir
               escapeHtml(exampleOf(spec.request_schema).dump(2)) + "</textarea></label>"
               "<details><summary>Body schema</summary><pre>" +
               escapeHtml(spec.request_schema.dump(2)) + "</pre></details>\n";
+    }
+    for (const auto& event : route.events) {
+      html += "<details class=\"publishes\"><summary>Publishes <code>" +
+              escapeHtml(event.value("event_type", "")) + "</code> to <code>" +
+              escapeHtml(event.value("topic", "")) +
+              "</code> (event catalog: event_data must match)</summary><pre>" +
+              escapeHtml(event["schema"].dump(2)) + "</pre></details>\n";
     }
     html += "<button type=\"button\" class=\"send\">Send</button>\n"
             "<pre class=\"status\"></pre><pre class=\"response\"></pre>"

@@ -240,6 +240,9 @@ TEST_F(CatalogTest, DocsPageSendsACommandAndAQueryAndTheCatalogViewShowsSeenCoun
   const std::string read = "section.route[data-method=\"GET\"][data-path=\"/api/v1/customers/{id}\"]";
   ASSERT_TRUE(browser.waitFor("document.querySelector(" + js(create) + ") !== null", 10s));
   EXPECT_EQ(browser.evaluate("document.getElementById('token').value"), kApiToken);
+  // Each command names the event it publishes, from the event catalog.
+  EXPECT_EQ(browser.evaluate("document.querySelector(" + js(create + " details.publishes summary") + ").textContent"),
+            "Publishes CustomerCreated to ultracore.customers.events (event catalog: event_data must match)");
 
   // A command the schema refuses: 422 shown, nothing published.
   const std::int64_t before = logEnd(kCustomers);
