@@ -39,6 +39,7 @@ td.lagging { color: #c50; font-weight: bold; }
 </style>
 </head>
 <body>
+<nav><a id="nav-catalog" href="/catalog" onclick="this.href = '/catalog' + location.hash">Event catalog</a></nav>
 <h1>UltraCore projections</h1>
 <div id="meta">connecting&hellip;</div>
 <div id="error" role="alert"></div>

@@ -409,6 +409,10 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
     gateway.all_tenants = true;
     credentials_.push_back(std::move(gateway));
   }
+  catalog_ = EventCatalog::build(manifest, plugins);  // commands' events are checked against it
+  for (auto& doc : docs) {
+    doc.events = catalog_.producedBy(doc.plugin, doc.spec.method + " " + doc.spec.path);
+  }
   openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
   docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
@@ -457,6 +461,8 @@ void ApiServer::start() {
                 "this server does not answer to that Host (api.hosts lists the names it does)");
       return true;
     }
+    // The docs page carries no data; its script sends the token a person types in.
+    if (req.method == "GET" && req.path == "/api/v1/docs") return false;
     if (manifest_.apiNeedsToken() && credentialOf(req) == nullptr) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
@@ -555,6 +561,10 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                      {"postgres", pg}});
   }
 
+  if (req.method == "GET" && path == "/api/v1/docs") {
+    res.set_content(docs_html_, "text/html; charset=utf-8");
+    return;
+  }
   const ApiCredential* credential = credentialOf(req);
   if (manifest_.apiNeedsToken()) {
     if (credential == nullptr) {
@@ -565,10 +575,6 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
 
   if (req.method == "GET" && path == "/api/v1/openapi.json") {
     res.set_content(openapi_, "application/json");
-    return;
-  }
-  if (req.method == "GET" && path == "/api/v1/docs") {
-    res.set_content(docs_html_, "text/html; charset=utf-8");
     return;
   }
 
@@ -1017,6 +1023,11 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
 
   sdk::Reply reply = runHandler(*lease);
   if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
+  for (const auto& event : reply.events) {  // the event catalog's schemas (issue 16)
+    if (const auto rejected = catalog_.validate(event.topic, event.event_type, event.event_data)) {
+      return sendJson(res, 422, rejected->errorBody());
+    }
+  }
   if (if_match) {
     std::optional<std::int64_t> version;  // the aggregate's version the handler validated
     for (const auto& event : reply.events) {
