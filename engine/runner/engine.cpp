@@ -1078,6 +1078,30 @@ std::string Engine::reload(Manifest manifest) {
                              "' is rebuilding; wait for it or cancel it before changing it");
     }
   }
+  // A changed or new projection whose schema setup fails (a sql view's `tables:` changed
+  // without a new schema_version, SQL PostgreSQL rejects) refuses the reload before anything
+  // is stopped: its setup runs once in a transaction that is rolled back.
+  for (const auto& spec : manifest.projections) {
+    const auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& slot) {
+      return slot && slot->spec.name == spec.name;
+    });
+    if (it != slots_.end() && !kafka_changed && sameRuntime((*it)->spec, spec)) continue;
+    try {
+      PluginLogger logger(spec.plugin + "/" + spec.name + " (reload check)");
+      sdk::ProjectionContext context{spec.name, schemaFor(spec), spec.config, &logger};
+      std::shared_ptr<sdk::Projection> projection;
+      try {
+        projection = plugins_.find(spec.plugin)->createProjection(spec.projection, context);
+      } catch (const PluginError& e) {
+        throw PluginError(e.code(), placeConfigErrors(e.what(), spec));
+      }
+      pqxx::work txn(controlConnection(), "ultracore-reload-check");
+      setupSchema(txn, spec, schemaFor(spec), *projection);
+      txn.abort();
+    } catch (const std::exception& e) {
+      throw ControlError(409, "reload_refused", e.what());
+    }
+  }
   kafka_ = manifest.kafka;
   std::vector<std::unique_ptr<Slot>> next_slots;
   std::vector<std::string> failed;
