@@ -151,5 +151,22 @@ TEST_F(SqlCheckTest, AGoodViewPassesAndLeavesNoScratchSchema) {
             0);
 }
 
+// Not parameters: ':name' in string literals, quoted identifiers, dollar quotes and
+// comments; '::' is a cast. An unknown name there would fail the check.
+TEST_F(SqlCheckTest, NamesInLiteralsAndCommentsAreNotParametersAndCastsParse) {
+  const auto manifest = write(
+      "literals", kTables +
+                      "      on:\n"
+                      "        FundsDeposited: |\n"
+                      "          -- :not_a_parameter in a comment\n"
+                      "          INSERT INTO {schema}.daily (account_id, day, deposits) /* :nor_this */\n"
+                      "          SELECT :aggregate_id || ':literal' || $tag$:dollar$tag$ || E'\\':esc',\n"
+                      "                 :occurred_at::date, :data.amount!::numeric\n"
+                      "          ON CONFLICT (account_id, day) DO NOTHING\n");
+  Subprocess check({binPath("ultracore-engine").string(), "--config", manifest.string(),
+                    "--check", "--log-level", "warn"});
+  EXPECT_EQ(check.wait(60s), 0) << check.log();
+}
+
 }  // namespace
 }  // namespace ultracore::testing
