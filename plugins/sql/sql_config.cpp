@@ -253,6 +253,10 @@ SqlConfig parseConfig(const nlohmann::json& json, std::vector<std::string>& erro
   } else {
     for (const auto& [type, value] : json["on"].items()) {
       const std::string pointer = "/on/" + configPointerSegment(type);
+      if (type.empty() || type.find("$ultracore_sql$") != std::string::npos) {
+        errors.push_back(configErrorAt(pointer, 0, "not an event type: '" + type + "'"));
+        continue;
+      }
       if (value.is_array()) {
         if (value.empty()) {
           errors.push_back(configErrorAt(pointer, 0, "no statement for '" + type + "'"));

@@ -312,7 +312,7 @@ class SqlProjection final : public sdk::Projection {
           const auto at = sql.find_first_not_of(" \t\r\n");
           sql = sql.substr(0, at) + "PERFORM" + sql.substr(at + 6);
         }
-        body += "      " + sql + ";\n";
+        body += "      " + sql + "\n      ;\n";  // own line: the statement may end in a comment
       }
     }
     return "CREATE OR REPLACE FUNCTION " + schema +

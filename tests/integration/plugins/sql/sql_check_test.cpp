@@ -162,7 +162,7 @@ TEST_F(SqlCheckTest, NamesInLiteralsAndCommentsAreNotParametersAndCastsParse) {
                       "          INSERT INTO {schema}.daily (account_id, day, deposits) /* :nor_this */\n"
                       "          SELECT :aggregate_id || ':literal' || $tag$:dollar$tag$ || E'\\':esc',\n"
                       "                 :occurred_at::date, :data.amount!::numeric\n"
-                      "          ON CONFLICT (account_id, day) DO NOTHING\n");
+                      "          ON CONFLICT (account_id, day) DO NOTHING -- a last comment\n");
   Subprocess check({binPath("ultracore-engine").string(), "--config", manifest.string(),
                     "--check", "--log-level", "warn"});
   EXPECT_EQ(check.wait(60s), 0) << check.log();
