@@ -1,6 +1,6 @@
 // The shipped example view `account_activity` (config/projections.yaml, plugin sql) in the
 // engine next to the C++ accounts projection, after a mixed load, after a live rebuild and
-// after a replay in place: its daily rows equal the deposits and withdrawals of the events,
+// after a replay in place (and in a time-travel build): its daily rows equal the deposits and withdrawals of the events,
 // and their sum per account equals accounts.accounts' balance. A FundsDeposited without an
 // amount (`:data.amount!`) is dead-lettered with its statement and place in the log.
 
@@ -175,6 +175,16 @@ TEST(AccountActivityTest, EqualsTheEventsAndTheAccountsBalanceAfterLoadRebuildAn
   ASSERT_TRUE(waitUntil([&] { return applied("account_activity@g2") == good; }, 120s))
       << engine->log();
   expectViewMatches("after a replay");
+
+  // Time travel (--until now) builds the same view into a schema of its own.
+  auto [travel_status, travel_output] =
+      runCtl(manifest, {"rebuild", "account_activity", "--until", "9999999999999", "--into",
+                        "activity_audit"},
+             dir.path() / "travel.log");
+  ASSERT_EQ(travel_status, 0) << travel_output;
+  EXPECT_EQ(differences(from_events, "SELECT account_id, day, deposits, withdrawals FROM "
+                                     "activity_audit.daily"),
+            "0");
 
   engine->signal(SIGTERM);
   EXPECT_EQ(engine->wait(60s), 0) << engine->log();
