@@ -94,6 +94,13 @@ int main(int argc, char** argv) {
     if (!instance_id.empty()) engine.setInstanceId(instance_id);
     engine.loadPlugins();
     if (check) {
+      std::vector<std::string> notes;
+      const auto errors = engine.checkProjections(notes);
+      for (const auto& note : notes) std::fprintf(stderr, "ultracore-engine: note: %s\n", note.c_str());
+      for (const auto& error : errors) {
+        std::fprintf(stderr, "ultracore-engine: check: %s\n", error.c_str());
+      }
+      if (!errors.empty()) return 2;
       std::printf("%s: ok (%zu plugins, %zu projections)\n", config.c_str(),
                   engine.manifest().plugins.size(), engine.manifest().projections.size());
       return 0;

@@ -281,6 +281,7 @@ class Parser {
   }
 
   Manifest parse(const std::string& text) {
+    text_ = text;
     std::vector<YAML::Node> documents;
     try {
       documents = YAML::LoadAll(text);
@@ -496,17 +497,22 @@ class Parser {
 
   /// Any YAML as JSON. Quoted scalars are strings; plain ones are typed after expansion as the
   /// YAML 1.2 core schema does (null, true/false, integer, float, else string).
-  nlohmann::json toJson(const YAML::Node& node) const {
+  /// `where` (optional) gets the location of every value by JSON pointer, `pointer` first.
+  nlohmann::json toJson(const YAML::Node& node, const std::string& pointer = "",
+                        std::map<std::string, ConfigValueLocation>* where = nullptr) const {
+    if (where != nullptr) (*where)[pointer] = locate(node);
     switch (node.Type()) {
       case YAML::NodeType::Sequence: {
         nlohmann::json array = nlohmann::json::array();
-        for (const YAML::Node& item : node) array.push_back(toJson(item));
+        for (const YAML::Node& item : node) {
+          array.push_back(toJson(item, pointer + "/" + std::to_string(array.size()), where));
+        }
         return array;
       }
       case YAML::NodeType::Map: {
         nlohmann::json object = nlohmann::json::object();
         for (const Field& field : entries(node, "in config")) {
-          object[field.name] = toJson(field.value);
+          object[field.name] = toJson(field.value, pointer + "/" + pointerSegment(field.name), where);
         }
         return object;
       }
@@ -515,6 +521,54 @@ class Parser {
       default:
         return nullptr;
     }
+  }
+
+  static std::string pointerSegment(const std::string& key) {
+    std::string out;
+    for (char c : key) {
+      if (c == '~') {
+        out += "~0";
+      } else if (c == '/') {
+        out += "~1";
+      } else {
+        out.push_back(c);
+      }
+    }
+    return out;
+  }
+
+  /// Where `node` and (for a scalar) its text start; a block scalar's text starts on the line
+  /// after its `|` or `>`, at the indentation of its first non-blank line.
+  ConfigValueLocation locate(const YAML::Node& node) const {
+    ConfigValueLocation out;
+    out.where = at(node);
+    out.text = out.where;
+    const YAML::Mark mark = node.Mark();
+    if (!node.IsScalar() || mark.pos < 0 || static_cast<std::size_t>(mark.pos) >= text_.size()) {
+      return out;
+    }
+    const char first = text_[static_cast<std::size_t>(mark.pos)];
+    if (first == '"' || first == '\'') {
+      out.text.column += 1;
+    } else if (first == '|' || first == '>') {
+      std::size_t line_start = text_.find('\n', static_cast<std::size_t>(mark.pos));
+      int line = out.where.line + 1;
+      while (line_start != std::string::npos) {
+        ++line_start;
+        std::size_t indent = 0;
+        while (line_start + indent < text_.size() && text_[line_start + indent] == ' ') ++indent;
+        const char c = line_start + indent < text_.size() ? text_[line_start + indent] : '\n';
+        if (c != '\n' && c != '\r') {
+          out.block = true;
+          out.text.line = line;
+          out.text.column = static_cast<int>(indent) + 1;
+          break;
+        }
+        line_start = text_.find('\n', line_start);
+        ++line;
+      }
+    }
+    return out;
   }
 
   nlohmann::json scalarToJson(const YAML::Node& node) const {
@@ -867,7 +921,7 @@ class Parser {
                                       "not kafka 'group.id'");
     }
     if (const Field* config = section.find("config")) {
-      if (!config->value.IsNull()) spec.config = toJson(config->value);
+      if (!config->value.IsNull()) spec.config = toJson(config->value, "", &spec.config_where);
     }
     return spec;
   }
@@ -998,6 +1052,7 @@ class Parser {
   }
 
   std::filesystem::path file_;
+  std::string text_;  ///< the manifest's text (to place values inside `config:`)
   std::string file_name_;
   std::filesystem::path base_dir_;
   const EnvLookup& env_;
@@ -1008,6 +1063,68 @@ struct FileCloser {
 };
 
 }  // namespace
+
+std::string placeConfigErrors(const std::string& message, const ProjectionSpec& spec) {
+  static constexpr std::string_view kMarker = "@config";
+  std::string out;
+  std::size_t at = 0;
+  for (std::size_t hit; (hit = message.find(kMarker, at)) != std::string::npos;) {
+    const std::size_t hash = message.find('#', hit);
+    const std::size_t colon = hash == std::string::npos ? hash : message.find(':', hash);
+    std::size_t offset = 0;
+    const bool parsed =
+        colon != std::string::npos &&
+        std::from_chars(message.data() + hash + 1, message.data() + colon, offset).ptr ==
+            message.data() + colon;
+    if (!parsed) {
+      out.append(message, at, hit + kMarker.size() - at);
+      at = hit + kMarker.size();
+      continue;
+    }
+    out.append(message, at, hit - at);
+    std::string pointer = message.substr(hit + kMarker.size(), hash - hit - kMarker.size());
+    SourceLocation where = spec.where;
+    auto found = spec.config_where.find(pointer);
+    bool exact = found != spec.config_where.end();
+    while (found == spec.config_where.end() && !pointer.empty()) {
+      pointer.resize(pointer.rfind('/'));
+      found = spec.config_where.find(pointer);
+    }
+    if (found != spec.config_where.end()) {
+      const ConfigValueLocation& value = found->second;
+      where = value.where;
+      if (exact && value.text.line > 0) {
+        where = value.text;
+        // Only a block scalar keeps the text's lines apart; others are placed on one line.
+        const std::string* text = nullptr;
+        const nlohmann::json* node = &spec.config;
+        try {
+          node = &spec.config.at(nlohmann::json::json_pointer(found->first));
+        } catch (const std::exception&) {
+          node = nullptr;
+        }
+        if (node != nullptr && node->is_string()) text = node->get_ptr<const std::string*>();
+        if (text != nullptr && offset <= text->size()) {
+          if (value.block) {
+            const auto before = text->begin() + static_cast<std::ptrdiff_t>(offset);
+            const std::size_t line_start =
+                offset == 0 ? 0 : (text->rfind('\n', offset - 1) == std::string::npos
+                                       ? 0
+                                       : text->rfind('\n', offset - 1) + 1);
+            where.line += static_cast<int>(std::count(text->begin(), before, '\n'));
+            where.column += static_cast<int>(offset - line_start);
+          } else {
+            where.column += static_cast<int>(offset);
+          }
+        }
+      }
+    }
+    out += where.file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ":";
+    at = colon + 1;
+  }
+  out.append(message, at, std::string::npos);
+  return out;
+}
 
 Manifest parseManifest(const std::string& text, const std::filesystem::path& file,
                        const EnvLookup& env) {

@@ -64,6 +64,16 @@ struct BatchSpec {
   bool operator==(const BatchSpec&) const = default;
 };
 
+/// Where a value inside a projection's `config:` was written, for the places a plugin names
+/// with sdk::configErrorAt (placeConfigErrors).
+struct ConfigValueLocation {
+  SourceLocation where;  ///< the value's node
+  /// A string value: where its first character is, and whether it is a block scalar (`|`,
+  /// `>`), whose lines sit one under the other at `text.column`.
+  SourceLocation text;
+  bool block = false;
+};
+
 struct ProjectionSpec {
   std::string name;
   std::string plugin;
@@ -82,6 +92,8 @@ struct ProjectionSpec {
   std::string group_id;       ///< defaults to "ultracore.projection.<name>"
   std::map<std::string, std::string> kafka;  ///< per-projection librdkafka overrides
   nlohmann::json config = nlohmann::json::object();  ///< handed to the plugin as-is
+  /// Each value inside `config:` by JSON pointer ("" is config itself, "/on/X/0" an item).
+  std::map<std::string, ConfigValueLocation> config_where;
   SourceLocation where;             ///< the projection's entry
   SourceLocation plugin_where;      ///< its `plugin:` value
   SourceLocation projection_where;  ///< its `projection:` value, or the entry when absent
@@ -146,6 +158,11 @@ struct Manifest {
 
 /// True for a listen host only this machine reaches: 127.0.0.0/8, [::1], localhost.
 bool isLoopbackHost(const std::string& host);
+
+/// `message` with every sdk::configErrorAt marker ("@config<pointer>#<offset>:") replaced by
+/// the file:line:column it names in `spec`'s `config:` (the nearest enclosing value when the
+/// pointer is not in the manifest; the projection's entry when it has no `config:`).
+std::string placeConfigErrors(const std::string& message, const ProjectionSpec& spec);
 
 /// Looks up an environment variable; std::nullopt when unset.
 ///

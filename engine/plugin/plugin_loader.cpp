@@ -289,6 +289,12 @@ const sdk::ProjectionFactory* LoadedPlugin::findProjection(const std::string& na
   for (std::size_t i = 0; i < descriptor_->projection_count; ++i) {
     if (name == descriptor_->projections[i].name) return &descriptor_->projections[i];
   }
+  // "*": a generic projection configured by each manifest entry (plugins/sql).
+  for (std::size_t i = 0; i < descriptor_->projection_count; ++i) {
+    if (std::string_view(descriptor_->projections[i].name) == "*") {
+      return &descriptor_->projections[i];
+    }
+  }
   return nullptr;
 }
 

@@ -5,6 +5,8 @@
 #include <map>
 #include <thread>
 
+#include <unistd.h>
+
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
@@ -25,6 +27,11 @@ namespace {
 using nlohmann::json;
 
 constexpr auto kStartupConnectTimeout = std::chrono::seconds(30);
+
+std::string firstLineOf(std::string text) {
+  if (const auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+  return text;
+}
 
 /// The URL without a password, for messages.
 std::string redact(const std::string& url) {
@@ -185,7 +192,7 @@ void Engine::setupSchema(pqxx::dbtransaction& txn, const ProjectionSpec& spec,
     PgWriter writer(txn, schema);
     if (sdk::Status status = projection.setupSchema(writer); !status) {
       throw StartupError("projection '" + spec.name + "': schema setup in '" + schema +
-                         "' failed: " + status.message());
+                         "' failed: " + placeConfigErrors(status.message(), spec));
     }
     // The API reads every generation's tables: a rename at the switch keeps these grants.
     if (!manifest_.postgres_api_role.empty()) {
@@ -204,6 +211,53 @@ void Engine::setupSchema(pqxx::dbtransaction& txn, const ProjectionSpec& spec,
     throw StartupError("projection '" + spec.name + "': schema setup in '" + schema +
                        "' failed: " + statusFromCurrentException().message());
   }
+}
+
+std::vector<std::string> Engine::checkProjections(std::vector<std::string>& notes) {
+  std::vector<std::string> errors;
+  std::vector<std::pair<const ProjectionSpec*, std::shared_ptr<sdk::Projection>>> created;
+  PluginLogger logger("check");
+  for (const auto& spec : manifest_.projections) {
+    sdk::ProjectionContext context{spec.name, schemaFor(spec), spec.config, &logger};
+    try {
+      created.emplace_back(&spec,
+                           plugins_.find(spec.plugin)->createProjection(spec.projection, context));
+    } catch (const PluginError& e) {
+      errors.push_back("projection '" + spec.name + "': " + placeConfigErrors(e.what(), spec));
+    }
+  }
+  if (created.empty()) return errors;
+  std::unique_ptr<pqxx::connection> connection;
+  try {
+    // A short wait: --check also runs where no database is up (then this part is skipped).
+    std::string url = manifest_.postgres_url;
+    url += url.find('?') == std::string::npos ? "?connect_timeout=5" : "&connect_timeout=5";
+    if (url.rfind("postgres", 0) != 0) url = manifest_.postgres_url + " connect_timeout=5";
+    connection = std::make_unique<pqxx::connection>(url);
+  } catch (const std::exception& e) {
+    notes.push_back("projections not checked against PostgreSQL (not reachable: " +
+                    firstLineOf(e.what()) + ")");
+    return errors;
+  }
+  int n = 0;
+  for (const auto& [spec, projection] : created) {
+    const std::string scratch = "ultracore_check_" + std::to_string(::getpid()) + "_" +
+                                std::to_string(++n);
+    try {
+      pqxx::work txn(*connection, "ultracore-check");
+      txn.exec0("CREATE SCHEMA " + txn.quote_name(scratch));
+      PgWriter writer(txn, scratch);
+      if (sdk::Status status = projection->setupSchema(writer); !status) {
+        errors.push_back("projection '" + spec->name + "': schema setup (in a scratch schema) " +
+                         "failed: " + placeConfigErrors(status.message(), *spec));
+      }
+      txn.abort();
+    } catch (const std::exception& e) {
+      errors.push_back("projection '" + spec->name + "': schema setup (in a scratch schema) " +
+                       "failed: " + firstLineOf(e.what()));
+    }
+  }
+  return errors;
 }
 
 void Engine::applyMigrations() {
@@ -244,8 +298,12 @@ std::shared_ptr<ProjectionRunner> Engine::makeRunner(const ProjectionSpec& spec,
   const std::string key = generationKey(spec.name, generation);
   loggers_.push_back(std::make_unique<PluginLogger>(spec.plugin + "/" + key));
   sdk::ProjectionContext context{spec.name, schema, spec.config, loggers_.back().get()};
-  std::shared_ptr<sdk::Projection> projection =
-      plugins_.find(spec.plugin)->createProjection(spec.projection, context);
+  std::shared_ptr<sdk::Projection> projection;
+  try {
+    projection = plugins_.find(spec.plugin)->createProjection(spec.projection, context);
+  } catch (const PluginError& e) {
+    throw PluginError(e.code(), placeConfigErrors(e.what(), spec));
+  }
   if (setup != nullptr) setupSchema(*setup, spec, schema, *projection);
   RunnerSettings settings;
   settings.spec = spec;
@@ -1018,6 +1076,30 @@ std::string Engine::reload(Manifest manifest) {
       throw ControlError(409, "rebuild_in_progress",
                          "projection '" + slot->spec.name +
                              "' is rebuilding; wait for it or cancel it before changing it");
+    }
+  }
+  // A changed or new projection whose schema setup fails (a sql view's `tables:` changed
+  // without a new schema_version, SQL PostgreSQL rejects) refuses the reload before anything
+  // is stopped: its setup runs once in a transaction that is rolled back.
+  for (const auto& spec : manifest.projections) {
+    const auto it = std::find_if(slots_.begin(), slots_.end(), [&](const auto& slot) {
+      return slot && slot->spec.name == spec.name;
+    });
+    if (it != slots_.end() && !kafka_changed && sameRuntime((*it)->spec, spec)) continue;
+    try {
+      PluginLogger logger(spec.plugin + "/" + spec.name + " (reload check)");
+      sdk::ProjectionContext context{spec.name, schemaFor(spec), spec.config, &logger};
+      std::shared_ptr<sdk::Projection> projection;
+      try {
+        projection = plugins_.find(spec.plugin)->createProjection(spec.projection, context);
+      } catch (const PluginError& e) {
+        throw PluginError(e.code(), placeConfigErrors(e.what(), spec));
+      }
+      pqxx::work txn(controlConnection(), "ultracore-reload-check");
+      setupSchema(txn, spec, schemaFor(spec), *projection);
+      txn.abort();
+    } catch (const std::exception& e) {
+      throw ControlError(409, "reload_refused", e.what());
     }
   }
   kafka_ = manifest.kafka;

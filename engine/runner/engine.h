@@ -81,6 +81,13 @@ class Engine {
   /// Throws PluginError or ManifestError (with the manifest's file:line:column).
   void loadPlugins();
 
+  /// `--check`, after loadPlugins(): creates each projection (its factory checks `config:`)
+  /// and, when PostgreSQL answers, runs its setupSchema() in a scratch schema inside a
+  /// transaction that is rolled back (so SQL PostgreSQL rejects is found). Returns one line per
+  /// mistake, placed in the manifest where the plugin says (sdk::configErrorAt); `notes` gets
+  /// what could not be checked.
+  std::vector<std::string> checkProjections(std::vector<std::string>& notes);
+
   /// Applies the engine's migrations, creates each projection, sets up its schema and starts
   /// its runner (and resumes a rebuild that was in progress). Throws StartupError, PluginError.
   void start();

@@ -12,6 +12,7 @@
 #include "tools/ctl/parked_command.h"
 #include "tools/ctl/processed_events_command.h"
 #include "tools/ctl/produce_command.h"
+#include "tools/ctl/check_projection_command.h"
 #include "tools/ctl/rebuild_command.h"
 #include "tools/ctl/status_command.h"
 #include "tools/ctl/tail_command.h"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   ultracore::ctl::registerTailCommands(app, context);
   ultracore::ctl::registerProduceCommands(app, context);
   ultracore::ctl::registerRebuildCommands(app, context);
+  ultracore::ctl::registerCheckProjectionCommand(app, context);
   ultracore::ctl::registerGenerationCommands(app, context);
   ultracore::ctl::registerTopicsCommands(app, context);
   try {

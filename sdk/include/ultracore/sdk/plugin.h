@@ -33,7 +33,10 @@ namespace ultracore::sdk {
 
 /// One projection a plugin offers. `create` returns nullptr and fills `error` on failure.
 struct ProjectionFactory {
-  const char* name = nullptr;            ///< what the manifest's `projection:` names
+  /// What the manifest's `projection:` names. "*" offers a projection of any name: a generic
+  /// projection that each manifest entry configures (plugins/sql), matched when no other
+  /// projection of the plugin has the name asked for.
+  const char* name = nullptr;
   const char* default_schema = nullptr;  ///< schema used when the manifest sets none
   Projection* (*create)(const ProjectionContext* context, std::string* error) = nullptr;
   void (*destroy)(Projection* projection) = nullptr;

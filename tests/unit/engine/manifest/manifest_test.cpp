@@ -887,3 +887,38 @@ TEST(Manifest, DedupeRetention) {
 }
 
 }  // namespace ultracore::engine
+
+namespace ultracore::engine {
+namespace {
+
+// A plugin's configErrorAt markers (sdk/config_error.h) land on the manifest's line and column:
+// inside a block scalar by line and column of the text, in a quoted or plain scalar by column.
+TEST(ManifestConfigPlacement, MarkersBecomeFileLineColumnOfTheValueInsideConfig) {
+  const Manifest m = parse(R"(postgres: {url: x}
+plugins: [{name: p, library: /lib/p.so}]
+projections:
+  - name: v
+    plugin: p
+    topics: [t]
+    config:
+      tables: |
+        CREATE TABLE a (
+          x int)
+      on:
+        A: "INSERT :bad"
+        B:
+          - SELECT :x
+)");
+  const ProjectionSpec& spec = m.projections.at(0);
+  const std::string f = kFile.string();
+  EXPECT_EQ(placeConfigErrors("@config/tables#19: no", spec), f + ":10:11: no");
+  EXPECT_EQ(placeConfigErrors("@config/tables#0: start", spec), f + ":9:9: start");
+  EXPECT_EQ(placeConfigErrors("x @config/on/A#7: bad, @config/on/B/0#7: x", spec),
+            "x " + f + ":12:20: bad, " + f + ":14:20: x");
+  // Not in the manifest: the nearest enclosing value; no config at all: the entry.
+  EXPECT_EQ(placeConfigErrors("@config/on/C#3: m", spec), f + ":12:9: m");
+  EXPECT_EQ(placeConfigErrors("no marker @config", spec), "no marker @config");
+}
+
+}  // namespace
+}  // namespace ultracore::engine
