@@ -19,6 +19,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/http/admin_page.h"
+#include "engine/http/console.h"
+#include "engine/http/json_response.h"
 #include "engine/kafka/kafka_config.h"
 
 namespace ultracore::engine {
@@ -49,16 +51,6 @@ std::int64_t nowMs() {
 constexpr RunnerState kAllStates[] = {RunnerState::kStarting, RunnerState::kRunning,
                                       RunnerState::kWaiting,  RunnerState::kPaused,
                                       RunnerState::kStopped,  RunnerState::kFailed};
-
-void sendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
-}
-
-void sendError(httplib::Response& res, int status, const std::string& code,
-               const std::string& message) {
-  sendJson(res, status, {{"error", {{"status", status}, {"code", code}, {"message", message}}}});
-}
 
 /// 8 hex digits naming one failure, in the answer and in the log line that has the details.
 std::string newErrorId() {
@@ -171,7 +163,8 @@ std::uint64_t total(const std::vector<std::shared_ptr<ProjectionRunner>>& worker
 AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
-      token_(manifest.admin_token) {}
+      token_(manifest.admin_token),
+      console_(std::make_unique<Console>(manifest, engine)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -269,6 +262,7 @@ void AdminServer::start() {
   }
   sampleOnce();  // the first answer already has log end offsets
   sampler_ = std::thread([this] { sampleLoop(); });
+  console_->start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("admin listening on {}:{} (/metrics, /api/v1/projections, status page at /){}", host,
                bound, token_.empty() ? "" : "; bearer token required");
@@ -283,6 +277,7 @@ void AdminServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
   if (sampler_.joinable()) sampler_.join();
+  console_->stop();
 }
 
 bool AdminServer::stopRequested() {
@@ -642,6 +637,7 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     }
   }
 
+  if (console_->handle(req, res)) return;
   if (req.method == "GET" && path == "/metrics") {
     res.set_content(metricsText(), "text/plain; version=0.0.4; charset=utf-8");
     return;

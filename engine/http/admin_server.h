@@ -4,7 +4,9 @@
 /// that runs projections. Serves Prometheus metrics (/metrics), projection status as JSON
 /// (/api/v1/projections), operator actions (POST /api/v1/projections/{name}/pause, resume,
 /// rebuild, rebuild/cancel, rollback, drop, reset), a rebuild's progress (GET
-/// /api/v1/projections/{name}/rebuild) and a self-contained status page (/).
+/// /api/v1/projections/{name}/rebuild), the operator console's endpoints (console.h: topics,
+/// consumer groups, message browser, dead letters, parked aggregates) and a self-contained
+/// console page (/).
 ///
 /// Authentication: when admin.token (else api.token) is set, every route except `/` and
 /// `/healthz` needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
@@ -44,6 +46,8 @@ struct Response;
 }  // namespace httplib
 
 namespace ultracore::engine {
+
+class Console;
 
 /// The admin endpoint could not start (bad admin.listen, port taken).
 class AdminStartupError : public std::runtime_error {
@@ -118,6 +122,7 @@ class AdminServer {
   const Manifest& manifest_;
   Engine& engine_;
   std::string token_;
+  std::unique_ptr<Console> console_;  ///< the operator console's routes (console.h)
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;
