@@ -268,35 +268,27 @@ json MessageBrowser::search(const MessageQuery& query, std::chrono::milliseconds
 
   std::int64_t to_scan = 0;
   for (const std::int32_t p : partitions) to_scan += std::max<std::int64_t>(0, end[p] - next[p]);
-  const auto pending = [&] {
-    for (const std::int32_t p : partitions) {
-      if (next[p] < end[p]) return true;
-    }
-    return false;
-  };
-
   std::vector<KafkaRecord> matches;
   std::int64_t scanned = 0;
   const Matcher matcher(query);
-  if (pending()) {
-    PartitionList assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
-    for (const std::int32_t p : partitions) {
-      if (next[p] < end[p]) {
-        rd_kafka_topic_partition_list_add(assignment.get(), query.topic.c_str(), p)->offset = next[p];
-      }
-    }
+  // One partition at a time: librdkafka reads a single partition about four times faster
+  // than six at once (docs/PERFORMANCE.md, "Operator console"), and the cursor keeps the
+  // others where they were.
+  const auto deadline = started + budget;
+  for (const std::int32_t p : partitions) {
+    if (next[p] >= end[p]) continue;
+    if (matches.size() >= query.limit || Clock::now() >= deadline) break;
+    PartitionList assignment(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(assignment.get(), query.topic.c_str(), p)->offset = next[p];
     if (const rd_kafka_resp_err_t err = rd_kafka_assign(raw, assignment.get())) {
       throw std::runtime_error(std::string("assign: ") + rd_kafka_err2str(err));
     }
-    const auto deadline = started + budget;
-    while (pending() && matches.size() < query.limit) {
+    while (next[p] < end[p] && matches.size() < query.limit) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) break;
       std::unique_ptr<rd_kafka_message_t, MessageDeleter> message(
           rd_kafka_consumer_poll(raw, static_cast<int>(std::min<long long>(left.count(), 100))));
-      if (!message) continue;
-      const std::int32_t p = message->partition;
-      if (next.count(p) == 0) continue;
+      if (!message || message->partition != p) continue;
       if (message->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next[p] = std::max(next[p], end[p]);  // gaps (control records) end below the watermark
         continue;
@@ -305,7 +297,7 @@ json MessageBrowser::search(const MessageQuery& query, std::chrono::milliseconds
         throw std::runtime_error(std::string("reading ") + query.topic + ": " +
                                  rd_kafka_message_errstr(message.get()));
       }
-      if (message->offset < next[p] || next[p] >= end[p]) continue;  // past the end we read
+      if (message->offset < next[p]) continue;
       next[p] = message->offset + 1;
       if (message->offset >= end[p]) continue;
       ++scanned;
