@@ -311,14 +311,8 @@ void AdminServer::sampleOnce() {
       if (!kafka_) {
         const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"},
                                                              {"allow.auto.create.topics", "false"}};
-        KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
-        char error[512];
         // A consumer handle (no group): the manifest's kafka: map is consumer settings.
-        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
-        if (rk == nullptr) throw KafkaConfigError(error);
-        conf.release();
-        kafka_.reset(rk);
-        nameKafkaClient(rk, "admin");
+        kafka_ = makeUnsubscribedConsumer({&manifest_.kafka, &enforced}, "admin");
       }
       const auto budget_end = std::chrono::steady_clock::now() + kWatermarkBudget;
       for (const auto& tp : wanted) {

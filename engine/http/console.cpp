@@ -12,7 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/http/json_response.h"
-#include "engine/kafka/kafka_log.h"
 #include "engine/runner/dead_letter_admin.h"
 
 namespace ultracore::engine {
@@ -146,14 +145,8 @@ rd_kafka_t* Console::kafka() {
   if (!kafka_) {
     const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-console"},
                                                          {"allow.auto.create.topics", "false"}};
-    KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
-    char error[512];
-    // A consumer handle that never subscribes: the manifest's kafka: map is consumer settings.
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
-    if (rk == nullptr) throw KafkaConfigError(error);
-    conf.release();
-    kafka_.reset(rk);
-    nameKafkaClient(rk, "console");
+    // The manifest's kafka: map is consumer settings.
+    kafka_ = makeUnsubscribedConsumer({&manifest_.kafka, &enforced}, "console");
   }
   return kafka_.get();
 }

@@ -9,7 +9,6 @@
 #include <librdkafka/rdkafka.h>
 
 #include "engine/kafka/kafka_config.h"
-#include "engine/kafka/kafka_log.h"
 #include "engine/kafka/topic_admin.h"
 #include "engine/runner/envelope.h"
 
@@ -180,13 +179,8 @@ json MessageBrowser::search(const MessageQuery& query, std::chrono::milliseconds
       {"fetch.wait.max.ms", "10"},
       {"queued.max.messages.kbytes", "32768"},
       {"max.partition.fetch.bytes", "4194304"}};
-  KafkaConf conf = makeKafkaConf({&kafka_, &enforced});
-  char error[512];
-  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
-  if (raw == nullptr) throw std::runtime_error(std::string("cannot create a Kafka consumer: ") + error);
-  conf.release();
-  const KafkaHandle rk(raw);
-  nameKafkaClient(raw, "console");
+  const KafkaHandle rk = makeUnsubscribedConsumer({&kafka_, &enforced}, "console");
+  rd_kafka_t* raw = rk.get();
 
   const auto cluster = describeCluster(raw, kSetupTimeout);
   const auto topic = cluster.find(query.topic);
