@@ -95,8 +95,8 @@ class Matcher {
 
 std::map<std::int32_t, std::int64_t> parseCursor(const std::string& text) {
   std::map<std::int32_t, std::int64_t> cursor;
-  std::size_t at = 0;
-  while (at < text.size()) {
+  if (text.empty()) return cursor;
+  for (std::size_t at = 0;;) {
     const std::size_t comma = std::min(text.find(',', at), text.size());
     const std::string item = text.substr(at, comma - at);
     const std::size_t colon = item.find(':');
@@ -114,9 +114,9 @@ std::map<std::int32_t, std::int64_t> parseCursor(const std::string& text) {
                               "0:120,1:98 (got '" + text + "')");
     }
     cursor[partition] = offset;
-    at = comma + 1;
+    if (comma == text.size()) return cursor;
+    at = comma + 1;  // an empty item after a trailing comma is refused above
   }
-  return cursor;
 }
 
 std::string formatCursor(const std::map<std::int32_t, std::int64_t>& cursor) {
