@@ -22,6 +22,8 @@ namespace {
 
 constexpr auto kSampleInterval = std::chrono::seconds(5);
 constexpr auto kSampleTimeout = std::chrono::milliseconds(1000);
+/// All of one sample's watermark queries together.
+constexpr auto kSampleBudget = std::chrono::milliseconds(3000);
 constexpr auto kPoolTimeout = std::chrono::seconds(5);
 /// A message browser request answers within about this (then with a cursor to go on).
 constexpr auto kScanBudget = std::chrono::milliseconds(900);
@@ -157,7 +159,8 @@ void Console::sampleLoop() {
     lock.unlock();
     try {
       rd_kafka_t* rk = kafka();
-      rates_.sample(rk, describeCluster(rk, kSampleTimeout), kSampleTimeout);
+      rates_.sample(rk, describeCluster(rk, kSampleTimeout), kSampleTimeout,
+                    std::chrono::steady_clock::now() + kSampleBudget);
     } catch (const std::exception& e) {
       spdlog::debug("console: topic rates: {}", e.what());
     }

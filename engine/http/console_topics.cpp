@@ -40,7 +40,8 @@ void TopicRates::track(const std::vector<std::string>& topics) {
 }
 
 void TopicRates::sample(rd_kafka_t* rk, const std::map<std::string, TopicMetadata>& cluster,
-                        std::chrono::milliseconds timeout) {
+                        std::chrono::milliseconds timeout,
+                        std::chrono::steady_clock::time_point deadline) {
   std::vector<std::string> topics;
   const std::int64_t now = nowMs();
   {
@@ -62,6 +63,7 @@ void TopicRates::sample(rd_kafka_t* rk, const std::map<std::string, TopicMetadat
     std::int64_t total = 0;
     bool complete = true;
     for (const auto& partition : described->second.partitions) {
+      if (std::chrono::steady_clock::now() >= deadline) return;
       std::int64_t low = 0, high = 0;
       if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), partition.id, &low, &high,
                                            static_cast<int>(timeout.count())) !=

@@ -35,9 +35,10 @@ class TopicRates {
   /// Also tracks `topics` from now on (they were just shown), within kMaxTrackedTopics.
   void track(const std::vector<std::string>& topics);
   /// Reads the high watermarks of the tracked topics' partitions (each query at most
-  /// `timeout`), and appends one point per topic.
+  /// `timeout`, all of them until `deadline`: a silent broker cannot hold the sampler, and
+  /// with it the engine's shutdown) and appends one point per topic read completely.
   void sample(rd_kafka_t* rk, const std::map<std::string, TopicMetadata>& cluster,
-              std::chrono::milliseconds timeout);
+              std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point deadline);
   /// Messages per second over the last `window` (null when fewer than two points).
   nlohmann::json rate(const std::string& topic, std::chrono::seconds window);
   /// [{t_ms, messages_per_second}] between consecutive points, oldest first.
