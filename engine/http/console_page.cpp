@@ -160,6 +160,8 @@ registerView({id: "projections", title: "Projections"});
         try {
           const data = await api("/api/v1/topics" + (all ? "?all=1" : ""));
           if (gen !== generation) return;
+          // A refresh keeps the partitions an operator opened.
+          const opened = new Set([...document.querySelectorAll(".topic-row details[open]")].map(d => d.closest(".topic-row").dataset.topic));
           const rows = data.topics.map(t => {
             const parts = t.partitions.map(p => "<tr><td>" + p.partition + '</td><td class="num">' + (p.leader < 0 ? "none" : p.leader) +
               "</td><td>" + esc(p.replicas.join(",")) + "</td><td>" + esc(p.isr.join(",")) + '</td><td class="num">' + show(p.low) +
@@ -168,7 +170,7 @@ registerView({id: "projections", title: "Projections"});
               esc(messagesHref({topic: t.topic})) + '">' + esc(t.topic) + "</a>" + (t.in_manifest ? ' <span class="badge ours">manifest</span>' : "") +
               (t.exists ? "" : ' <span class="badge open">missing</span>') + '</td><td class="num">' + t.partitions.length +
               '</td><td class="num messages">' + show(t.messages) + '</td><td class="num rate">' + rate(t.messages_per_second_1m) +
-              '</td><td class="num">' + rate(t.messages_per_second_5m) + "</td><td><details><summary>partitions</summary>" +
+              '</td><td class="num">' + rate(t.messages_per_second_5m) + "</td><td><details" + (opened.has(t.topic) ? " open" : "") + "><summary>partitions</summary>" +
               '<table class="grid partitions"><tr><th>partition</th><th class="num">leader</th><th>replicas</th><th>ISR</th><th class="num">low</th><th class="num">high</th><th></th></tr>' +
               parts + "</table></details></td></tr>";
           }).join("");

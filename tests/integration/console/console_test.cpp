@@ -136,6 +136,10 @@ TEST_F(ConsoleTest, EveryViewShowsRealDataFindsAnAggregateAndRetriesADeadLetterO
                               " && document.querySelector('.topic-row[data-topic=\"ledger.events\"][data-messages=\"3\"]')", 30s))
       << pageState(browser);
   EXPECT_EQ(browser.evaluate("document.querySelectorAll('.topic-row').length"), 3);
+  browser.click(".topic-row[data-topic=\"ultracore.customers.events\"] summary");
+  EXPECT_EQ(browser.evaluate("[...document.querySelectorAll('.topic-row[data-topic=\"ultracore.customers.events\"] table.partitions tr')]"
+                             ".slice(1).map(r => r.cells[1].textContent + '/' + r.cells[3].textContent).join(',')"),
+            "1/1,1/1,1/1");  // leader and ISR of each partition
   screenshot(browser, "topics");
 
   // Consumer groups: the dev broker cannot list them (said so); ours show PostgreSQL's offsets.
