@@ -21,6 +21,8 @@
 #include "engine/http/admin_page.h"
 #include "engine/http/console.h"
 #include "engine/http/json_response.h"
+#include "engine/http/catalog.h"
+#include "engine/http/catalog_page.h"
 #include "engine/kafka/kafka_config.h"
 
 namespace ultracore::engine {
@@ -164,6 +166,7 @@ AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
       token_(manifest.admin_token),
+      catalog_(EventCatalog::build(manifest, engine.plugins())),
       console_(std::make_unique<Console>(manifest, engine)) {}
 
 AdminServer::~AdminServer() { stop(); }
@@ -210,7 +213,7 @@ void AdminServer::start() {
                 "this server does not answer to that Host (admin.hosts lists the names it does)");
       return true;
     }
-    if (req.path == "/" || req.path == "/index.html") return false;
+    if (req.path == "/" || req.path == "/index.html" || req.path == "/catalog") return false;
     if (!token_.empty() && !bearerTokenMatches(req.get_header_value("Authorization"), token_)) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
@@ -553,7 +556,35 @@ std::string AdminServer::metricsText() {
                "events_done");
   rebuildGauge("ultracore_rebuild_events_total", "Events in the log the last rebuild must reach.",
                "events_total");
+  // The event catalog (issue 16): events applied by type, and those no consumer declares.
+  const EventCatalog::Seen seen = catalogSeen();
+  out.family("ultracore_events_by_type_total", "counter",
+             "Events consumed, by topic and event type (at most 256 types per topic).");
+  for (const auto& [projection, counts] : seen) {
+    for (const auto& [key, count] : counts) {
+      out.sample("ultracore_events_by_type_total",
+                 {{"projection", projection}, {"topic", key.first}, {"event_type", key.second}},
+                 std::to_string(count));
+    }
+  }
+  out.family("ultracore_events_undeclared_total", "counter",
+             "Events consumed whose type no projection consuming the topic declares in its "
+             "plugin's event catalog.");
+  for (const auto& [topic, count] : catalog_.undeclaredSeen(seen)) {
+    out.sample("ultracore_events_undeclared_total", {{"topic", topic}}, std::to_string(count));
+  }
   return out.take();
+}
+
+EventCatalog::Seen AdminServer::catalogSeen() const {
+  EventCatalog::Seen seen;
+  for (const auto& group : groups()) {
+    auto& counts = seen[group.name];
+    for (const auto& worker : group.workers) {
+      for (const auto& [key, count] : worker->counters().event_types.snapshot()) counts[key] += count;
+    }
+  }
+  return seen;
 }
 
 json AdminServer::projectionsJson(std::optional<std::int64_t> history_since_ms) {
@@ -622,6 +653,10 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     res.set_content(adminPageHtml(), "text/html; charset=utf-8");
     return;
   }
+  if (req.method == "GET" && path == "/catalog") {
+    res.set_content(catalogPageHtml(), "text/html; charset=utf-8");
+    return;
+  }
   if (path == "/healthz") return sendJson(res, 200, {{"status", "ok"}});
 
   if (!token_.empty()) {
@@ -649,6 +684,9 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
       since = value;
     }
     return sendJson(res, 200, projectionsJson(since));
+  }
+  if (req.method == "GET" && path == "/api/v1/catalog") {
+    return sendJson(res, 200, catalog_.toJson(catalogSeen()));
   }
   const std::string prefix = "/api/v1/projections/";
   if (path.rfind(prefix, 0) == 0) {

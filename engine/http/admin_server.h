@@ -5,11 +5,12 @@
 /// (/api/v1/projections), operator actions (POST /api/v1/projections/{name}/pause, resume,
 /// rebuild, rebuild/cancel, rollback, drop, reset), a rebuild's progress (GET
 /// /api/v1/projections/{name}/rebuild), the operator console's endpoints (console.h: topics,
-/// consumer groups, message browser, dead letters, parked aggregates) and a self-contained
-/// console page (/).
+/// consumer groups, message browser, dead letters, parked aggregates), the event catalog
+/// (issue 16: GET /api/v1/catalog and its page, GET /catalog) and a self-contained console
+/// page (/).
 ///
 /// Authentication: when admin.token (else api.token) is set, every route except `/` and
-/// `/healthz` needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
+/// `/healthz` (and `/catalog`, a page without data) needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
 /// The status page itself carries no data; its script sends the token it reads from the URL
 /// fragment (`/#token=...`).
 ///
@@ -34,6 +35,7 @@
 
 #include <pqxx/connection>
 
+#include "engine/http/catalog.h"
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
 #include "engine/runner/engine.h"
@@ -115,6 +117,8 @@ class AdminServer {
   std::int64_t totalLag(const std::vector<PartitionView>& partitions) const;
   /// Every runner named `name` (a projection's workers); empty when none.
   std::vector<std::shared_ptr<ProjectionRunner>> find(const std::string& name) const;
+  /// Applied events by projection, topic and type: the event catalog's counts (issue 16).
+  EventCatalog::Seen catalogSeen() const;
   /// POST /api/v1/projections/{name}/{action}.
   void projectionAction(const httplib::Request& req, httplib::Response& res,
                         const std::string& name, const std::string& action);
@@ -122,6 +126,9 @@ class AdminServer {
   const Manifest& manifest_;
   Engine& engine_;
   std::string token_;
+  /// The plugins' declarations for the manifest the engine started with (built once: a reload
+  /// loads plugins on another thread). Immutable.
+  EventCatalog catalog_;
   std::unique_ptr<Console> console_;  ///< the operator console's routes (console.h)
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

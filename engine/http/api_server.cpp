@@ -61,12 +61,17 @@ struct ApiRoute {
 
 namespace {
 
-constexpr std::size_t kWorkerThreads = 16;  // also the pool size: a request holds one connection
+/// PostgreSQL connections of the API's pools: a request holds at most one of each.
+constexpr std::size_t kPoolSize = 16;
 constexpr auto kPoolWait = std::chrono::seconds(5);
 /// A consistent_with wait rechecks at least this often (the NOTIFY normally wakes it first).
 constexpr auto kConsistencyPoll = std::chrono::milliseconds(25);
-/// consistent_with waits at once; more are refused with 503 (half the workers stay free).
-constexpr int kMaxWaiters = static_cast<int>(kWorkerThreads / 2);
+/// consistent_with waits at once; more are refused with 503. A wait holds a worker thread but
+/// no connection, so the workers are the pool's plus the waiters': waits never leave a request
+/// that needs the database without a thread (the bench's read-your-write GETs at 200/s were
+/// refused with a cap of 8 out of 16 workers whenever the projection lagged a moment).
+constexpr std::size_t kMaxWaiters = 16;
+constexpr std::size_t kWorkerThreads = kPoolSize + kMaxWaiters;
 /// An Idempotency-Key is remembered this long; then the same key is a new command.
 constexpr int kIdempotencyRetentionHours = 24;
 /// How long a wait asks Kafka for the log end before it waits anyway.
@@ -244,19 +249,6 @@ Targets storedOffsets(pqxx::transaction_base& txn, const std::string& projection
   return offsets;
 }
 
-/// If-Match's version: `"3"`, `W/"3"` or `3`; std::nullopt when it is none of those.
-std::optional<std::int64_t> parseIfMatch(std::string value) {
-  if (value.rfind("W/", 0) == 0) value = value.substr(2);
-  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
-    value = value.substr(1, value.size() - 2);
-  }
-  if (value.empty() || value.size() > 18 ||
-      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    return std::nullopt;
-  }
-  return std::stoll(value);
-}
-
 /// Reader on one READ ONLY transaction: `{schema:NAME}` then `{schema}` are expanded; every
 /// statement uses the extended protocol (one statement per call, even without parameters).
 class PgReader final : public sdk::Reader {
@@ -417,15 +409,19 @@ ApiServer::ApiServer(const Manifest& manifest, const PluginRegistry& plugins,
     gateway.all_tenants = true;
     credentials_.push_back(std::move(gateway));
   }
+  catalog_ = EventCatalog::build(manifest, plugins);  // commands' events are checked against it
+  for (auto& doc : docs) {
+    doc.events = catalog_.producedBy(doc.plugin, doc.spec.method + " " + doc.spec.path);
+  }
   openapi_ = buildOpenApi(docs, all_schemas, manifest.apiNeedsToken()).dump(2);
   docs_html_ = buildDocsHtml(docs, manifest.apiNeedsToken());
   producer_ = std::make_unique<EventProducer>(manifest.kafka);
   // Least privilege: a login of its own (postgres.api_url), else the engine's with SET ROLE.
   const bool own_login = !manifest.postgres_api_url.empty();
   const std::string& url = own_login ? manifest.postgres_api_url : manifest.postgres_url;
-  pool_ = std::make_unique<PgPool>(url, kWorkerThreads, own_login ? "" : manifest.postgres_api_role);
+  pool_ = std::make_unique<PgPool>(url, kPoolSize, own_login ? "" : manifest.postgres_api_role);
   // The per-aggregate locks are the engine's own rows, never a handler's: the engine's login.
-  lock_pool_ = std::make_unique<PgPool>(manifest.postgres_url, kWorkerThreads);
+  lock_pool_ = std::make_unique<PgPool>(manifest.postgres_url, kPoolSize);
   const char* pause = std::getenv("ULTRACORE_TEST_PAUSE_BEFORE_FENCE");
   pause_before_fence_ = pause != nullptr && std::string(pause) == "1";
   if (pause_before_fence_.load()) {
@@ -465,6 +461,8 @@ void ApiServer::start() {
                 "this server does not answer to that Host (api.hosts lists the names it does)");
       return true;
     }
+    // The docs page carries no data; its script sends the token a person types in.
+    if (req.method == "GET" && req.path == "/api/v1/docs") return false;
     if (manifest_.apiNeedsToken() && credentialOf(req) == nullptr) {
       res.set_header("WWW-Authenticate", "Bearer");
       sendError(res, 401, "unauthorized", "missing or wrong bearer token");
@@ -563,6 +561,10 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
                      {"postgres", pg}});
   }
 
+  if (req.method == "GET" && path == "/api/v1/docs") {
+    res.set_content(docs_html_, "text/html; charset=utf-8");
+    return;
+  }
   const ApiCredential* credential = credentialOf(req);
   if (manifest_.apiNeedsToken()) {
     if (credential == nullptr) {
@@ -573,10 +575,6 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
 
   if (req.method == "GET" && path == "/api/v1/openapi.json") {
     res.set_content(openapi_, "application/json");
-    return;
-  }
-  if (req.method == "GET" && path == "/api/v1/docs") {
-    res.set_content(docs_html_, "text/html; charset=utf-8");
     return;
   }
 
@@ -723,7 +721,7 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
     if (token_refused) return;
     if (positions) {
       // A wait holds a worker (never a PostgreSQL connection): at most kMaxWaiters at once.
-      if (waiters_.fetch_add(1) >= kMaxWaiters) {
+      if (waiters_.fetch_add(1) >= static_cast<int>(kMaxWaiters)) {
         --waiters_;
         res.set_header("Retry-After", "1");
         return sendError(res, 503, "too_many_waits",
@@ -1025,6 +1023,11 @@ void ApiServer::dispatch(const httplib::Request& req, httplib::Response& res) {
 
   sdk::Reply reply = runHandler(*lease);
   if (reply.isError() || reply.events.empty()) return sendJson(res, reply.status, reply.body);
+  for (const auto& event : reply.events) {  // the event catalog's schemas (issue 16)
+    if (const auto rejected = catalog_.validate(event.topic, event.event_type, event.event_data)) {
+      return sendJson(res, 422, rejected->errorBody());
+    }
+  }
   if (if_match) {
     std::optional<std::int64_t> version;  // the aggregate's version the handler validated
     for (const auto& event : reply.events) {

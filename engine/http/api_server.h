@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "engine/http/catalog.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
 
@@ -73,6 +74,7 @@ class ApiServer {
   std::map<std::string, std::string> schemas_;  ///< projection name -> schema, for Readers
   std::vector<std::unique_ptr<PluginLogger>> loggers_;
   std::vector<std::shared_ptr<ApiRoute>> routes_;
+  EventCatalog catalog_;  ///< the plugins' event declarations: commands' events must match
   std::string openapi_;
   std::string docs_html_;
   std::unique_ptr<EventProducer> producer_;

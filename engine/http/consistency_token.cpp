@@ -1,6 +1,7 @@
 #include "engine/http/consistency_token.h"
 
 #include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 namespace ultracore::engine {
@@ -51,6 +52,18 @@ std::optional<std::vector<ConsistencyPosition>> decodeConsistencyToken(const std
   }
   if (positions.empty()) return std::nullopt;
   return positions;
+}
+
+std::optional<std::int64_t> parseIfMatch(std::string value) {
+  if (value.rfind("W/", 0) == 0) value = value.substr(2);
+  if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+    value = value.substr(1, value.size() - 2);
+  }
+  if (value.empty() || value.size() > 18 ||
+      !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::nullopt;
+  }
+  return std::stoll(value);
 }
 
 }  // namespace ultracore::engine

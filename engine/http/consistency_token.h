@@ -25,4 +25,8 @@ std::string encodeConsistencyToken(const std::vector<ConsistencyPosition>& posit
 /// (which may itself hold ':') and decimal partition and offset, both >= 0 and in range.
 std::optional<std::vector<ConsistencyPosition>> decodeConsistencyToken(const std::string& token);
 
+/// The aggregate version of an `If-Match` header (the ETag a GET answered): `7`, `"7"` or
+/// `W/"7"`; nullopt for anything else (empty, signs, spaces, more than 18 digits, a list).
+std::optional<std::int64_t> parseIfMatch(std::string value);
+
 }  // namespace ultracore::engine

@@ -52,7 +52,7 @@ let currentView = null;
 
 function registerView(view) {
   consoleViews.push(view);
-  if (!document.getElementById("view-" + view.id)) {
+  if (!view.href && !document.getElementById("view-" + view.id)) {
     const section = document.createElement("section");
     section.className = "view";
     section.id = "view-" + view.id;
@@ -78,17 +78,20 @@ function viewHref(view, params) {
 function go(view, params) { location.hash = viewHref(view, params); }
 
 function renderNav(active) {
-  const links = consoleViews.filter(v => v.nav !== false).map(v =>
-    '<a href="' + esc(viewHref(v.id)) + '" data-nav="' + v.id + '" class="' + (v.id === active ? "active" : "") + '">' + esc(v.title) + "</a>");
+  // A view with `href` is a page of its own (the event catalog at /catalog): a link that
+  // carries the token.
+  const links = consoleViews.filter(v => v.nav !== false).map(v => v.href
+    ? '<a id="nav-' + v.id + '" href="' + esc(v.href + (token() ? "#token=" + encodeURIComponent(token()) : "")) + '" data-nav="' + v.id + '">' + esc(v.title) + "</a>"
+    : '<a href="' + esc(viewHref(v.id)) + '" data-nav="' + v.id + '" class="' + (v.id === active ? "active" : "") + '">' + esc(v.title) + "</a>");
   document.getElementById("nav").innerHTML = '<span class="brand">UltraCore console</span>' + links.join("");
 }
 
 function route() {
   const params = hashParams();
   const id = params.get("view") || "projections";
-  const view = consoleViews.find(v => v.id === id) || consoleViews[0];
+  const view = consoleViews.find(v => v.id === id && !v.href) || consoleViews[0];
   if (currentView && currentView.hide) currentView.hide();
-  for (const v of consoleViews) document.getElementById("view-" + v.id).hidden = v !== view;
+  for (const v of consoleViews) if (!v.href) document.getElementById("view-" + v.id).hidden = v !== view;
   currentView = view;
   const active = view.nav === false ? view.parent : view.id;
   renderNav(active);
@@ -497,6 +500,9 @@ registerView({id: "projections", title: "Projections"});
     hide() { ++generation; }
   });
 })();
+
+// ---- the event catalog: its own page (engine/http/catalog_page.cpp) -----------------------
+registerView({id: "catalog", title: "Event catalog", href: "/catalog"});
 
 window.addEventListener("hashchange", route);
 route();

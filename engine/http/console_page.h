@@ -9,7 +9,8 @@
 /// view can be shared and the browser's back button pages back. Adding a view: one more
 /// `registerView({id, title, show(params, element), hide()})` call in a script of the page
 /// (the navigation lists the views in the order they were registered; `nav: false` keeps a
-/// detail view out of it). Element ids, classes and data-* attributes are what the
+/// detail view out of it; `href: "/page"` makes the entry a link to a page of its own, as the
+/// event catalog at /catalog is). Element ids, classes and data-* attributes are what the
 /// headless-browser tests (tests/integration/console) read: keep them.
 
 #include <string>

@@ -13,8 +13,12 @@
 namespace ultracore::engine {
 namespace {
 
-/// Transactional producers per process: how many locked commands publish at once.
-constexpr std::size_t kTxnProducers = 16;  // as many as the API has worker threads
+/// Transactional producers per process: how many Kafka transactions are open at once. Calls
+/// beyond these share transactions (group commit), so few are needed; each costs an
+/// init_transactions at start and a transactional.id on the broker.
+constexpr std::size_t kTxnProducers = 4;
+/// Records in one group's transaction at most; a call that would exceed it starts a new group.
+constexpr std::size_t kMaxGroupRecords = 1000;
 /// A topic's partition count is asked again after this long (partitions can be added).
 constexpr auto kPartitionCountTtl = std::chrono::seconds(30);
 
@@ -219,34 +223,111 @@ sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceAtomically(
   return produceGated(records, [](const std::vector<RecordPositionOut>&) { return true; }, refused);
 }
 
+/// Calls sharing one transaction. Until the leader seals it, `members` and `records` grow under
+/// the producer's forming_mutex_ (and nobody reads them); after, everything is under `mutex`.
+struct EventProducer::Group {
+  struct Member {
+    const std::vector<OutgoingRecord>* records = nullptr;
+    const std::function<bool(const std::vector<RecordPositionOut>&)>* gate = nullptr;
+    std::vector<RecordPositionOut> positions;
+    bool gate_ok = false;
+    bool gate_refused = false;
+    sdk::Status status;  ///< the member's outcome, when it failed
+  };
+  std::size_t records = 0;  ///< over all members
+  std::vector<Member> members;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool produced = false;         ///< every record acknowledged: the members may gate
+  std::size_t gates_pending = 0;
+  bool done = false;             ///< outcomes published
+};
+
+std::shared_ptr<EventProducer::Group> EventProducer::joinGroup(
+    const std::vector<OutgoingRecord>& records,
+    const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, std::size_t& index,
+    bool& leader) {
+  std::lock_guard lock(forming_mutex_);
+  leader = !forming_ || forming_->records + records.size() > kMaxGroupRecords;
+  if (leader) forming_ = std::make_shared<Group>();
+  std::shared_ptr<Group> group = forming_;
+  index = group->members.size();
+  group->members.push_back({});
+  group->members.back().records = &records;
+  group->members.back().gate = &gate;
+  group->records += records.size();
+  return group;
+}
+
 sdk::Result<std::vector<RecordPositionOut>> EventProducer::produceGated(
     const std::vector<OutgoingRecord>& records,
     const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused) {
   gate_refused = false;
-  auto producer = acquireTxn();
-  if (!producer) return producer.status();
-  rd_kafka_t* rk = producer.value()->handle.get();
-  bool healthy = true;
-  auto result = runTransaction(rk, records, gate, gate_refused, healthy);
-  if (!result && healthy) {
-    // Whatever failed, the transaction must not stay open: abort it, and if even that fails
-    // drop the producer (its transactional.id is never used again; the coordinator aborts
-    // what it left open after transaction.timeout.ms).
-    if (rd_kafka_error_t* failure = rd_kafka_abort_transaction(rk, message_timeout_ms_)) {
-      spdlog::warn("api: aborting a Kafka transaction failed ({}); dropping the producer",
-                   rd_kafka_error_string(failure));
-      rd_kafka_error_destroy(failure);
-      healthy = false;
-    }
+  std::size_t index = 0;
+  bool leader = false;
+  const std::shared_ptr<Group> group = joinGroup(records, gate, index, leader);
+  // The leader (the group's first member) produces, gates inline, and commits or aborts.
+  if (leader) leadGroup(*group);
+  std::unique_lock lock(group->mutex);
+  group->cv.wait(lock, [&] { return group->produced || group->done; });
+  if (!group->done) {
+    // Every record of the group is acknowledged: answer this call's gate, on this thread (it
+    // commits this call's PostgreSQL transaction).
+    Group::Member& me = group->members[index];
+    const std::vector<RecordPositionOut> positions = me.positions;
+    lock.unlock();
+    const bool ok = gate(positions);
+    lock.lock();
+    group->members[index].gate_ok = ok;
+    if (--group->gates_pending == 0) group->cv.notify_all();
+    group->cv.wait(lock, [&] { return group->done; });
   }
-  releaseTxn(std::move(producer.value()), healthy);
+  Group::Member& me = group->members[index];
+  gate_refused = me.gate_refused;
+  sdk::Result<std::vector<RecordPositionOut>> result =
+      me.status.isOk() ? sdk::Result<std::vector<RecordPositionOut>>(me.positions)
+                     : sdk::Result<std::vector<RecordPositionOut>>(me.status);
   return result;
 }
 
-sdk::Result<std::vector<RecordPositionOut>> EventProducer::runTransaction(
-    rd_kafka_t* rk, const std::vector<OutgoingRecord>& records,
-    const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused,
-    bool& healthy) {
+void EventProducer::leadGroup(Group& group) {
+  auto producer = acquireTxn();
+  {
+    // Sealed: later calls start the next group.
+    std::lock_guard lock(forming_mutex_);
+    if (forming_.get() == &group) forming_.reset();
+  }
+  sdk::Status status;
+  bool healthy = true;
+  if (!producer) {
+    status = producer.status();
+  } else {
+    rd_kafka_t* rk = producer.value()->handle.get();
+    status = runTransaction(rk, group, healthy);
+    if (!status.isOk() && healthy) {
+      // Whatever failed, the transaction must not stay open: abort it, and if even that fails
+      // drop the producer (its transactional.id is never used again; the coordinator aborts
+      // what it left open after transaction.timeout.ms).
+      if (rd_kafka_error_t* failure = rd_kafka_abort_transaction(rk, message_timeout_ms_)) {
+        spdlog::warn("api: aborting a Kafka transaction failed ({}); dropping the producer",
+                     rd_kafka_error_string(failure));
+        rd_kafka_error_destroy(failure);
+        healthy = false;
+      }
+    }
+    releaseTxn(std::move(producer.value()), healthy);
+  }
+  std::lock_guard lock(group.mutex);
+  if (!status.isOk()) {
+    for (auto& member : group.members) {
+      if (member.status.isOk()) member.status = status;
+    }
+  }
+  group.done = true;
+  group.cv.notify_all();
+}
+
+sdk::Status EventProducer::runTransaction(rd_kafka_t* rk, Group& group, bool& healthy) {
   const auto failed = [&](const std::string& what, rd_kafka_error_t* failure) {
     // Fenced or fatal: this producer can do nothing more. Otherwise the caller aborts.
     if (rd_kafka_error_is_fatal(failure)) healthy = false;
@@ -256,44 +337,88 @@ sdk::Result<std::vector<RecordPositionOut>> EventProducer::runTransaction(
     healthy = false;  // a producer that cannot begin is in a state we cannot use
     return transient("cannot begin a Kafka transaction", failure);
   }
-  std::vector<std::shared_ptr<Delivery>> deliveries;
-  for (const auto& record : records) {
-    deliveries.push_back(std::make_shared<Delivery>());
-    const rd_kafka_resp_err_t err =
-        enqueue(rk, record.topic, record.key, record.value, deliveries.back());
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return sdk::Status(sdk::StatusCode::kTransient,
-                         std::string("cannot enqueue the event: ") + rd_kafka_err2str(err));
+  // The group is sealed: its members and their records no longer change.
+  std::vector<std::vector<std::shared_ptr<Delivery>>> deliveries(group.members.size());
+  for (std::size_t m = 0; m < group.members.size(); ++m) {
+    for (const auto& record : *group.members[m].records) {
+      deliveries[m].push_back(std::make_shared<Delivery>());
+      const rd_kafka_resp_err_t err =
+          enqueue(rk, record.topic, record.key, record.value, deliveries[m].back());
+      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return sdk::Status(sdk::StatusCode::kTransient,
+                           std::string("cannot enqueue the event: ") + rd_kafka_err2str(err));
+      }
     }
   }
   // Serves the delivery reports of this producer (it has no poller thread of its own).
   rd_kafka_flush(rk, message_timeout_ms_ + 1000);
-  std::vector<RecordPositionOut> positions;
-  for (std::size_t i = 0; i < records.size(); ++i) {
-    Delivery& delivery = *deliveries[i];
-    if (!awaitDelivery(delivery, std::chrono::milliseconds(message_timeout_ms_ + 5000))) {
-      return sdk::Status(sdk::StatusCode::kTransient, "no delivery report from Kafka in time");
-    }
-    if (delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      if (delivery.error == RD_KAFKA_RESP_ERR__FENCED ||
-          delivery.error == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-          delivery.error == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
-        healthy = false;
+  std::vector<std::vector<RecordPositionOut>> positions(group.members.size());
+  for (std::size_t m = 0; m < group.members.size(); ++m) {
+    const auto& records = *group.members[m].records;
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      Delivery& delivery = *deliveries[m][i];
+      if (!awaitDelivery(delivery, std::chrono::milliseconds(message_timeout_ms_ + 5000))) {
+        return sdk::Status(sdk::StatusCode::kTransient, "no delivery report from Kafka in time");
       }
-      return sdk::Status(sdk::StatusCode::kTransient,
-                         std::string("Kafka did not store the event: ") +
-                             rd_kafka_err2str(delivery.error));
+      if (delivery.error != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (delivery.error == RD_KAFKA_RESP_ERR__FENCED ||
+            delivery.error == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+            delivery.error == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+          healthy = false;
+        }
+        return sdk::Status(sdk::StatusCode::kTransient,
+                           std::string("Kafka did not store the event: ") +
+                               rd_kafka_err2str(delivery.error));
+      }
+      positions[m].push_back({records[i].topic, delivery.partition, delivery.offset});
     }
-    positions.push_back({records[i].topic, delivery.partition, delivery.offset});
   }
-  if (!gate(positions)) {
-    gate_refused = true;
-    return sdk::Status(sdk::StatusCode::kTransient, "the command lost its aggregate lock");
+  // Each member gates on its own thread; the transaction waits for all of them.
+  std::size_t refused = 0;
+  {
+    std::unique_lock lock(group.mutex);
+    for (std::size_t m = 0; m < group.members.size(); ++m) {
+      group.members[m].positions = std::move(positions[m]);
+    }
+    group.gates_pending = group.members.size();
+    group.produced = true;
+    group.cv.notify_all();
+    // The leader's own gate, here on its thread (member 0); the others run theirs on theirs.
+    Group::Member& leader = group.members.front();
+    const std::vector<RecordPositionOut> mine = leader.positions;
+    lock.unlock();
+    const bool ok = (*leader.gate)(mine);
+    lock.lock();
+    group.members.front().gate_ok = ok;
+    --group.gates_pending;
+    group.cv.wait(lock, [&] { return group.gates_pending == 0; });
+    for (auto& member : group.members) {
+      if (member.gate_ok) continue;
+      ++refused;
+      member.gate_refused = true;
+      member.status = sdk::Status(sdk::StatusCode::kTransient, "the command lost its aggregate lock");
+    }
+  }
+  if (refused > 0) {
+    return sdk::Status(sdk::StatusCode::kTransient,
+                       "aborted: another command in the same Kafka transaction lost its "
+                       "aggregate lock; nothing was published, retry");
   }
   if (rd_kafka_error_t* failure = rd_kafka_commit_transaction(rk, message_timeout_ms_ + 5000)) {
     return failed("Kafka did not commit the events' transaction", failure);
   }
-  return positions;
+  ++transactions_committed_;
+  calls_committed_ += group.members.size();
+  return sdk::Status();
+}
+
+EventProducer::TransactionStats EventProducer::transactionStats() {
+  TransactionStats stats;
+  stats.transactions_committed = transactions_committed_.load();
+  stats.calls_committed = calls_committed_.load();
+  std::lock_guard lock(forming_mutex_);
+  if (forming_) stats.calls_waiting = forming_->members.size();
+  return stats;
 }
 
 sdk::Result<RecordPositionOut> EventProducer::produce(const std::string& topic,

@@ -71,12 +71,28 @@ class EventProducer {
   /// Publishes `records` in one Kafka transaction that commits only if `gate` answers true once
   /// every record is acknowledged (uncommitted, so invisible to read_committed consumers);
   /// `gate` gets their positions. When it answers false, or anything fails, the transaction is
-  /// aborted and the answer is kTransient; `gate_refused` tells the two apart. Transactions run
-  /// on a small pool of transactional producers, so commands on different aggregates overlap.
+  /// aborted and the answer is kTransient; `gate_refused` tells the two apart.
+  ///
+  /// Group commit: calls that arrive while every transactional producer of the pool is busy
+  /// share the next transaction. Each call's gate runs on its own thread once all the group's
+  /// records are acknowledged; the transaction commits only when every gate answered true, so
+  /// a call whose gate refuses also aborts the others of its group (kTransient, not refused:
+  /// they may retry). A transaction costs the broker several requests and a marker per
+  /// partition, whatever it holds: grouping is what lets the API publish hundreds of locked
+  /// commands per second on one broker.
   sdk::Result<std::vector<RecordPositionOut>> produceGated(
       const std::vector<OutgoingRecord>& records,
       const std::function<bool(const std::vector<RecordPositionOut>&)>& gate,
       bool& gate_refused);
+
+  /// Group commit's counts since start: transactions committed, the calls they carried, and
+  /// the calls in the group now forming (waiting for a producer).
+  struct TransactionStats {
+    std::uint64_t transactions_committed = 0;
+    std::uint64_t calls_committed = 0;
+    std::size_t calls_waiting = 0;
+  };
+  TransactionStats transactionStats();
 
   /// Every partition's end (high watermark, open transactions included) of `topics`, in one
   /// ListOffsets round per broker; std::nullopt when Kafka did not answer within `timeout`.
@@ -103,11 +119,19 @@ class EventProducer {
   sdk::Result<std::unique_ptr<TxnProducer>> acquireTxn();
   /// Returns it to the pool, or drops it when `healthy` is false (fenced, fatal error).
   void releaseTxn(std::unique_ptr<TxnProducer> producer, bool healthy);
-  /// begin, produce, gate, commit (or abort). Fills `healthy` false on a fatal error.
-  sdk::Result<std::vector<RecordPositionOut>> runTransaction(
-      rd_kafka_t* rk, const std::vector<OutgoingRecord>& records,
-      const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, bool& gate_refused,
-      bool& healthy);
+  struct Group;
+  /// The group a call joins: the one still forming (its leader waits for a producer), or a new
+  /// one it leads. `leader` is set when the caller leads it.
+  std::shared_ptr<Group> joinGroup(
+      const std::vector<OutgoingRecord>& records,
+      const std::function<bool(const std::vector<RecordPositionOut>&)>& gate, std::size_t& index,
+      bool& leader);
+  /// The leader's part: takes a producer, seals the group, produces every record, lets the
+  /// members gate, commits or aborts, and publishes each member's outcome.
+  void leadGroup(Group& group);
+  /// begin, produce, gates, commit (or abort) for the sealed `group`. Fills `healthy` false
+  /// on a fatal error.
+  sdk::Status runTransaction(rd_kafka_t* rk, Group& group, bool& healthy);
   /// Partition count of `topic` (cached for a while); std::nullopt when unknown.
   std::optional<int> partitionCount(const std::string& topic, std::chrono::milliseconds timeout);
 
@@ -121,6 +145,10 @@ class EventProducer {
   std::size_t txn_count_ = 0;   ///< producers in the pool, idle or in use
   std::size_t txn_serial_ = 0;  ///< suffix of the next producer's transactional.id
   std::thread warmer_;  ///< creates the pool's producers at start (init_transactions is slow)
+  std::mutex forming_mutex_;
+  std::shared_ptr<Group> forming_;  ///< the group whose leader waits for a producer, if any
+  std::atomic<std::uint64_t> transactions_committed_{0};
+  std::atomic<std::uint64_t> calls_committed_{0};
   std::mutex partitions_mutex_;
   std::map<std::string, std::pair<int, std::chrono::steady_clock::time_point>> partitions_;
   std::atomic<bool> stop_{false};

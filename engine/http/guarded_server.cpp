@@ -667,6 +667,21 @@ std::string GuardedServer::errorAnswer(int status) const {
          "\r\nConnection: close\r\n\r\n" + res.body;
 }
 
+void GuardedServer::toBusyLane(int sock, const std::string& why) {
+  busy_->adopt(sock);
+  ++refused_;
+  // At most one line per kSaturationLogInterval: a flood must not flood the log too.
+  const auto now = Clock::now().time_since_epoch().count();
+  auto last = last_saturation_log_.load();
+  if (now - last < std::chrono::duration_cast<Clock::duration>(kSaturationLogInterval).count() ||
+      !last_saturation_log_.compare_exchange_strong(last, now)) {
+    return;
+  }
+  spdlog::warn("{}: saturated: {} connection(s) answered 503 server_busy by the busy lane since "
+               "the last such line (latest: {}; limits: {} workers, {} per client address)",
+               name_, refused_.exchange(0), why, limits_.workers, limits_.per_client);
+}
+
 bool GuardedServer::process_and_close_socket(socket_t sock) {
   return serve(sock, keep_alive_max_count_, std::nullopt);
 }
@@ -684,7 +699,7 @@ void GuardedServer::resume(int fd, std::size_t keep_alive_left,
 bool GuardedServer::serve(int sock, std::size_t keep_alive_left,
                           std::optional<std::chrono::steady_clock::time_point> head_started) {
   if (tl_lane == Lane::kBusy) {
-    busy_->adopt(sock);
+    toBusyLane(sock, "no worker was free");
     return false;
   }
   int port = 0;
@@ -716,7 +731,8 @@ bool GuardedServer::serve(int sock, std::size_t keep_alive_left,
     }
     // A client holds at most per_client workers with requests in progress.
     if (!acquireClient(client)) {
-      busy_->adopt(sock);
+      toBusyLane(sock, "the client address " + client + " had requests in progress on " +
+                           std::to_string(limits_.per_client) + " workers");
       return false;
     }
     state = RequestState{};

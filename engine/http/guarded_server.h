@@ -33,7 +33,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -100,9 +102,14 @@ class GuardedServer : public httplib::Server {
   bool refuseBody(const httplib::Request& req, httplib::Response& res) const;
   /// False when `client` still holds per_client workers after max_queue_wait.
   bool acquireClient(const std::string& client);
+  /// Hands `sock` to the busy lane (503) and logs it, at most once per interval.
+  void toBusyLane(int sock, const std::string& why);
   void releaseClient(const std::string& client);
 
-  std::string name_;
+  static constexpr std::chrono::seconds kSaturationLogInterval{10};
+  std::string name_;  ///< "api" or "admin": prefixes the saturation log line
+  std::atomic<std::size_t> refused_{0};                 ///< busy-lane answers since the last line
+  std::atomic<std::int64_t> last_saturation_log_{std::numeric_limits<std::int64_t>::min() / 2};
   ServerLimits limits_;
   ErrorWriter error_;
   Gate gate_;

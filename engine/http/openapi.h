@@ -16,6 +16,8 @@ struct RouteDoc {
   std::string plugin;
   sdk::RouteSpec spec;
   std::vector<std::string> path_parameters;
+  /// The events the event catalog says the route publishes: [{topic, event_type, schema}].
+  nlohmann::json events = nlohmann::json::array();
 };
 
 nlohmann::json buildOpenApi(const std::vector<RouteDoc>& routes, const nlohmann::json& schemas,

@@ -11,6 +11,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "engine/plugin/json_schema.h"
+
 namespace ultracore::engine {
 
 namespace {
@@ -108,6 +110,74 @@ void validateDescriptor(const std::string& name, const std::filesystem::path& pa
   validateFactories(at, "API", descriptor.apis, descriptor.api_count);
 }
 
+/// The plugin's event catalog (issue 16): the optional `ultracore_plugin_catalog` symbol's
+/// JSON text, checked: the format the engine reads, every entry named, every consumer one of
+/// the plugin's projections, every schema of a shape the validator understands. Null when the
+/// plugin exports none. Throws PluginError.
+nlohmann::json readCatalog(const std::string& name, const std::filesystem::path& path,
+                           dll::shared_library& library, const sdk::PluginDescriptor& descriptor) {
+  if (!library.has(sdk::kPluginCatalogSymbol)) return nullptr;
+  const std::string at =
+      describe(name, path) + ": symbol '" + sdk::kPluginCatalogSymbol + "'";
+  using CatalogSignature = std::remove_pointer_t<sdk::PluginCatalogFunction>;
+  const sdk::PluginCatalogFunction function =
+      &library.get<CatalogSignature>(sdk::kPluginCatalogSymbol);
+  const char* text = function();
+  if (text == nullptr) {
+    throw PluginError(PluginErrorCode::kInvalidCatalog, at + ": returned null");
+  }
+  nlohmann::json catalog = nlohmann::json::parse(text, nullptr, false);
+  const auto invalid = [&](const std::string& why) {
+    return PluginError(PluginErrorCode::kInvalidCatalog, at + ": " + why);
+  };
+  if (!catalog.is_object()) throw invalid("not a JSON object");
+  if (catalog.contains("error")) {
+    throw invalid("building the catalog failed: " + catalog["error"].dump());
+  }
+  if (catalog["format"] != sdk::kCatalogFormat) {
+    throw invalid("catalog format " + catalog["format"].dump() +
+                  ", engine reads " + std::to_string(sdk::kCatalogFormat) +
+                  "; rebuild the plugin against this SDK");
+  }
+  std::set<std::string> projections;
+  for (std::size_t i = 0; i < descriptor.projection_count; ++i) {
+    projections.insert(descriptor.projections[i].name);
+  }
+  for (const char* list : {"consumes", "produces"}) {
+    if (!catalog[list].is_array()) throw invalid(std::string("'") + list + "' is not an array");
+    for (const auto& entry : catalog[list]) {
+      const auto text = [&](const char* key) {
+        const auto it = entry.find(key);
+        return it != entry.end() && it->is_string() ? it->get<std::string>() : std::string();
+      };
+      if (!entry.is_object()) throw invalid(std::string("an entry of '") + list + "' is not an object");
+      const std::string owner_key = std::string(list) == "consumes" ? "projection" : "route";
+      const std::string type = text("event_type");
+      const std::string owner = text(owner_key.c_str());
+      if (type.empty() || owner.empty() || (owner_key == "route" && text("topic").empty())) {
+        throw invalid(std::string("an entry of '") + list + "' lacks " + owner_key +
+                      (owner_key == "route" ? ", topic" : "") + " or event_type: " + entry.dump());
+      }
+      const std::string what = owner_key + " '" + owner + "', event type '" + type + "'";
+      if (owner_key == "projection" && projections.count(owner) == 0) {
+        throw invalid(what + ": the plugin offers no projection '" + owner + "'");
+      }
+      if (owner_key == "route") {
+        const auto space = owner.find(' ');
+        if (space == std::string::npos || space == 0 || owner.size() <= space + 1 ||
+            owner[space + 1] != '/') {
+          throw invalid(what + ": a route is \"METHOD /path\", e.g. \"POST /api/v1/customers\"");
+        }
+      }
+      if (auto error = checkSchema(entry.contains("schema") ? entry["schema"] : nlohmann::json())) {
+        throw invalid(what + ": schema" + error->path + ": " + error->rule + " " +
+                      error->message);
+      }
+    }
+  }
+  return catalog;
+}
+
 /// Opens the library and returns it with its checked descriptor. Throws PluginError.
 std::shared_ptr<LoadedPlugin> openPlugin(const std::string& name,
                                          const std::filesystem::path& path) {
@@ -157,7 +227,9 @@ std::shared_ptr<LoadedPlugin> openPlugin(const std::string& name,
   }
 
   validateDescriptor(name, path, *descriptor);
-  return std::make_shared<LoadedPlugin>(name, path, std::move(library), descriptor);
+  nlohmann::json catalog = readCatalog(name, path, *library, *descriptor);
+  return std::make_shared<LoadedPlugin>(name, path, std::move(library), descriptor,
+                                        std::move(catalog));
 }
 
 }  // namespace
@@ -186,6 +258,8 @@ const char* toString(PluginErrorCode code) {
       return "invalid_descriptor";
     case PluginErrorCode::kUnknownApi:
       return "unknown_api";
+    case PluginErrorCode::kInvalidCatalog:
+      return "invalid_catalog";
   }
   return "unknown";
 }
@@ -195,11 +269,12 @@ PluginError::PluginError(PluginErrorCode code, const std::string& message)
 
 LoadedPlugin::LoadedPlugin(std::string name, std::filesystem::path path,
                            std::shared_ptr<boost::dll::shared_library> library,
-                           const sdk::PluginDescriptor* descriptor)
+                           const sdk::PluginDescriptor* descriptor, nlohmann::json catalog)
     : name_(std::move(name)),
       path_(std::move(path)),
       library_(std::move(library)),
-      descriptor_(descriptor) {}
+      descriptor_(descriptor),
+      catalog_(std::move(catalog)) {}
 
 std::vector<std::string> LoadedPlugin::projectionNames() const {
   std::vector<std::string> names;

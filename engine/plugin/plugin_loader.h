@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "ultracore/sdk/catalog.h"
 #include "ultracore/sdk/plugin.h"
 
 namespace boost::dll {
@@ -31,6 +34,7 @@ enum class PluginErrorCode {
   kCreateReturnedNull,   ///< the factory returned nullptr without an error
   kInvalidDescriptor,    ///< descriptor incomplete: no name, null projections or factory fields
   kUnknownApi,           ///< the plugin offers no API of that name
+  kInvalidCatalog,       ///< ultracore_plugin_catalog's text is not a valid event catalog
 };
 const char* toString(PluginErrorCode code);
 
@@ -49,7 +53,8 @@ class LoadedPlugin {
  public:
   LoadedPlugin(std::string name, std::filesystem::path path,
                std::shared_ptr<boost::dll::shared_library> library,
-               const sdk::PluginDescriptor* descriptor);
+               const sdk::PluginDescriptor* descriptor,
+               nlohmann::json catalog = nullptr);
 
   const std::string& name() const { return name_; }
   const std::filesystem::path& path() const { return path_; }
@@ -67,11 +72,16 @@ class LoadedPlugin {
   /// Creates an API, owned like a projection (keeps the library loaded). Throws PluginError.
   std::shared_ptr<sdk::Api> createApi(const std::string& api, const sdk::ApiContext& context) const;
 
+  /// The event catalog the plugin declares (ULTRACORE_EVENT_CATALOG, checked at load:
+  /// {"format", "consumes": [...], "produces": [...]}); null when it declares none.
+  const nlohmann::json& catalog() const { return catalog_; }
+
  private:
   std::string name_;
   std::filesystem::path path_;
   std::shared_ptr<boost::dll::shared_library> library_;
   const sdk::PluginDescriptor* descriptor_;
+  nlohmann::json catalog_;
 };
 
 /// The set of plugins named in the manifest, by manifest name.

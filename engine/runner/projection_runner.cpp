@@ -669,6 +669,7 @@ ProjectionRunner::Outcome ProjectionRunner::flushPending() {
   std::vector<Item> items;
   items.reserve(pending_.size());
   for (auto& record : pending_) items.push_back(makeItem(std::move(record)));
+  counters_.event_types.add(items, [](const Item& item) { return item.event ? &*item.event : nullptr; });
   pending_.clear();
   return processRange(items, 0, items.size());
 }

@@ -28,6 +28,7 @@
 #include "engine/kafka/kafka_record.h"
 #include "engine/manifest/manifest.h"
 #include "engine/postgres/offset_store.h"
+#include "engine/runner/event_type_counts.h"
 #include "engine/runner/failure_store.h"
 #include "ultracore/sdk/projection.h"
 
@@ -111,6 +112,7 @@ struct RunnerCounters {
   std::atomic<std::uint64_t> processed_events_pruned{0};
   Histogram batch_size{{1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000}};  ///< events per commit
   Histogram commit_seconds{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}};
+  EventTypeCounts event_types;  ///< consumed events by topic and type (the event catalog)
 };
 
 class ProjectionRunner {

@@ -299,6 +299,15 @@ void KafkaCluster::startNode(int id) {
       std::chrono::seconds(120));
 }
 
+void KafkaCluster::signalNode(int id, int signal) {
+  const fs::path pid_file = dir_.path() / "cluster" / ("node-" + std::to_string(id)) / "pid";
+  const std::string pid = trim(readFile(pid_file));
+  if (pid.empty() || ::kill(static_cast<pid_t>(std::stol(pid)), signal) != 0) {
+    throw std::runtime_error("cannot signal Kafka node " + std::to_string(id) + " (pid file " +
+                             pid_file.string() + ")");
+  }
+}
+
 namespace {
 
 struct RdKafkaDeleter {

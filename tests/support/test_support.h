@@ -108,6 +108,9 @@ class KafkaCluster {
   void stopNode(int id, bool kill = false);
   /// Starts node `id` again on its ports and data; returns once it answers.
   void startNode(int id);
+  /// Sends `signal` to node `id`'s JVM (SIGSTOP freezes it: connections stay open, nothing
+  /// answers; SIGCONT resumes it). Throws when the node is not running.
+  void signalNode(int id, int signal);
   /// Creates a topic through the admin API and waits until every partition has a leader.
   /// replication_factor -1: the broker's default (3 on a 3-node cluster, else 1).
   void createTopic(const std::string& name, int partitions, int replication_factor = -1,

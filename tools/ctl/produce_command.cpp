@@ -10,7 +10,9 @@
 #include <set>
 #include <sstream>
 
+#include "engine/http/catalog.h"
 #include "engine/manifest/manifest.h"
+#include "engine/plugin/plugin_loader.h"
 #include "tools/ctl/envelope_file.h"
 #include "tools/ctl/kafka_client.h"
 
@@ -21,6 +23,7 @@ struct Options {
   std::string topic;
   std::string file;
   bool generate_ids = false;
+  bool no_validate = false;  ///< skip the event catalog's schemas
   int max_errors_shown = 20;
 };
 
@@ -50,6 +53,35 @@ std::string readAll(const std::string& file) {
   return text.str();
 }
 
+/// The entries whose event_data breaks a schema the manifest's plugins declare for its type on
+/// `topic` (issue 16), as "WHERE: reason". A plugin that does not load is reported on stderr and
+/// left out: its declarations are not checked.
+std::vector<std::string> catalogErrors(const engine::Manifest& manifest, const EnvelopeFile& file,
+                                       const std::string& topic) {
+  engine::PluginRegistry plugins;
+  for (const auto& plugin : manifest.plugins) {
+    try {
+      plugins.load(plugin.name, plugin.library);
+    } catch (const engine::PluginError& e) {
+      std::fprintf(stderr, "warning: the event catalog of plugin '%s' is not checked: %s\n",
+                   plugin.name.c_str(), e.what());
+    }
+  }
+  const auto catalog = engine::EventCatalog::build(manifest, plugins);
+  std::vector<std::string> errors;
+  for (const auto& entry : file.entries) {
+    const auto type = entry.document.find("event_type");
+    const auto data = entry.document.find("event_data");
+    if (type == entry.document.end() || !type->is_string()) continue;  // the parser checked
+    const nlohmann::json event_data =
+        data == entry.document.end() ? nlohmann::json::object() : nlohmann::json::parse(data->dump());
+    if (const auto rejected = catalog.validate(topic, type->get<std::string>(), event_data)) {
+      errors.push_back(entry.where + ": " + rejected->message());
+    }
+  }
+  return errors;
+}
+
 void produce(const CtlContext& context, const Options& options) {
   const auto manifest = engine::loadManifest(context.config);
   const std::map<std::string, std::string> properties =
@@ -69,6 +101,23 @@ void produce(const CtlContext& context, const Options& options) {
     throw CtlError(std::to_string(file.errors.size()) + " invalid envelope(s) in " +
                        (options.file == "-" ? "stdin" : options.file) + "; nothing produced",
                    2);
+  }
+  if (!options.no_validate) {
+    const std::vector<std::string> errors = catalogErrors(manifest, file, options.topic);
+    for (std::size_t i = 0;
+         i < errors.size() && i < static_cast<std::size_t>(options.max_errors_shown); ++i) {
+      std::fprintf(stderr, "%s\n", errors[i].c_str());
+    }
+    if (errors.size() > static_cast<std::size_t>(options.max_errors_shown)) {
+      std::fprintf(stderr, "... and %zu more\n", errors.size() - options.max_errors_shown);
+    }
+    if (!errors.empty()) {
+      throw CtlError(std::to_string(errors.size()) + " event(s) in " +
+                         (options.file == "-" ? "stdin" : options.file) +
+                         " break the event catalog's schemas; nothing produced "
+                         "(--no-validate skips the catalog)",
+                     2);
+    }
   }
 
   const std::map<std::string, std::string> defaults = {
@@ -165,6 +214,9 @@ void registerProduceCommands(CLI::App& app, const CtlContext& context) {
   cmd->add_flag("--generate-ids", options->generate_ids,
                 "fill a missing event_id with a new UUID and a missing occurred_at with now "
                 "(default: a missing event_id is an error)");
+  cmd->add_flag("--no-validate", options->no_validate,
+                "do not check event_data against the schemas the manifest's plugins declare "
+                "(the event catalog)");
   cmd->callback([&context, options] { produce(context, *options); });
 }
 

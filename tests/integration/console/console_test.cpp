@@ -127,7 +127,7 @@ TEST_F(ConsoleTest, EveryViewShowsRealDataFindsAnAggregateAndRetriesADeadLetterO
                               " && document.querySelector('.card[data-projection=\"ledger\"] b.dead-letters').textContent === '1'", 30s))
       << pageState(browser);
   EXPECT_EQ(browser.evaluate("[...document.querySelectorAll('#nav a')].map(a => a.dataset.nav).join(',')"),
-            "projections,topics,groups,messages,dead-letters");
+            "projections,topics,groups,messages,dead-letters,catalog");
   screenshot(browser, "projections");
 
   // Topics: the manifest's three, with their message counts.

@@ -68,11 +68,7 @@ TEST(RealKafkaConsistentCommands, AStoppedApiProcessThatResumesAfterAnotherTookO
       std::map<std::string, std::string>{{"ULTRACORE_TEST_PAUSE_BEFORE_FENCE", "1"}},
       dir.path() / "zombie.log");
   for (int p : {port, zombie_port}) {
-    httplib::Client client("127.0.0.1", p);
-    ASSERT_TRUE(waitUntil([&] {
-      auto res = client.Get("/readyz");
-      return res && res->status == 200;
-    }, 120s)) << engine->log() << zombie->log();
+    ASSERT_TRUE(waitForApiReady(p)) << engine->log() << zombie->log();
   }
 
   const auto [customer_status, customer] =

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <librdkafka/rdkafka.h>
 
 namespace ultracore::testing {
@@ -57,6 +58,29 @@ void setApiPort(const std::filesystem::path& manifest, int port) {
   if (at == std::string::npos) throw std::runtime_error(manifest.string() + " has no api block");
   text.replace(at, any_port.size(), "api:\n  listen: 127.0.0.1:" + std::to_string(port) + "\n");
   std::ofstream(manifest) << text;
+}
+
+std::filesystem::path writeApiManifest(const TempDir& dir, const std::string& bootstrap,
+                                       const std::string& postgres_url, int port,
+                                       const std::string& name) {
+  auto manifest = writeKafkaManifest(
+      dir, bootstrap, postgres_url, "  session.timeout.ms: 6000\n",
+      "  - { name: customers, plugin: customers, topics: [ultracore.customers.events],"
+      " workers: 2, batch: { max_events: 500, max_wait_ms: 5 } }\n"
+      "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events],"
+      " batch: { max_events: 500, max_wait_ms: 5 } }\n",
+      name);
+  setApiPort(manifest, port);
+  return manifest;
+}
+
+bool waitForApiReady(int port, std::chrono::seconds timeout) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(30, 0);
+  return waitUntil([&] {
+    auto res = client.Get("/readyz");
+    return res && res->status == 200;
+  }, timeout);
 }
 
 namespace {

@@ -4,6 +4,7 @@
 /// partition watermarks, stored-offset sums and a transactional producer. Everything talks to
 /// a real Apache Kafka cluster (KafkaCluster) and the real PostgreSQL.
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -38,6 +39,16 @@ std::filesystem::path writeKafkaManifest(const TempDir& dir, const std::string& 
 
 /// Makes the manifest's API listen on 127.0.0.1:`port` (writeManifest's says port 0).
 void setApiPort(const std::filesystem::path& manifest, int port);
+
+/// The real-Kafka API tests' manifest (`name` in `dir`): the customers projection (2 workers)
+/// and the accounts projection, batches of 500 / 5 ms, session.timeout.ms 6000, the API on
+/// 127.0.0.1:`port`. The two topics must exist.
+std::filesystem::path writeApiManifest(const TempDir& dir, const std::string& bootstrap,
+                                       const std::string& postgres_url, int port,
+                                       const std::string& name);
+
+/// True once the API on 127.0.0.1:`port` answers GET /readyz with 200 (within `timeout`).
+bool waitForApiReady(int port, std::chrono::seconds timeout = std::chrono::seconds(120));
 
 /// Low and high watermark of one partition, asked of the broker.
 std::pair<std::int64_t, std::int64_t> watermarks(const std::string& bootstrap,

@@ -219,12 +219,9 @@ TEST(RealKafkaCluster, LeaderFailoverLosesAndDoublesNothing) {
       "failover.yaml");
   setApiPort(manifest, port);
   auto engine = startEngine(manifest, dir.path() / "engine.log", {"--instance-id", "failover-1"});
+  ASSERT_TRUE(waitForApiReady(port)) << engine->log();
   httplib::Client client("127.0.0.1", port);
   client.set_read_timeout(30, 0);
-  ASSERT_TRUE(waitUntil([&] {
-    auto res = client.Get("/readyz");
-    return res && res->status == 200;
-  }, 120s)) << engine->log();
 
   LedgerWriter writer(kafka.bootstrap(), topic, 100);
   std::atomic<bool> stop_commands{false};

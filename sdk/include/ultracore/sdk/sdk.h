@@ -2,6 +2,7 @@
 /// @file
 /// Everything a plugin author includes.
 #include "ultracore/sdk/api.h"
+#include "ultracore/sdk/catalog.h"
 #include "ultracore/sdk/envelope.h"
 #include "ultracore/sdk/event.h"
 #include "ultracore/sdk/fields.h"

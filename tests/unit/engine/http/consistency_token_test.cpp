@@ -21,5 +21,20 @@ TEST(ConsistencyToken, RefusesWhatIsNotTopicPartitionOffset) {
   }
 }
 
+TEST(IfMatch, ReadsAVersionBareQuotedOrWeak) {
+  EXPECT_EQ(parseIfMatch("7"), 7);
+  EXPECT_EQ(parseIfMatch("\"7\""), 7);
+  EXPECT_EQ(parseIfMatch("W/\"12\""), 12);
+  EXPECT_EQ(parseIfMatch("0"), 0);
+  EXPECT_EQ(parseIfMatch("999999999999999999"), 999999999999999999);
+}
+
+TEST(IfMatch, RefusesAnythingElse) {
+  for (const char* bad : {"", "\"\"", "W/", "W/\"\"", "*", "-1", "+1", " 7", "7 ", "\"7", "7\"",
+                          "\"7\", \"8\"", "0x10", "1e3", "1000000000000000000", "w/\"7\""}) {
+    EXPECT_EQ(parseIfMatch(bad), std::nullopt) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace ultracore::engine

@@ -282,3 +282,22 @@ TEST(PluginLoaderTest, EveryErrorCodeHasAName) {
 
 }  // namespace
 }  // namespace ultracore::engine
+
+namespace ultracore::engine {
+namespace {
+
+// The event catalog (issue 16) is optional: a plugin without one loads with a null catalog; a
+// malformed one is refused at load, naming the entry.
+TEST(PluginLoaderTest, PluginWithoutCatalogLoadsWithNone) {
+  PluginRegistry registry;
+  EXPECT_TRUE(registry.load("ok_plugin", pluginPath("test_ok")).catalog().is_null());
+}
+
+TEST(PluginLoaderTest, CatalogNamingAProjectionThePluginLacksIsRefused) {
+  expectLoadError("test_bad_catalog", PluginErrorCode::kInvalidCatalog,
+                  {pluginPath("test_bad_catalog").string(), "symbol 'ultracore_plugin_catalog'",
+                   "projection 'nope', event type 'ThingMade': the plugin offers no projection 'nope'"});
+}
+
+}  // namespace
+}  // namespace ultracore::engine
