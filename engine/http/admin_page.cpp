@@ -1,5 +1,7 @@
 #include "engine/http/admin_page.h"
 
+#include "engine/http/console_page.h"
+
 namespace ultracore::engine {
 
 const std::string& adminPageHtml() {
@@ -8,7 +10,7 @@ const std::string& adminPageHtml() {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>UltraCore status</title>
+<title>UltraCore console</title>
 <style>
 body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; background: #f4f5f7; }
 h1 { font-size: 1.3em; margin: 0 0 .2em; }
@@ -37,13 +39,17 @@ td.lagging { color: #c50; font-weight: bold; }
 .chart { flex: 1 1 300px; min-width: 280px; } .chart .title { color: #555; font-size: .9em; }
 .chart svg { display: block; width: 100%; height: auto; }
 </style>
+<style>)HTML" + consolePageStyle() + R"HTML(</style>
 </head>
 <body>
-<nav><a id="nav-catalog" href="/catalog" onclick="this.href = '/catalog' + location.hash">Event catalog</a></nav>
+<nav id="nav"></nav>
+<section class="view" id="view-projections" data-view="projections">
 <h1>UltraCore projections</h1>
 <div id="meta">connecting&hellip;</div>
 <div id="error" role="alert"></div>
 <div id="projections"></div>
+</section>
+<div id="views"></div>
 <script>
 "use strict";
 // Polls /api/v1/projections every second. The engine samples each projection's events/s and
@@ -226,6 +232,7 @@ async function loop(gen) {
 window.addEventListener("hashchange", () => { clearTimeout(timer); loop(++generation); });
 loop(generation);
 </script>
+<script>)HTML" + consolePageScript() + R"HTML(</script>
 </body>
 </html>
 )HTML";

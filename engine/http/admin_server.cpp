@@ -19,6 +19,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/http/admin_page.h"
+#include "engine/http/console.h"
+#include "engine/http/json_response.h"
 #include "engine/http/catalog.h"
 #include "engine/http/catalog_page.h"
 #include "engine/kafka/kafka_config.h"
@@ -51,16 +53,6 @@ std::int64_t nowMs() {
 constexpr RunnerState kAllStates[] = {RunnerState::kStarting, RunnerState::kRunning,
                                       RunnerState::kWaiting,  RunnerState::kPaused,
                                       RunnerState::kStopped,  RunnerState::kFailed};
-
-void sendJson(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
-}
-
-void sendError(httplib::Response& res, int status, const std::string& code,
-               const std::string& message) {
-  sendJson(res, status, {{"error", {{"status", status}, {"code", code}, {"message", message}}}});
-}
 
 /// 8 hex digits naming one failure, in the answer and in the log line that has the details.
 std::string newErrorId() {
@@ -174,7 +166,8 @@ AdminServer::AdminServer(const Manifest& manifest, Engine& engine)
     : manifest_(manifest),
       engine_(engine),
       token_(manifest.admin_token),
-      catalog_(EventCatalog::build(manifest, engine.plugins())) {}
+      catalog_(EventCatalog::build(manifest, engine.plugins())),
+      console_(std::make_unique<Console>(manifest, engine)) {}
 
 AdminServer::~AdminServer() { stop(); }
 
@@ -272,6 +265,7 @@ void AdminServer::start() {
   }
   sampleOnce();  // the first answer already has log end offsets
   sampler_ = std::thread([this] { sampleLoop(); });
+  console_->start();
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   spdlog::info("admin listening on {}:{} (/metrics, /api/v1/projections, status page at /){}", host,
                bound, token_.empty() ? "" : "; bearer token required");
@@ -286,6 +280,7 @@ void AdminServer::stop() {
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
   if (sampler_.joinable()) sampler_.join();
+  console_->stop();
 }
 
 bool AdminServer::stopRequested() {
@@ -319,14 +314,8 @@ void AdminServer::sampleOnce() {
       if (!kafka_) {
         const std::map<std::string, std::string> enforced = {{"client.id", "ultracore-admin"},
                                                              {"allow.auto.create.topics", "false"}};
-        KafkaConf conf = makeKafkaConf({&manifest_.kafka, &enforced});
-        char error[512];
         // A consumer handle (no group): the manifest's kafka: map is consumer settings.
-        rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
-        if (rk == nullptr) throw KafkaConfigError(error);
-        conf.release();
-        kafka_.reset(rk);
-        nameKafkaClient(rk, "admin");
+        kafka_ = makeUnsubscribedConsumer({&manifest_.kafka, &enforced}, "admin");
       }
       const auto budget_end = std::chrono::steady_clock::now() + kWatermarkBudget;
       for (const auto& tp : wanted) {
@@ -677,6 +666,7 @@ void AdminServer::dispatch(const httplib::Request& req, httplib::Response& res) 
     }
   }
 
+  if (console_->handle(req, res)) return;
   if (req.method == "GET" && path == "/metrics") {
     res.set_content(metricsText(), "text/plain; version=0.0.4; charset=utf-8");
     return;

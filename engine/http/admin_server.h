@@ -4,8 +4,10 @@
 /// that runs projections. Serves Prometheus metrics (/metrics), projection status as JSON
 /// (/api/v1/projections), operator actions (POST /api/v1/projections/{name}/pause, resume,
 /// rebuild, rebuild/cancel, rollback, drop, reset), a rebuild's progress (GET
-/// /api/v1/projections/{name}/rebuild), a self-contained status page (/), and the event
-/// catalog (issue 16: GET /api/v1/catalog and its page, GET /catalog).
+/// /api/v1/projections/{name}/rebuild), the operator console's endpoints (console.h: topics,
+/// consumer groups, message browser, dead letters, parked aggregates), the event catalog
+/// (issue 16: GET /api/v1/catalog and its page, GET /catalog) and a self-contained console
+/// page (/).
 ///
 /// Authentication: when admin.token (else api.token) is set, every route except `/` and
 /// `/healthz` (and `/catalog`, a page without data) needs `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials:}`).
@@ -46,6 +48,8 @@ struct Response;
 }  // namespace httplib
 
 namespace ultracore::engine {
+
+class Console;
 
 /// The admin endpoint could not start (bad admin.listen, port taken).
 class AdminStartupError : public std::runtime_error {
@@ -125,6 +129,7 @@ class AdminServer {
   /// The plugins' declarations for the manifest the engine started with (built once: a reload
   /// loads plugins on another thread). Immutable.
   EventCatalog catalog_;
+  std::unique_ptr<Console> console_;  ///< the operator console's routes (console.h)
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

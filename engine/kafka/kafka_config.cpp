@@ -24,4 +24,16 @@ KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::s
   return conf;
 }
 
+KafkaHandle makeUnsubscribedConsumer(
+    std::initializer_list<const std::map<std::string, std::string>*> layers,
+    const std::string& log_name) {
+  KafkaConf conf = makeKafkaConf(layers);
+  char error[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), error, sizeof(error));
+  if (rk == nullptr) throw KafkaConfigError(std::string("cannot create a Kafka client: ") + error);
+  conf.release();  // owned by rk now
+  nameKafkaClient(rk, log_name);
+  return KafkaHandle(rk);
+}
+
 }  // namespace ultracore::engine

@@ -34,4 +34,11 @@ using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 /// go to the engine's logger (routeKafkaLog); name the client with nameKafkaClient().
 KafkaConf makeKafkaConf(std::initializer_list<const std::map<std::string, std::string>*> layers);
 
+/// A consumer handle built from `layers` (makeKafkaConf) that the caller never subscribes:
+/// for metadata, watermarks, admin requests and assign()-only reading. Its log lines carry
+/// `log_name`. Throws KafkaConfigError.
+KafkaHandle makeUnsubscribedConsumer(
+    std::initializer_list<const std::map<std::string, std::string>*> layers,
+    const std::string& log_name);
+
 }  // namespace ultracore::engine

@@ -1,5 +1,8 @@
 #include "engine/kafka/kafka_record.h"
 
+#include <cstdio>
+#include <ctime>
+
 namespace ultracore::engine {
 
 KafkaRecord KafkaRecord::copyOf(const rd_kafka_message_t& message) {
@@ -31,6 +34,18 @@ KafkaRecord KafkaRecord::copyOf(const rd_kafka_message_t& message) {
     }
   }
   return record;
+}
+
+std::string isoTimeMs(std::int64_t epoch_ms) {
+  if (epoch_ms < 0) return "(no timestamp)";
+  const std::time_t seconds = static_cast<std::time_t>(epoch_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[64];
+  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(epoch_ms % 1000));
+  return text;
 }
 
 }  // namespace ultracore::engine

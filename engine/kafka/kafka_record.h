@@ -25,4 +25,8 @@ struct KafkaRecord {
   static KafkaRecord copyOf(const rd_kafka_message_t& message);
 };
 
+/// Epoch milliseconds as ISO 8601 UTC with milliseconds ("2026-11-27T08:00:00.123Z");
+/// "(no timestamp)" when negative.
+std::string isoTimeMs(std::int64_t epoch_ms);
+
 }  // namespace ultracore::engine

@@ -4,12 +4,10 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
-#include <thread>
 
-#include <pqxx/binarystring>
-#include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "engine/runner/dead_letter_admin.h"
 #include "tools/ctl/table.h"
 
 namespace ultracore::ctl {
@@ -25,43 +23,46 @@ struct Options {
   bool no_wait = false;
 };
 
-std::string text(const pqxx::field& field) { return field.is_null() ? "" : field.c_str(); }
-
 /// Bytes as text when they are printable UTF-8-ish, else \x hex.
-std::string printable(const pqxx::field& field) {
-  if (field.is_null()) return "(null)";
-  const std::string bytes = pqxx::binarystring(field).str();
+std::string printable(const std::optional<std::string>& bytes) {
+  if (!bytes) return "(null)";
   bool ok = true;
-  for (unsigned char c : bytes) ok = ok && (c >= 0x20 || c == '\n' || c == '\t' || c == '\r');
-  if (ok) return bytes;
+  for (unsigned char c : *bytes) ok = ok && (c >= 0x20 || c == '\n' || c == '\t' || c == '\r');
+  if (ok) return *bytes;
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out = "\\x";
-  for (unsigned char c : bytes) {
+  for (unsigned char c : *bytes) {
     out.push_back(kDigits[c >> 4]);
     out.push_back(kDigits[c & 0xf]);
   }
   return out;
 }
 
+std::string orEmpty(const std::optional<std::string>& value) { return value ? *value : ""; }
+
+/// Runs one library call, its refusal as a CtlError (bad input: exit 2).
+template <typename Action>
+auto run(Action action) {
+  try {
+    return action();
+  } catch (const engine::DeadLetterError& e) {
+    throw CtlError(e.what(), e.kind() == engine::DeadLetterError::Kind::kInvalid ? 2 : 1);
+  }
+}
+
 void list(const CtlContext& context, const Options& options) {
   auto connection = context.connect();
   pqxx::read_transaction txn(*connection);
-  const auto rows = txn.exec_params(
-      "SELECT id, projection, policy, status, topic, partition, \"offset\", "
-      "coalesce(aggregate_id, convert_from(record_key, 'UTF8'), ''), coalesce(event_type, ''), "
-      "error_code, error, to_char(created_at, 'YYYY-MM-DD HH24:MI:SS') "
-      "FROM ultracore_dead_letters WHERE ($1::text IS NULL OR projection IN ($1, ultracore_live_key($1))) "
-      "AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR aggregate_id = $3 "
-      "OR (aggregate_id IS NULL AND record_key = convert_to($3, 'UTF8'))) ORDER BY id",
-      options.projection ? options.projection->c_str() : nullptr,
-      options.status ? options.status->c_str() : nullptr,
-      options.aggregate ? options.aggregate->c_str() : nullptr);
+  engine::DeadLetterFilter filter;
+  filter.projection = options.projection;
+  filter.status = options.status;
+  filter.aggregate = options.aggregate;
   Table table({"ID", "PROJECTION", "POLICY", "STATUS", "TOPIC", "PARTITION", "OFFSET",
                "AGGREGATE", "EVENT_TYPE", "ERROR_CODE", "ERROR", "CREATED_AT"});
-  for (const auto& row : rows) {
-    std::vector<std::string> cells;
-    for (const auto& field : row) cells.push_back(text(field));
-    table.add(std::move(cells));
+  for (const auto& d : engine::listDeadLetters(txn, filter)) {
+    table.add({std::to_string(d.id), d.projection, d.policy, d.status, d.topic,
+               std::to_string(d.partition), std::to_string(d.offset), d.aggregate, d.event_type,
+               d.error_code, d.error, d.created_at});
   }
   table.print();
   std::printf("%zu dead letter(s)\n", table.size());
@@ -70,113 +71,56 @@ void list(const CtlContext& context, const Options& options) {
 void show(const CtlContext& context, const Options& options) {
   auto connection = context.connect();
   pqxx::read_transaction txn(*connection);
-  const auto rows = txn.exec_params(
-      "SELECT id, projection, policy, status, topic, partition, \"offset\", record_key, "
-      "record_value, headers::text, timestamp_ms, event_id, aggregate_id, event_type, "
-      "error_code, error, attempts, created_at, retry_requested_at, last_retry_at, "
-      "last_retry_error, resolved_at, resolution, "
-      "(SELECT aggregate_id FROM ultracore_parked_aggregates p WHERE p.dead_letter_id = d.id), "
-      "(SELECT count(*) FROM ultracore_parked_events e WHERE e.projection = d.projection AND "
-      " e.aggregate_id = (SELECT aggregate_id FROM ultracore_parked_aggregates p "
-      "                   WHERE p.dead_letter_id = d.id)) "
-      "FROM ultracore_dead_letters d WHERE id = $1",
-      options.id);
-  if (rows.empty()) throw CtlError("no dead letter " + std::to_string(options.id));
-  const auto& r = rows[0];
+  const engine::DeadLetterDetail d = run([&] { return engine::deadLetterDetail(txn, options.id); });
+  const engine::DeadLetterSummary& s = d.summary;
   std::vector<std::pair<std::string, std::string>> fields = {
-      {"id", text(r[0])},
-      {"projection", text(r[1])},
-      {"policy", text(r[2])},
-      {"status", text(r[3])},
-      {"position", text(r[4]) + "[" + text(r[5]) + "]@" + text(r[6])},
-      {"key", printable(r[7])},
-      {"value", printable(r[8])},
-      {"headers", text(r[9])},
-      {"timestamp_ms", text(r[10])},
-      {"event_id", text(r[11])},
-      {"aggregate_id", text(r[12])},
-      {"event_type", text(r[13])},
-      {"error_code", text(r[14])},
-      {"error", text(r[15])},
-      {"attempts", text(r[16])},
-      {"created_at", text(r[17])},
+      {"id", std::to_string(s.id)},
+      {"projection", s.projection},
+      {"policy", s.policy},
+      {"status", s.status},
+      {"position", s.topic + "[" + std::to_string(s.partition) + "]@" + std::to_string(s.offset)},
+      {"key", printable(d.key)},
+      {"value", printable(d.value)},
+      {"headers", d.headers_json},
+      {"timestamp_ms", d.timestamp_ms ? std::to_string(*d.timestamp_ms) : ""},
+      {"event_id", orEmpty(d.event_id)},
+      {"aggregate_id", orEmpty(d.aggregate_id)},
+      {"event_type", s.event_type},
+      {"error_code", s.error_code},
+      {"error", s.error},
+      {"attempts", std::to_string(d.attempts)},
+      {"created_at", s.created_at},
   };
-  if (!r[18].is_null()) fields.emplace_back("retry_requested_at", text(r[18]));
-  if (!r[19].is_null()) fields.emplace_back("last_retry_at", text(r[19]));
-  if (!r[20].is_null()) fields.emplace_back("last_retry_error", text(r[20]));
-  if (!r[21].is_null()) fields.emplace_back("resolved_at", text(r[21]));
-  if (!r[22].is_null()) fields.emplace_back("resolution", text(r[22]));
-  if (!r[23].is_null()) {
-    fields.emplace_back("parks", "aggregate '" + text(r[23]) + "' (" + text(r[24]) +
-                                     " event(s) held back)");
+  if (d.retry_requested_at) fields.emplace_back("retry_requested_at", *d.retry_requested_at);
+  if (d.last_retry_at) fields.emplace_back("last_retry_at", *d.last_retry_at);
+  if (d.last_retry_error) fields.emplace_back("last_retry_error", *d.last_retry_error);
+  if (d.resolved_at) fields.emplace_back("resolved_at", *d.resolved_at);
+  if (d.resolution) fields.emplace_back("resolution", *d.resolution);
+  if (d.parked_aggregate) {
+    fields.emplace_back("parks", "aggregate '" + *d.parked_aggregate + "' (" +
+                                     std::to_string(d.parked_events) + " event(s) held back)");
   }
   printFields(fields);
 }
 
-struct DeadLetterState {
-  std::string status;
-  std::string projection;
-  std::string last_retry_error;
-  std::string resolution;
-  std::optional<std::string> parked_aggregate;  ///< aggregate this one still blocks
-  std::string parked_count;
-};
-
-DeadLetterState readState(pqxx::connection& connection, std::int64_t id) {
-  pqxx::read_transaction txn(connection);
-  const auto rows = txn.exec_params(
-      "SELECT d.status, d.projection, coalesce(d.last_retry_error, ''), coalesce(d.resolution, ''), "
-      "p.aggregate_id, (SELECT count(*) FROM ultracore_parked_events e "
-      " WHERE e.projection = p.projection AND e.aggregate_id = p.aggregate_id) "
-      "FROM ultracore_dead_letters d LEFT JOIN ultracore_parked_aggregates p "
-      "ON p.dead_letter_id = d.id WHERE d.id = $1",
-      id);
-  if (rows.empty()) throw CtlError("no dead letter " + std::to_string(id));
-  DeadLetterState state{text(rows[0][0]), text(rows[0][1]), text(rows[0][2]), text(rows[0][3]),
-                        std::nullopt, text(rows[0][5])};
-  if (!rows[0][4].is_null()) state.parked_aggregate = text(rows[0][4]);
-  return state;
-}
-
-/// Polls until `done` holds or the timeout passes; returns the last state read.
-template <typename Done>
-std::pair<bool, DeadLetterState> waitFor(pqxx::connection& connection, std::int64_t id,
-                                         double timeout_s, Done done) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000));
-  for (;;) {
-    DeadLetterState state = readState(connection, id);
-    if (done(state)) return {true, state};
-    if (std::chrono::steady_clock::now() >= deadline) return {false, state};
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+std::chrono::milliseconds timeoutOf(const Options& options) {
+  return std::chrono::milliseconds(static_cast<long long>(options.timeout_s * 1000));
 }
 
 void retry(const CtlContext& context, const Options& options) {
   auto connection = context.connect();
-  std::string projection;
-  {
-    pqxx::work txn(*connection);
-    const auto rows = txn.exec_params(
-        "UPDATE ultracore_dead_letters SET status = 'retry_requested', "
-        "retry_requested_at = now() WHERE id = $1 AND status IN ('open', 'retry_requested') "
-        "RETURNING projection",
-        options.id);
-    txn.commit();
-    if (rows.empty()) {
-      const DeadLetterState state = readState(*connection, options.id);
-      throw CtlError("dead letter " + std::to_string(options.id) + " is " + state.status +
-                     "; only an open dead letter can be retried");
-    }
-    projection = text(rows[0][0]);
-  }
+  const std::string projection =
+      run([&] { return engine::requestDeadLetterRetry(*connection, options.id); });
   if (options.no_wait) {
     std::printf("dead letter %lld: retry requested; the engine running projection '%s' applies it\n",
                 static_cast<long long>(options.id), projection.c_str());
     return;
   }
-  const auto [done, state] = waitFor(*connection, options.id, options.timeout_s,
-                                     [](const DeadLetterState& s) { return s.status != "retry_requested"; });
+  const auto [done, state] =
+      run([&] {
+        return engine::waitForDeadLetter(*connection, options.id, timeoutOf(options),
+                                         [](const engine::DeadLetterState& s) { return s.status != "retry_requested"; });
+      });
   if (!done) {
     throw CtlError("dead letter " + std::to_string(options.id) + ": no outcome within " +
                    std::to_string(static_cast<int>(options.timeout_s)) +
@@ -199,20 +143,8 @@ void retry(const CtlContext& context, const Options& options) {
 void discard(const CtlContext& context, const Options& options) {
   if (options.reason.empty()) throw CtlError("--reason must not be empty", 2);
   auto connection = context.connect();
-  {
-    pqxx::work txn(*connection);
-    const auto rows = txn.exec_params(
-        "UPDATE ultracore_dead_letters SET status = 'discarded', resolved_at = now(), "
-        "resolution = $2 WHERE id = $1 AND status = 'open' RETURNING projection",
-        options.id, options.reason);
-    txn.commit();
-    if (rows.empty()) {
-      const DeadLetterState state = readState(*connection, options.id);
-      throw CtlError("dead letter " + std::to_string(options.id) + " is " + state.status +
-                     "; only an open dead letter can be discarded");
-    }
-  }
-  DeadLetterState state = readState(*connection, options.id);
+  run([&] { return engine::discardDeadLetter(*connection, options.id, options.reason); });
+  const engine::DeadLetterState state = run([&] { return engine::readDeadLetterState(*connection, options.id); });
   std::printf("dead letter %lld: discarded (reason: %s)\n", static_cast<long long>(options.id),
               options.reason.c_str());
   if (!state.parked_aggregate) return;
@@ -222,8 +154,10 @@ void discard(const CtlContext& context, const Options& options) {
                 aggregate.c_str(), state.parked_count.c_str());
     return;
   }
-  const auto [done, after] = waitFor(*connection, options.id, options.timeout_s,
-                                     [](const DeadLetterState& s) { return !s.parked_aggregate; });
+  const auto [done, after] = run([&] {
+    return engine::waitForDeadLetter(*connection, options.id, timeoutOf(options),
+                                     [](const engine::DeadLetterState& s) { return !s.parked_aggregate; });
+  });
   if (!done) {
     throw CtlError("aggregate '" + aggregate + "' not released within " +
                    std::to_string(static_cast<int>(options.timeout_s)) +

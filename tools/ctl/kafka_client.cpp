@@ -113,18 +113,6 @@ std::pair<std::int64_t, std::int64_t> watermarks(rd_kafka_t* rk, const std::stri
   return {low, high};
 }
 
-std::string isoTimeMs(std::int64_t epoch_ms) {
-  if (epoch_ms < 0) return "(no timestamp)";
-  const std::time_t seconds = static_cast<std::time_t>(epoch_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(epoch_ms % 1000));
-  return text;
-}
-
 const std::atomic<bool>& installStopSignals() {
   struct sigaction action {};
   action.sa_handler = onStopSignal;

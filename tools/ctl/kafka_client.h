@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/kafka/kafka_config.h"
+#include "engine/kafka/kafka_record.h"
 
 namespace ultracore::ctl {
 
@@ -35,8 +36,8 @@ std::vector<std::int32_t> topicPartitions(rd_kafka_t* rk, const std::string& top
 std::pair<std::int64_t, std::int64_t> watermarks(rd_kafka_t* rk, const std::string& topic,
                                                  std::int32_t partition, int timeout_ms = 10000);
 
-/// Epoch milliseconds as ISO 8601 UTC with milliseconds ("2026-11-27T08:00:00.123Z").
-std::string isoTimeMs(std::int64_t epoch_ms);
+/// Epoch milliseconds as ISO 8601 UTC with milliseconds (engine/kafka/kafka_record.h).
+using engine::isoTimeMs;
 
 /// Installs SIGINT/SIGTERM handlers that set the returned flag (and nothing else), so a
 /// command can finish cleanly. Call once per process.

@@ -4,9 +4,9 @@
 #include <memory>
 #include <optional>
 
-#include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "engine/runner/dead_letter_admin.h"
 #include "tools/ctl/table.h"
 
 namespace ultracore::ctl {
@@ -17,41 +17,24 @@ struct Options {
   bool events = false;
 };
 
-std::string text(const pqxx::field& field) { return field.is_null() ? "" : field.c_str(); }
-
 void list(const CtlContext& context, const Options& options) {
   auto connection = context.connect();
   pqxx::read_transaction txn(*connection);
-  const char* projection = options.projection ? options.projection->c_str() : nullptr;
-  const auto rows = txn.exec_params(
-      "SELECT p.projection, p.aggregate_id, p.dead_letter_id, d.status, "
-      "p.topic || '[' || p.partition || ']@' || d.\"offset\", "
-      "(SELECT count(*) FROM ultracore_parked_events e WHERE e.projection = p.projection "
-      " AND e.aggregate_id = p.aggregate_id), to_char(p.parked_at, 'YYYY-MM-DD HH24:MI:SS') "
-      "FROM ultracore_parked_aggregates p JOIN ultracore_dead_letters d ON d.id = p.dead_letter_id "
-      "WHERE $1::text IS NULL OR p.projection IN ($1, ultracore_live_key($1)) ORDER BY p.projection, p.parked_at, p.aggregate_id",
-      projection);
   Table table({"PROJECTION", "AGGREGATE", "DEAD_LETTER", "DL_STATUS", "BLOCKED_AT", "PARKED_EVENTS",
                "PARKED_AT"});
-  for (const auto& row : rows) {
-    std::vector<std::string> cells;
-    for (const auto& field : row) cells.push_back(text(field));
-    table.add(std::move(cells));
+  for (const auto& p : engine::listParkedAggregates(txn, options.projection)) {
+    table.add({p.projection, p.aggregate_id, std::to_string(p.dead_letter_id), p.dead_letter_status,
+               p.blocked_at, std::to_string(p.parked_events), p.parked_at});
   }
   table.print();
   std::printf("%zu parked aggregate(s)\n", table.size());
   if (!options.events) return;
-  const auto events = txn.exec_params(
-      "SELECT id, projection, aggregate_id, topic, partition, \"offset\", coalesce(event_id, ''), "
-      "coalesce(event_type, ''), dead_letter_id FROM ultracore_parked_events "
-      "WHERE $1::text IS NULL OR projection IN ($1, ultracore_live_key($1)) ORDER BY projection, aggregate_id, id",
-      projection);
   Table event_table({"ID", "PROJECTION", "AGGREGATE", "TOPIC", "PARTITION", "OFFSET", "EVENT_ID",
                      "EVENT_TYPE", "BEHIND"});
-  for (const auto& row : events) {
-    std::vector<std::string> cells;
-    for (const auto& field : row) cells.push_back(text(field));
-    event_table.add(std::move(cells));
+  for (const auto& e : engine::listParkedEvents(txn, options.projection)) {
+    event_table.add({std::to_string(e.id), e.projection, e.aggregate_id, e.topic,
+                     std::to_string(e.partition), std::to_string(e.offset), e.event_id, e.event_type,
+                     std::to_string(e.dead_letter_id)});
   }
   std::printf("\n");
   event_table.print();

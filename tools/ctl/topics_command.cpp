@@ -33,18 +33,8 @@ struct ListOptions {
   bool json_output = false;
 };
 
-struct PartitionInfo {
-  std::int32_t id = 0;
-  std::int32_t leader = -1;
-  std::vector<std::int32_t> replicas;
-  std::vector<std::int32_t> isr;
-  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-};
-
-struct TopicInfo {
-  std::string name;
-  std::vector<PartitionInfo> partitions;  ///< sorted by id
-};
+using PartitionInfo = engine::PartitionMetadata;
+using TopicInfo = engine::TopicMetadata;
 
 struct QueueDeleter {
   void operator()(rd_kafka_queue_t* queue) const { rd_kafka_queue_destroy(queue); }
@@ -81,34 +71,13 @@ engine::KafkaHandle makeAdminClient(const CtlContext& context, const engine::Man
   return engine::KafkaHandle(rk);
 }
 
-/// Every topic of the cluster. All topics, never some by name: naming a topic in a metadata
-/// request can make a broker with auto.create.topics.enable create it.
+/// Every topic of the cluster (engine::describeCluster), a failure as CtlError.
 std::map<std::string, TopicInfo> clusterTopics(rd_kafka_t* rk) {
-  const rd_kafka_metadata_t* metadata = nullptr;
-  const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &metadata, kMetadataTimeoutMs);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    throw CtlError(std::string("Kafka metadata: ") + rd_kafka_err2str(err) +
-                   " (is the cluster at bootstrap.servers running?)");
+  try {
+    return engine::describeCluster(rk, std::chrono::milliseconds(kMetadataTimeoutMs));
+  } catch (const std::runtime_error& e) {
+    throw CtlError(e.what());
   }
-  std::map<std::string, TopicInfo> topics;
-  for (int i = 0; i < metadata->topic_cnt; ++i) {
-    const auto& t = metadata->topics[i];
-    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) continue;
-    TopicInfo info{t.topic, {}};
-    for (int p = 0; p < t.partition_cnt; ++p) {
-      const auto& part = t.partitions[p];
-      info.partitions.push_back({part.id, part.leader,
-                                 std::vector<std::int32_t>(part.replicas,
-                                                           part.replicas + part.replica_cnt),
-                                 std::vector<std::int32_t>(part.isrs, part.isrs + part.isr_cnt),
-                                 part.err});
-    }
-    std::sort(info.partitions.begin(), info.partitions.end(),
-              [](const PartitionInfo& a, const PartitionInfo& b) { return a.id < b.id; });
-    topics.emplace(info.name, std::move(info));
-  }
-  rd_kafka_metadata_destroy(metadata);
-  return topics;
 }
 
 /// Waits for the result event of one admin request on `queue`.

@@ -25,6 +25,7 @@
 
 #include <gtest/gtest.h>
 
+#include "browser.h"
 #include "engine_harness.h"
 #include "png_image.h"
 
@@ -43,17 +44,6 @@ constexpr int kCustomers = 600;
 constexpr int kAccounts = 150;
 constexpr int kWidth = 1280;
 constexpr int kHeight = 900;
-
-/// The `chromium` executable on PATH, or "" when it is not installed.
-std::string findChromium() {
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    const fs::path candidate = fs::path(dir.empty() ? "." : dir) / "chromium";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return "";
-}
 
 std::string readText(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -137,7 +127,7 @@ class StatusPageTest : public ::testing::Test {
       : broker_(DevBroker::Options{1, kPartitions, {kCustomersTopic, kAccountsTopic}}) {}
 
   void SetUp() override {
-    chromium_ = findChromium();
+    chromium_ = HeadlessBrowser::findChromium();
     ASSERT_FALSE(chromium_.empty())
         << "chromium is not installed (not on PATH): run tools/install-deps, which installs "
            "Debian's chromium package that this test drives headless";
