@@ -10,8 +10,8 @@
 // does not use it). Without this file every process of the TSan pass that uses librdkafka
 // (engines, the dev broker, the tests' producers) dies with SIGSEGV at start.
 //
-// glibc's C11 types are its pthread types (thrd_t is pthread_t; mtx_t and cnd_t begin with a
-// pthread_mutex_t and pthread_cond_t of the same size), which these definitions rely on; the
+// glibc's C11 types are its pthread types (thrd_t is pthread_t; mtx_t, cnd_t and once_flag hold
+// a pthread_mutex_t, pthread_cond_t and pthread_once_t of the same size), which these definitions rely on; the
 // executable's definitions take precedence over libc's for librdkafka's calls.
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +23,7 @@
 static_assert(sizeof(thrd_t) == sizeof(pthread_t));
 static_assert(sizeof(mtx_t) == sizeof(pthread_mutex_t));
 static_assert(sizeof(cnd_t) == sizeof(pthread_cond_t));
+static_assert(sizeof(once_flag) == sizeof(pthread_once_t));
 
 namespace {
 
@@ -97,5 +98,11 @@ int cnd_timedwait(cnd_t* __restrict cond, mtx_t* __restrict mutex,
   return fromErrno(pthread_cond_timedwait(asCond(cond), asMutex(mutex), until));
 }
 void cnd_destroy(cnd_t* cond) { pthread_cond_destroy(asCond(cond)); }
+
+// librdkafka's global init (rd_kafka_new) runs once this way; without it TSan misses that the
+// first caller's mtx_init happens before every later caller's mtx_lock.
+void call_once(once_flag* flag, void (*func)(void)) {
+  pthread_once(reinterpret_cast<pthread_once_t*>(flag), func);
+}
 
 }  // extern "C"
