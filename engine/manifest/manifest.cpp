@@ -1,5 +1,6 @@
 #include "engine/manifest/manifest.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -250,6 +253,49 @@ std::string describe(const YAML::Node& node) {
   }
 }
 
+/// Records where each document of a YAML stream starts; ignores everything else.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  const YAML::Mark& last() const { return last_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override { last_ = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  YAML::Mark last_;
+};
+
+/// Where yaml-cpp 0.7's YAML::LoadAll would loop forever on TEXT, if it would.
+///
+/// A token that cannot start a node where a document's root should start (a ',' outside
+/// [..] and {..}: ",", "a: 1\n...\n,") is neither consumed nor an error: yaml-cpp reports a
+/// null document without moving on, and LoadAll asks for the next document at the same token
+/// forever, allocating a node each time (jbeder/yaml-cpp#1040, fixed upstream by PR #1319 in a
+/// release after Debian's 0.7). The parser is deterministic, so a document that starts where
+/// the previous one started consumed nothing and the next will not either: this pass stops
+/// there. Otherwise it sees the same documents (or the same exception) as LoadAll will.
+std::optional<YAML::Mark> loadAllWouldLoop(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  std::optional<int> previous;
+  while (parser.HandleNextDocument(starts)) {
+    if (previous && *previous == starts.last().pos) return starts.last();
+    previous = starts.last().pos;
+  }
+  return std::nullopt;
+}
+
 /// One `key: value` of a YAML map.
 struct Field {
   std::string name;
@@ -284,6 +330,15 @@ class Parser {
     text_ = text;
     std::vector<YAML::Node> documents;
     try {
+      if (const std::optional<YAML::Mark> stuck = loadAllWouldLoop(text)) {
+        const auto pos = static_cast<std::size_t>(stuck->pos);
+        const bool printable =
+            pos < text.size() && std::isprint(static_cast<unsigned char>(text[pos]));
+        fail(at(*stuck), printable ? "YAML syntax error: unexpected '" + std::string(1, text[pos]) +
+                                         "' where a value should start"
+                                   : "YAML syntax error: unexpected token where a value "
+                                     "should start");
+      }
       documents = YAML::LoadAll(text);
     } catch (const YAML::Exception& e) {
       fail(at(e.mark), "YAML syntax error: " + e.msg);

@@ -460,6 +460,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "YAML syntax error: end of map flow not found"},
         ErrorCase{"SyntaxBadIndentation", "postgres:\n  url: x\n   bad: 1\n", 3, 7,
                   "YAML syntax error: illegal map value"},
+        // yaml-cpp 0.7's LoadAll loops forever on these (a fuzz finding): an error instead.
+        ErrorCase{"SyntaxStrayComma", ",\n", 1, 1,
+                  "YAML syntax error: unexpected ',' where a value should start"},
+        ErrorCase{"SyntaxStrayCommaAfterAScalar", "\"a\",\n", 1, 4,
+                  "YAML syntax error: unexpected ','"},
+        ErrorCase{"SyntaxStrayCommaInALaterDocument", kMinimal + "...\n,\n", 5, 1,
+                  "YAML syntax error: unexpected ','"},
         ErrorCase{"EmptyManifest", "# nothing\n", 1, 1, "manifest is empty"},
         ErrorCase{"RootIsAList", "- a\n- b\n", 1, 1, "manifest must be a map of sections"},
         ErrorCase{"TwoDocuments", kMinimal + "---\nfoo: 1\n", 5, 1,
