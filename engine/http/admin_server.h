@@ -32,6 +32,7 @@
 
 #include <pqxx/connection>
 
+#include "engine/http/listener_thread.h"
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
 #include "engine/runner/engine.h"
@@ -119,7 +120,7 @@ class AdminServer {
   Engine& engine_;
   std::string token_;
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  ListenerThread listener_;
   int port_ = 0;
 
   // Used by one thread at a time (start(), then the sampler); created lazily, dropped on error.
