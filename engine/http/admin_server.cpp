@@ -266,7 +266,7 @@ void AdminServer::start() {
   sampleOnce();  // the first answer already has log end offsets
   sampler_ = std::thread([this] { sampleLoop(); });
   console_->start();
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  listener_.start(*server_);
   spdlog::info("admin listening on {}:{} (/metrics, /api/v1/projections, status page at /){}", host,
                bound, token_.empty() ? "" : "; bearer token required");
 }
@@ -277,8 +277,7 @@ void AdminServer::stop() {
     stopping_ = true;
   }
   stop_cv_.notify_all();
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  listener_.stop();
   if (sampler_.joinable()) sampler_.join();
   console_->stop();
 }

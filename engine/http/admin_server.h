@@ -36,6 +36,7 @@
 #include <pqxx/connection>
 
 #include "engine/http/catalog.h"
+#include "engine/http/listener_thread.h"
 #include "engine/kafka/kafka_config.h"
 #include "engine/manifest/manifest.h"
 #include "engine/runner/engine.h"
@@ -131,7 +132,7 @@ class AdminServer {
   EventCatalog catalog_;
   std::unique_ptr<Console> console_;  ///< the operator console's routes (console.h)
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  ListenerThread listener_;
   int port_ = 0;
 
   // Used by one thread at a time (start(), then the sampler); created lazily, dropped on error.

@@ -520,14 +520,13 @@ void ApiServer::start() {
                  "token", listen);
   }
   watch_->start();
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  listener_.start(*server_);
   spdlog::info("API listening on {}:{} ({} route(s); docs at /api/v1/docs)", host, bound,
                routes_.size());
 }
 
 void ApiServer::stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+  listener_.stop();
   if (watch_) watch_->stop();
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/http/catalog.h"
+#include "engine/http/listener_thread.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
 
@@ -85,7 +86,7 @@ class ApiServer {
   std::atomic<bool> pause_before_fence_{false};
   std::unique_ptr<OffsetWatch> watch_;  ///< wakes consistent_with waits
   std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  ListenerThread listener_;
   int port_ = 0;
   std::atomic<int> waiters_{0};  ///< consistent_with waits in progress
   std::atomic<std::int64_t> last_idempotency_sweep_{0};  ///< steady_clock ticks
