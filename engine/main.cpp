@@ -10,6 +10,7 @@
 
 #include "engine/http/admin_server.h"
 #include "engine/http/api_server.h"
+#include "engine/http/catalog.h"
 #include "engine/manifest/manifest.h"
 #include "engine/plugin/plugin_loader.h"
 #include "engine/runner/engine.h"
@@ -97,6 +98,10 @@ int main(int argc, char** argv) {
       std::vector<std::string> notes;
       const auto errors = engine.checkProjections(notes);
       for (const auto& note : notes) std::fprintf(stderr, "ultracore-engine: note: %s\n", note.c_str());
+      for (const auto& warning : ultracore::engine::EventCatalog::build(engine.manifest(), engine.plugins())
+                                     .undeclaredHandledTypes(engine.manifest())) {
+        std::fprintf(stderr, "ultracore-engine: warning: %s\n", warning.c_str());
+      }
       for (const auto& error : errors) {
         std::fprintf(stderr, "ultracore-engine: check: %s\n", error.c_str());
       }

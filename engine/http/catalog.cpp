@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/manifest/suggest.h"
+
 namespace ultracore::engine {
 namespace {
 
@@ -116,6 +118,58 @@ json EventCatalog::producedBy(const std::string& plugin, const std::string& rout
 bool EventCatalog::declares(const std::string& topic, const std::string& event_type) const {
   const auto t = topics_.find(topic);
   return t != topics_.end() && t->second.count(event_type) > 0;
+}
+
+namespace {
+
+/// `key` as one JSON pointer token ("~" -> "~0", "/" -> "~1").
+std::string pointerToken(const std::string& key) {
+  std::string out;
+  for (const char c : key) {
+    if (c == '~') out += "~0";
+    else if (c == '/') out += "~1";
+    else out += c;
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> EventCatalog::undeclaredHandledTypes(const Manifest& manifest) const {
+  std::vector<std::string> warnings;
+  for (const auto& spec : manifest.projections) {
+    const auto on = spec.config.find("on");
+    if (on == spec.config.end() || !on->is_object()) continue;
+    std::vector<std::string> declared;  // every type declared on any of its topics
+    for (const auto& topic : spec.topics) {
+      const auto t = topics_.find(topic);
+      if (t == topics_.end()) continue;
+      for (const auto& [type, unused] : t->second) declared.push_back(type);
+    }
+    if (declared.empty()) continue;
+    for (const auto& [type, unused] : on->items()) {
+      if (std::find(declared.begin(), declared.end(), type) != declared.end()) continue;
+      SourceLocation where = spec.where;
+      if (const auto found = spec.config_where.find("/on/" + pointerToken(type));
+          found != spec.config_where.end()) {
+        where = found->second.where;
+      }
+      std::string warning = where.file + ":" + std::to_string(where.line) + ":" +
+                            std::to_string(where.column) + ": projection '" + spec.name +
+                            "': no producer or consumer declares event type '" + type +
+                            "' on its topics (" + joined(spec.topics) +
+                            "), so its statements may never run";
+      if (const auto near = nearestName(type, declared)) warning += "; did you mean '" + *near + "'?";
+      warnings.push_back(std::move(warning));
+    }
+  }
+  return warnings;
 }
 
 std::map<std::string, std::uint64_t> EventCatalog::undeclaredSeen(const Seen& seen) const {

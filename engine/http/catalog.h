@@ -54,6 +54,13 @@ class EventCatalog {
   /// Whether anyone (producer or consumer) declares the type on the topic.
   bool declares(const std::string& topic, const std::string& event_type) const;
 
+  /// --check's warnings for the event types a projection's `config.on` mapping names (the sql
+  /// plugin's statements per event type) that nobody declares on any of its topics, each
+  /// "FILE:LINE:COLUMN: projection 'NAME': ..." at the statement, with a "did you mean" when a
+  /// declared type is near. A projection whose topics carry no declaration gets none (the
+  /// catalog knows nothing there to compare with).
+  std::vector<std::string> undeclaredHandledTypes(const Manifest& manifest) const;
+
   /// The body of GET /api/v1/catalog; `seen` adds the counts (see docs/OPERATIONS.md).
   nlohmann::json toJson(const Seen& seen = {}) const;
   /// Per topic, events applied whose type none of the topic's consumers declares: for each

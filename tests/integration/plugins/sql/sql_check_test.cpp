@@ -97,15 +97,24 @@ std::vector<CheckCase> cases() {
 
 class SqlCheckTest : public ::testing::Test {
  protected:
-  /// Writes a manifest with one sql view; returns its path.
-  std::filesystem::path write(const std::string& name, const std::string& config) {
+  /// Writes a manifest with one sql view (and, `with_accounts`, the accounts projection on
+  /// the same topic after it); returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& config,
+                              bool with_accounts = false) {
     const auto path = dir_.path() / (name + ".yaml");
     std::ofstream out(path);
     out << "postgres:\n  url: " << db_.url() << "\nplugins:\n  - { name: sql, library: "
-        << (binaryDir() / "plugins/sql/libultracore_sql.so").string() << " }\n"
-        << "projections:\n  - name: daily_view\n    plugin: sql\n"
+        << (binaryDir() / "plugins/sql/libultracore_sql.so").string() << " }\n";
+    if (with_accounts) {
+      out << "  - { name: accounts, library: "
+          << (binaryDir() / "plugins/accounts/libultracore_accounts.so").string() << " }\n";
+    }
+    out << "projections:\n  - name: daily_view\n    plugin: sql\n"
         << "    topics: [ultracore.accounts.events]\n    config:\n"
         << config;
+    if (with_accounts) {
+      out << "  - { name: accounts, plugin: accounts, topics: [ultracore.accounts.events] }\n";
+    }
     return path;
   }
 
@@ -135,6 +144,33 @@ TEST_F(SqlCheckTest, EachKindOfMistakeIsReportedWithItsPlaceInTheManifest) {
     EXPECT_NE(check.log().find(expected), std::string::npos)
         << "expected: " << expected << "\ngot: " << check.log();
   }
+}
+
+// The event catalog knows what the accounts topic carries (the accounts plugin declares its
+// routes' and projection's types): a statement for a type nobody declares there is a
+// warning, at the statement, with the nearest declared name; --check still passes.
+TEST_F(SqlCheckTest, AnEventTypeNoTopicOfTheViewCarriesIsAWarningAtItsStatement) {
+  std::string config = kTables + kDeposit +
+                       "        FundsDeposted: @SELECT 1\n"
+                       "        AccountOpened: SELECT 1\n";
+  const std::size_t marker = config.find('@');
+  const std::string before = config.substr(0, marker);
+  const int line = 11 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+  const int column = static_cast<int>(marker - (before.rfind('\n') + 1)) + 1;
+  config.erase(marker, 1);
+  // Line 10 + 1: the accounts plugin's line comes before the config.
+  const auto manifest = write("typo", config, /*with_accounts=*/true);
+  Subprocess check({binPath("ultracore-engine").string(), "--config", manifest.string(),
+                    "--check", "--log-level", "warn"});
+  ASSERT_EQ(check.wait(60s), 0) << check.log();
+  const std::string expected = "warning: " + manifest.string() + ":" + std::to_string(line) + ":" +
+                               std::to_string(column) +
+                               ": projection 'daily_view': no producer or consumer declares event "
+                               "type 'FundsDeposted' on its topics (ultracore.accounts.events), so "
+                               "its statements may never run; did you mean 'FundsDeposited'?";
+  EXPECT_NE(check.log().find(expected), std::string::npos) << "expected: " << expected << "\ngot: " << check.log();
+  EXPECT_EQ(check.log().find("'FundsDeposited' on its topics"), std::string::npos) << check.log();
+  EXPECT_EQ(check.log().find("'AccountOpened' on its topics"), std::string::npos) << check.log();
 }
 
 TEST_F(SqlCheckTest, AGoodViewPassesAndLeavesNoScratchSchema) {
