@@ -4,6 +4,7 @@
 #include <set>
 
 #include "engine/manifest/suggest.h"
+#include "ultracore/sdk/config_error.h"
 
 namespace ultracore::engine {
 namespace {
@@ -122,17 +123,6 @@ bool EventCatalog::declares(const std::string& topic, const std::string& event_t
 
 namespace {
 
-/// `key` as one JSON pointer token ("~" -> "~0", "/" -> "~1").
-std::string pointerToken(const std::string& key) {
-  std::string out;
-  for (const char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
-  }
-  return out;
-}
-
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& name : names) out += (out.empty() ? "" : ", ") + name;
@@ -156,7 +146,7 @@ std::vector<std::string> EventCatalog::undeclaredHandledTypes(const Manifest& ma
     for (const auto& [type, unused] : on->items()) {
       if (std::find(declared.begin(), declared.end(), type) != declared.end()) continue;
       SourceLocation where = spec.where;
-      if (const auto found = spec.config_where.find("/on/" + pointerToken(type));
+      if (const auto found = spec.config_where.find("/on/" + sdk::configPointerSegment(type));
           found != spec.config_where.end()) {
         where = found->second.where;
       }

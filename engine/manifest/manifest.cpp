@@ -19,6 +19,7 @@
 
 #include "engine/manifest/env_expand.h"
 #include "engine/manifest/suggest.h"
+#include "ultracore/sdk/config_error.h"
 
 namespace ultracore::engine {
 namespace {
@@ -567,7 +568,7 @@ class Parser {
       case YAML::NodeType::Map: {
         nlohmann::json object = nlohmann::json::object();
         for (const Field& field : entries(node, "in config")) {
-          object[field.name] = toJson(field.value, pointer + "/" + pointerSegment(field.name), where);
+          object[field.name] = toJson(field.value, pointer + "/" + sdk::configPointerSegment(field.name), where);
         }
         return object;
       }
@@ -576,20 +577,6 @@ class Parser {
       default:
         return nullptr;
     }
-  }
-
-  static std::string pointerSegment(const std::string& key) {
-    std::string out;
-    for (char c : key) {
-      if (c == '~') {
-        out += "~0";
-      } else if (c == '/') {
-        out += "~1";
-      } else {
-        out.push_back(c);
-      }
-    }
-    return out;
   }
 
   /// Where `node` and (for a scalar) its text start; a block scalar's text starts on the line

@@ -8,6 +8,8 @@
 #include <set>
 #include <vector>
 
+#include "ultracore/sdk/config_error.h"
+
 namespace ultracore::engine {
 namespace {
 
@@ -15,21 +17,6 @@ using nlohmann::json;
 
 const std::set<std::string> kTypeNames = {"object", "array",   "string", "integer",
                                           "number", "boolean", "null"};
-
-/// JSON Pointer escaping of one reference token (RFC 6901).
-std::string pointerToken(const std::string& token) {
-  std::string out;
-  for (char c : token) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 std::string typeName(const json& value) {
   switch (value.type()) {
@@ -173,7 +160,7 @@ std::optional<SchemaViolation> validateAt(const json& schema, const json& value,
       for (const auto& name : *it) {
         if (name.is_string() && !value.contains(name.get<std::string>())) {
           const std::string field = name.get<std::string>();
-          return fail(path + "/" + pointerToken(field), "required",
+          return fail(path + "/" + sdk::configPointerSegment(field), "required",
                       "is required (missing field '" + field + "')");
         }
       }
@@ -182,7 +169,7 @@ std::optional<SchemaViolation> validateAt(const json& schema, const json& value,
     const bool has_properties = properties != schema.end() && properties->is_object();
     const auto additional = schema.find("additionalProperties");
     for (const auto& [name, member] : value.items()) {
-      const std::string member_path = path + "/" + pointerToken(name);
+      const std::string member_path = path + "/" + sdk::configPointerSegment(name);
       if (has_properties && properties->contains(name)) {
         if (auto violation = validateAt((*properties)[name], member, member_path)) return violation;
         continue;
@@ -255,7 +242,7 @@ std::optional<SchemaViolation> checkAt(const json& schema, const std::string& pa
   if (const auto it = schema.find("properties"); it != schema.end()) {
     if (!it->is_object()) return wrong("properties", "an object of schemas");
     for (const auto& [name, member] : it->items()) {
-      if (auto error = checkAt(member, path + "/properties/" + pointerToken(name))) return error;
+      if (auto error = checkAt(member, path + "/properties/" + sdk::configPointerSegment(name))) return error;
     }
   }
   if (const auto it = schema.find("items"); it != schema.end()) {

@@ -18,7 +18,8 @@
 
 namespace ultracore::sdk {
 
-/// One JSON pointer segment: "~" -> "~0", "/" -> "~1" (RFC 6901).
+/// One JSON pointer segment: "~" -> "~0", "/" -> "~1" (RFC 6901). The engine uses it too, for
+/// manifest positions and JSON Schema paths.
 inline std::string configPointerSegment(std::string_view key) {
   std::string out;
   for (char c : key) {
