@@ -347,6 +347,18 @@ void KafkaCluster::createTopic(const std::string& name, int partitions, int repl
   }
 }
 
+std::int64_t logEndSum(const std::string& bootstrap, const std::string& topic, int partitions) {
+  RdKafka rk = adminHandle(bootstrap);
+  std::int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    std::int64_t low = -1, high = -1;
+    const auto err = rd_kafka_query_watermark_offsets(rk.get(), topic.c_str(), p, &low, &high, 10000);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) throw std::runtime_error(rd_kafka_err2str(err));
+    total += high;
+  }
+  return total;
+}
+
 int KafkaCluster::leaderOf(const std::string& topic, int partition) {
   RdKafka rk = adminHandle(bootstrap_);
   const std::vector<int> leaders = ultracore::engine::partitionLeaders(rk.get(), topic, std::chrono::seconds(10));

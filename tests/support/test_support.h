@@ -126,6 +126,10 @@ class KafkaCluster {
   std::string bootstrap_;
 };
 
+/// Sum of the high watermarks of `topic`'s partitions 0..partitions-1, asked of the broker at
+/// `bootstrap` (10 s per partition at most); throws when it does not answer.
+std::int64_t logEndSum(const std::string& bootstrap, const std::string& topic, int partitions);
+
 /// The PostgreSQL server of the dev stack: ULTRACORE_PG from the environment, else read from
 /// <source>/.dev/env. Fails the test (throws) with a clear message when neither is there.
 std::string postgresAdminUrl();

@@ -94,23 +94,7 @@ class CtlTest : public ::testing::Test {
 
   /// Sum of the high watermarks of `topic`'s partitions.
   std::int64_t logEnd(const std::string& topic, int partitions) {
-    char error[512];
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", broker_.bootstrap().c_str(), error, sizeof(error));
-    rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof(error));
-    if (rk == nullptr) throw std::runtime_error(error);
-    std::int64_t total = 0;
-    for (int p = 0; p < partitions; ++p) {
-      std::int64_t low = -1, high = -1;
-      const auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10000);
-      if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_destroy(rk);
-        throw std::runtime_error(rd_kafka_err2str(err));
-      }
-      total += high;
-    }
-    rd_kafka_destroy(rk);
-    return total;
+    return logEndSum(broker_.bootstrap(), topic, partitions);
   }
 
   /// One record with one header (the harness's produce() sends none).
