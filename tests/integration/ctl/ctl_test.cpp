@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <librdkafka/rdkafka.h>
 
+#include "engine/kafka/kafka_record.h"
 #include "engine_harness.h"
 
 namespace ultracore::testing {
@@ -24,17 +25,6 @@ std::int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string isoUtc(std::int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[64];
-  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return text;
 }
 
 /// A customers envelope with an explicit aggregate_version.
@@ -153,7 +143,7 @@ TEST_F(CtlTest, RebuildUntilATimeBetweenTwoEventsYieldsTheStateAfterTheFirst) {
   const std::string live_before = tableChecksum(db_.url(), "SELECT * FROM customers.customers");
 
   auto [status, out] =
-      ctl({"rebuild", "customers", "--until", isoUtc(between), "--into", "audit_t"});
+      ctl({"rebuild", "customers", "--until", engine::isoTimeMs(between), "--into", "audit_t"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_NE(out.find("applied:     1 event(s)"), std::string::npos) << out;
   EXPECT_EQ(sql("SELECT email FROM audit_t.customers WHERE customer_id = 'CUST-TT-1'"),
@@ -163,7 +153,7 @@ TEST_F(CtlTest, RebuildUntilATimeBetweenTwoEventsYieldsTheStateAfterTheFirst) {
   EXPECT_EQ(sql("SELECT status || ' ' || events || ' ' || projection || ' ' || until_kind FROM "
                 "audit_t.ultracore_time_travel"),
             "complete 1 customers time");
-  EXPECT_EQ(sql("SELECT until FROM audit_t.ultracore_time_travel"), isoUtc(between));
+  EXPECT_EQ(sql("SELECT until FROM audit_t.ultracore_time_travel"), engine::isoTimeMs(between));
   EXPECT_EQ(sql("SELECT (extract(epoch FROM until_time) * 1000)::bigint FROM "
                 "audit_t.ultracore_time_travel"),
             std::to_string(between));
@@ -174,7 +164,7 @@ TEST_F(CtlTest, RebuildUntilATimeBetweenTwoEventsYieldsTheStateAfterTheFirst) {
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_ms.customers"), "old@example.com 1");
   std::tie(status, out) =
-      ctl({"rebuild", "customers", "--until", isoUtc(nowMs()), "--into", "audit_now"});
+      ctl({"rebuild", "customers", "--until", engine::isoTimeMs(nowMs()), "--into", "audit_now"});
   ASSERT_EQ(status, 0) << out;
   EXPECT_EQ(sql("SELECT email || ' ' || version FROM audit_now.customers"), "new@example.com 2");
 
