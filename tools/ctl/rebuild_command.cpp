@@ -1,5 +1,6 @@
 #include "tools/ctl/rebuild_command.h"
 
+#include <algorithm>
 #include <sys/statvfs.h>
 
 #include <cstdio>
@@ -47,12 +48,16 @@ void checkRebuildSpace(const CtlContext& context, const std::string& projection,
         "(SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)::bigint FROM (SELECT relid FROM "
         "pg_partition_tree('processed_events') WHERE isleaf UNION ALL SELECT "
         "'processed_events'::regclass) t), "
-        "greatest((SELECT reltuples FROM pg_class WHERE oid = 'processed_events'::regclass), 1), "
+        // The table's rows as the planner last counted them; never analyzed (-1): counted.
+        "(SELECT CASE WHEN reltuples >= 1 THEN reltuples ELSE (SELECT count(*) FROM "
+        "processed_events) END FROM pg_class WHERE oid = 'processed_events'::regclass), "
         "(SELECT setting FROM pg_settings WHERE name = 'data_directory')",
         projection);
     model = row[0].as<std::int64_t>();
     const auto rows = row[1].as<double>();
-    processed = static_cast<std::int64_t>(rows * row[2].as<double>() / row[3].as<double>());
+    // The live key's share of the table (at most all of it: reltuples may lag behind).
+    const double share = std::min(1.0, rows / std::max(row[3].as<double>(), 1.0));
+    processed = static_cast<std::int64_t>(share * row[2].as<double>());
     if (!row[4].is_null()) data_directory = row[4].as<std::string>();
   } catch (const std::exception& e) {
     // The engine does the rebuild; an estimate that cannot be made does not stop it.

@@ -211,6 +211,14 @@ void GenerationsTest::rebuildUnderLoadSwitchesAndRollsBack(const std::string& ex
   // The disk estimate printed before the rebuild starts (the dev server is on this host).
   EXPECT_NE(output.find("the new generation takes about"), std::string::npos) << output;
   EXPECT_NE(output.find("; free: "), std::string::npos) << output;
+  {  // ... and it is at most what processed_events takes in all (the live key's share of it)
+    const auto at = output.find("processed_events ");
+    ASSERT_NE(at, std::string::npos) << output;
+    const double estimate_mib = std::stod(output.substr(at + 17));
+    const double table_mib =
+        std::stod(value("SELECT pg_total_relation_size('processed_events')")) / 1048576.0;
+    EXPECT_LE(estimate_mib, table_mib + 0.1) << output;
+  }
   EXPECT_EQ(failures.load(), 0) << first_failure;
   EXPECT_EQ(empties.load(), 0);
   EXPECT_GT(queries.load(), 0);
