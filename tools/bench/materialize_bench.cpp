@@ -327,9 +327,6 @@ Ceiling runCeiling(const std::string& url, const Backlog& backlog) {
   return ceiling;
 }
 
-/// The live read model of `projection` (customers or accounts; table `<name>.<name>`) equals
-/// the folded stream (the ceiling's table) row for row, `generation` is live, and its
-/// processed_events hold exactly `events` rows. A mismatch is described on stderr.
 /// md5 of a read model table's rows (projection "accounts": table SCHEMA.accounts, key
 /// account_id), rows of a loaded history (materialize --history) left out: the stream did not
 /// make them.
@@ -343,6 +340,9 @@ std::string modelChecksum(pqxx::transaction_base& txn, const std::string& schema
       .as<std::string>();
 }
 
+/// The live read model of `projection` (customers or accounts; table `<name>.<name>`) equals
+/// the folded stream (the ceiling's table) row for row, `generation` is live, and its
+/// processed_events hold exactly `events` rows. A mismatch is described on stderr.
 bool readModelMatches(const std::string& url, const std::string& projection, int generation,
                       std::int64_t events) {
   pqxx::connection connection(url);
@@ -539,16 +539,17 @@ LiveRebuild rebuildLive(const TempDir& dir, const std::filesystem::path& manifes
                                std::to_string(code) + ":\n" + output);
     }
     // "rebuild of P: the new generation takes about X MiB on the database's disk ... free: Y"
-    const auto about = output.find("takes about ");
-    if (about != std::string::npos) {
-      result.estimate = output.substr(about + 12, output.find(" on ", about) - about - 12);
+    const std::string about = "takes about ", building = "building generation ";
+    if (const auto at = output.find(about); at != std::string::npos) {
+      const auto from = at + about.size();
+      result.estimate = output.substr(from, output.find(" on ", from) - from);
     }
-    const auto generation = output.find("building generation ");
+    const auto generation = output.find(building);
     if (generation == std::string::npos) {
       throw std::runtime_error("ultracore-ctl rebuild " + projection + " did not say which "
                                "generation it started:\n" + output);
     }
-    result.generation = std::stoi(output.substr(generation + 20));
+    result.generation = std::stoi(output.substr(generation + building.size()));
   }
   auto last_size = Clock::now();
   while (true) {
@@ -865,18 +866,9 @@ struct TimeTravelRun {
 /// time, peak RSS, and whether the schema it built equals the folded stream.
 TimeTravelRun runTimeTravel(const TempDir& dir, const std::filesystem::path& manifest,
                             const std::string& postgres_url, const std::string& projection,
-                            std::chrono::seconds timeout) {
+                            std::int64_t events, std::chrono::seconds timeout) {
   constexpr const char* kSchema = "bench_time_travel";
   TimeTravelRun run;
-  std::int64_t events = 0;
-  {
-    pqxx::connection connection(postgres_url);
-    pqxx::nontransaction txn(connection);
-    events = txn.exec_params1("SELECT count(*) FROM processed_events WHERE projection = "
-                              "ultracore_live_key($1) AND aggregate_id NOT LIKE $2",
-                              projection, std::string(kHistoryPrefix) + "%")[0]
-                 .as<std::int64_t>();
-  }
   // A minute ahead: every event of the run is older, whatever the clocks' small differences.
   const auto until = std::chrono::system_clock::now() + std::chrono::minutes(1);
   const std::time_t until_t = std::chrono::system_clock::to_time_t(until);
@@ -947,8 +939,9 @@ int runRebuild(const MaterializeOptions& options) {
   // Time travel over the same log, the engine stopped: ultracore-ctl itself folds the accounts
   // topic into a schema of its own (its duplicate check a table there, not memory).
   std::cerr << "time travel (ultracore-ctl rebuild accounts --until ... --into ...)...\n";
+  const std::int64_t travel_events = topicEvents(backlog, kAccountsTopic);
   const TimeTravelRun travel = runTimeTravel(dir, manifest, database.url(), "accounts",
-                                             std::chrono::seconds(options.timeout_s));
+                                             travel_events, std::chrono::seconds(options.timeout_s));
   broker.stop();
 
   const double n = static_cast<double>(backlog.events.size());
@@ -1022,7 +1015,7 @@ int runRebuild(const MaterializeOptions& options) {
   rows.push_back({"engine peak RSS", mib(first.maxrss_bytes),
                   "VmHWM, one engine through the first pass and both rebuilds; target < 256 MiB"});
   rows.push_back({"time travel: accounts", fmtNumber(travel.events_per_s) + " events/s",
-                  fmtNumber(static_cast<double>(topicEvents(backlog, kAccountsTopic))) +
+                  fmtNumber(static_cast<double>(travel_events)) +
                       " events in " + fmtNumber(travel.seconds, 1) +
                       " s (ultracore-ctl rebuild --until <after the last event> --into, the "
                       "engine stopped)"});
