@@ -940,8 +940,9 @@ int runRebuild(const MaterializeOptions& options) {
   // topic into a schema of its own (its duplicate check a table there, not memory).
   std::cerr << "time travel (ultracore-ctl rebuild accounts --until ... --into ...)...\n";
   const std::int64_t travel_events = topicEvents(backlog, kAccountsTopic);
-  const TimeTravelRun travel = runTimeTravel(dir, manifest, database.url(), "accounts",
-                                             travel_events, std::chrono::seconds(options.timeout_s));
+  const TimeTravelRun travel =
+      runTimeTravel(dir, manifest, database.url(), "accounts", travel_events,
+                    std::chrono::seconds(options.timeout_s));
   broker.stop();
 
   const double n = static_cast<double>(backlog.events.size());
